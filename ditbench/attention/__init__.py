@@ -1,0 +1,12 @@
+"""Attention kernels and their registry (forward op)."""
+from __future__ import annotations
+
+from .registry import KERNELS, Kernel, Problem, get_kernel, register
+from .exact import exact_attention, sdpa_attention, uniform_attention
+from .polynomial import polynomial_attention
+from . import peers  # noqa: F401  (registers peer baselines)
+
+__all__ = [
+    "KERNELS", "Kernel", "Problem", "get_kernel", "register",
+    "exact_attention", "sdpa_attention", "uniform_attention", "polynomial_attention",
+]

@@ -1,0 +1,1 @@
+"""Peer approximate-attention baselines (Performer, HyperAttention, Nyström, PolySketch)."""

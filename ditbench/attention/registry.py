@@ -1,0 +1,95 @@
+"""Kernel registry: name → :class:`Kernel`, each declaring what it supports and why it refuses.
+
+Forward kernels are called ``kernel(q, k, v, scale=None, **params)`` with ``q (..., n, d)``,
+``k (..., m, d)``, ``v (..., m, dv)``. Backward kernels (``op="backward"``, registered by
+:mod:`ditbench.gradient`) are called ``kernel(a1, a2, a3, x, y, e, scale=None, **params)``.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any, Literal
+
+import torch
+
+from ..theory import Cost
+
+Op = Literal["forward", "backward"]
+ALL_FLOAT = frozenset({torch.float32, torch.float64})
+
+
+@dataclass(frozen=True)
+class Problem:
+    """The shape of one attention problem as the registry sees it (no tensors)."""
+
+    n: int  # query tokens
+    m: int  # key/value tokens
+    d: int  # q/k feature dim
+    dv: int  # value dim
+    dtype: torch.dtype = torch.float32
+    device: str = "cpu"  # device type: "cpu" | "cuda"
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    fn: Callable[..., Any]
+    op: Op = "forward"
+    exact: bool = False  # True: computes the exact answer up to rounding
+    description: str = ""
+    dtypes: frozenset[torch.dtype] = ALL_FLOAT
+    devices: frozenset[str] = frozenset({"cpu", "cuda"})
+    # Keyword parameters the kernel accepts beyond ``scale``, with their defaults.
+    params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # Predicted cost for a problem and parameters (used to skip points over budget).
+    cost: Callable[[Problem, Mapping[str, Any]], Cost] | None = None
+    # Extra, kernel-specific refusals: return readable reasons (empty list = supported).
+    limits: Callable[[Problem, Mapping[str, Any]], list[str]] | None = None
+
+    def __call__(self, *tensors: torch.Tensor, scale: float | None = None, **params: Any) -> Any:
+        unknown = set(params) - set(self.params)
+        if unknown:
+            raise ValueError(
+                f"kernel {self.name!r} does not take parameter(s) {sorted(unknown)}; "
+                f"it accepts {sorted(self.params) or 'none'}"
+            )
+        return self.fn(*tensors, scale=scale, **params)
+
+    def resolved_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with the accepted subset of ``params`` (others are ignored)."""
+        out = dict(self.params)
+        out.update({key: val for key, val in params.items() if key in self.params})
+        return out
+
+    def unsupported_reasons(self, problem: Problem, params: Mapping[str, Any] | None = None) -> list[str]:
+        """Why this kernel cannot run ``problem`` (empty when it can)."""
+        reasons: list[str] = []
+        if problem.dtype not in self.dtypes:
+            reasons.append(f"{self.name} supports dtypes {sorted(str(d) for d in self.dtypes)}, not {problem.dtype}")
+        if problem.device not in self.devices:
+            reasons.append(f"{self.name} supports devices {sorted(self.devices)}, not {problem.device}")
+        if self.limits is not None:
+            reasons.extend(self.limits(problem, self.resolved_params(params or {})))
+        return reasons
+
+    def predicted_cost(self, problem: Problem, params: Mapping[str, Any] | None = None) -> Cost | None:
+        return None if self.cost is None else self.cost(problem, self.resolved_params(params or {}))
+
+
+KERNELS: dict[str, Kernel] = {}
+
+
+def register(kernel: Kernel) -> Kernel:
+    """Add ``kernel`` to :data:`KERNELS` (names are unique)."""
+    if kernel.name in KERNELS:
+        raise ValueError(f"kernel {kernel.name!r} is already registered")
+    KERNELS[kernel.name] = kernel
+    return kernel
+
+
+def get_kernel(name: str) -> Kernel:
+    try:
+        return KERNELS[name]
+    except KeyError:
+        raise ValueError(f"unknown kernel {name!r}; registered kernels: {sorted(KERNELS)}") from None

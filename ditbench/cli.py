@@ -1,0 +1,43 @@
+"""Thin command-line front end: ``ditbench run | fit | report | criteria``.
+
+Each subcommand lives in the module that owns its concept and exposes
+``add_arguments(parser)`` and ``main(args) -> int``; this file only wires them up.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# name → (module, one-line help). Modules are imported lazily so `ditbench --help` is fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "run": ("ditbench.measure.cli", "run a sweep preset or config; write results, fits and a report"),
+    "fit": ("ditbench.fit.cli", "fit complexity exponents to results (CSV, asv or pytest-benchmark)"),
+    "report": ("ditbench.report.cli", "build the HTML report site from result directories"),
+    "criteria": ("ditbench.dit.cli", "check a latent DiT against the almost-linear criteria"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ditbench", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as err:
+            if err.name != module_name:
+                raise
+            continue  # subcommand not available in this build
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(p)
+        p.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args._main(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,82 @@
+"""Theory the kernels implement (DESIGN §3): logit radius, degree and rank of the polynomial
+method, error bounds, the B = √(ln n) threshold, and the one cost model (FLOPs and bytes).
+
+This is the lowest layer: it imports nothing from the rest of ditbench.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass(frozen=True)
+class Cost:
+    """Predicted work for one kernel call.
+
+    flops: floating-point operations (a multiply-add counts 2; an exp counts 1).
+    bytes: peak extra memory the call allocates beyond its inputs and output.
+    """
+
+    flops: float
+    bytes: float
+
+
+def logit_radius(q: Tensor, k: Tensor, scale: float | None = None) -> float:
+    """Upper bound R on every |scale·⟨q_i, k_j⟩| by Cauchy–Schwarz: scale·max‖q_i‖₂·max‖k_j‖₂.
+
+    q: ``(..., n, d)``, k: ``(..., m, d)``. ``scale=None`` means 1/√d.
+    """
+    d = q.shape[-1]
+    s = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    qn = torch.linalg.vector_norm(q.double(), dim=-1).max()
+    kn = torch.linalg.vector_norm(k.double(), dim=-1).max()
+    return float(s * qn * kn)
+
+
+def feature_rank(d: int, degree: int) -> int:
+    """Rank of the symmetric-monomial features: Σ_{i≤g} C(i+d−1, i) = C(g+d, d)."""
+    return math.comb(degree + d, d)
+
+
+def paper_rank_bound(d: int, degree: int) -> int:
+    """Alman–Song's looser rank count C(2(g+d), 2g)."""
+    return math.comb(2 * (degree + d), 2 * degree)
+
+
+def entry_threshold(n: int) -> float:
+    """The entry bound √(ln n) at which attention stops being almost-linear (under SETH)."""
+    if n < 2:
+        raise ValueError(f"n={n} must be ≥ 2 for the threshold √(ln n) to be positive")
+    return math.sqrt(math.log(n))
+
+
+def output_error_bound(eps: float, v_max: float) -> float:
+    """‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max when P has relative error ≤ ε on every logit."""
+    if not (0.0 < eps < 1.0):
+        raise ValueError(f"eps={eps} must lie in the open interval (0, 1)")
+    return 2.0 * eps / (1.0 - eps) * float(v_max)
+
+
+def exact_forward_cost(n: int, m: int, d: int, dv: int, *, itemsize: int = 4, block: int | None = None) -> Cost:
+    """Exact attention: 2·n·m·(d + dv) for the two products plus n·m exponentials.
+
+    Memory: one (block, m) logit tile plus its exponentials (the whole n×m when block is None).
+    """
+    rows = n if block is None else min(block, n)
+    return Cost(flops=2.0 * n * m * (d + dv) + n * m, bytes=2.0 * rows * m * itemsize)
+
+
+def polynomial_forward_cost(
+    n: int, m: int, d: int, dv: int, degree: int, *, itemsize: int = 4, block: int = 1024
+) -> Cost:
+    """Polynomial method: 2·(n + m)·r·(dv + 1) for the two products plus (n + m)·r to build features.
+
+    Memory: the (r, dv + 1) key summary plus one (block, r) feature tile per side.
+    """
+    r = feature_rank(d, degree)
+    flops = 2.0 * (n + m) * r * (dv + 1) + (n + m) * r
+    mem = (r * (dv + 1) + 2 * min(block, max(n, m)) * r) * itemsize
+    return Cost(flops=flops, bytes=float(mem))
