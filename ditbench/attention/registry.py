@@ -29,6 +29,16 @@ class Problem:
     dv: int  # value dim
     dtype: torch.dtype = torch.float32
     device: str = "cpu"  # device type: "cpu" | "cuda"
+    bound: float | None = None  # entry bound B of q and k (inputs in [−B, B]); None = unknown
+    scale: float | None = None  # logit scale; None means 1/√d
+
+    @property
+    def resolved_scale(self) -> float:
+        return 1.0 / self.d**0.5 if self.scale is None else self.scale
+
+    def radius_bound(self) -> float | None:
+        """Upper bound on every |logit| from the entry bound: scale·(√d·B)² = scale·d·B²."""
+        return None if self.bound is None else self.resolved_scale * self.d * self.bound**2
 
 
 @dataclass(frozen=True)
