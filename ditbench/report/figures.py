@@ -1,0 +1,363 @@
+"""One function per report figure. Each takes result rows (and precomputed fits) and returns a
+plotly figure, or ``None`` when its data are absent — the page then omits the figure.
+
+Units: times in seconds, sizes n in tokens, errors in the units of V (max-norm). Every error
+figure also draws ``err_uniform`` (the O(n) "mean of V" answer, DESIGN §2) as the baseline.
+All text that comes from result files is HTML-escaped before plotly sees it.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from html import escape
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from .. import theory
+from .fitting import Crossover, FittedLine
+from .select import (
+    UNIFORM, approximate_kernels, bound_regime, by_series, exact_baseline, medians_by_n,
+    series_columns,
+)
+
+FONT = dict(family="Helvetica, Arial, sans-serif", size=14)
+HEIGHT = 460
+# Plotly's qualitative palette, assigned by legend label so one kernel keeps its colour.
+PALETTE = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#17becf",
+           "#bcbd22", "#7f7f7f")
+UNIFORM_STYLE = dict(color="#555555", dash="dot", width=2)
+# Errors of 0 (exact float64 kernels) cannot sit on a log axis; they are drawn at this floor.
+ERROR_FLOOR = float(np.finfo(np.float64).eps)
+
+
+def _color(label: str, labels: Sequence[str]) -> str:
+    return PALETTE[sorted(labels).index(label) % len(PALETTE)]
+
+
+def _style(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
+    fig.update_layout(
+        title=dict(text=escape(title), x=0.01), template="plotly_white", font=FONT, height=height,
+        margin=dict(l=70, r=30, t=60, b=60), legend=dict(font=dict(size=12)), hovermode="closest",
+    )
+    return fig
+
+
+def _titled(prefix: str, text: str) -> str:
+    return f"{prefix}: {text}" if prefix else text[:1].upper() + text[1:]
+
+
+def _log_n_axis(fig: go.Figure, **where: int) -> None:
+    fig.update_xaxes(type="log", title_text="sequence length n (tokens)", **where)
+
+
+def _ok(rows: pd.DataFrame, op: str) -> pd.DataFrame:
+    return rows[(rows["op"] == op) & (rows["status"] == "ok") & (rows["median_s"] > 0)]
+
+
+#################################################################################
+#                               Scaling (E1)                                   #
+#################################################################################
+
+def scaling_figure(rows: pd.DataFrame, lines: Sequence[FittedLine], crossovers: Sequence[Crossover],
+                   op: str = "forward", title: str = "") -> go.Figure | None:
+    """Log–log median time (s) vs n (tokens) per series, fitted lines with 95% bands, reference
+    slopes 1 and 2, and each crossover n* with its interval. None without two sizes."""
+    rows = _ok(rows, op)
+    if rows["n"].nunique() < 2:
+        return None
+    series = by_series(rows)
+    labels = [label for label, _ in series]
+    fig = go.Figure()
+    for label, g in series:
+        m = medians_by_n(g)
+        color = _color(label, labels)
+        fig.add_trace(go.Scatter(
+            x=m["n"], y=m["median_s"], mode="markers", name=escape(label), legendgroup=label,
+            marker=dict(color=color, size=8), customdata=m["count"],
+            hovertemplate="n=%{x}<br>median %{y:.3g} s<br>%{customdata} repeat(s)<extra>" + escape(label) + "</extra>",
+        ))
+        line = next((ln for ln in lines if ln.label == label), None)
+        if line is not None:
+            _add_band(fig, line, color)
+    _add_reference_slopes(fig, rows)
+    for c in crossovers:
+        _add_crossover(fig, c, rows)
+    _log_n_axis(fig)
+    fig.update_yaxes(type="log", title_text="median time (seconds)")
+    return _style(fig, _titled(title, f"{op} time vs n (log–log); lines: power-law fits with 95% bands"))
+
+
+def _add_band(fig: go.Figure, line: FittedLine, color: str) -> None:
+    b = line.band
+    name = escape(f"{line.label} fit: k={line.exponent:.2f} [{line.ci_low:.2f}, {line.ci_high:.2f}]")
+    fig.add_trace(go.Scatter(
+        x=np.concatenate([b["n"], b["n"][::-1]]), y=np.concatenate([b["high"], b["low"][::-1]]),
+        fill="toself", fillcolor=color, opacity=0.18, line=dict(width=0), hoverinfo="skip",
+        showlegend=False, legendgroup=line.label,
+    ))
+    fig.add_trace(go.Scatter(x=b["n"], y=b["seconds"], mode="lines", name=name, legendgroup=line.label,
+                             line=dict(color=color, width=2), hoverinfo="skip"))
+
+
+def _add_reference_slopes(fig: go.Figure, rows: pd.DataFrame) -> None:
+    """Dashed n¹ and n² guides anchored at the geometric mean time of the smallest size."""
+    n0, n1 = float(rows["n"].min()), float(rows["n"].max())
+    t0 = float(np.exp(np.log(rows.loc[rows["n"] == n0, "median_s"]).mean()))
+    grid = np.array([n0, n1])
+    for k, dash in ((1, "dash"), (2, "longdash")):
+        fig.add_trace(go.Scatter(x=grid, y=t0 * (grid / n0) ** k, mode="lines", name=f"reference slope {k} (∝ n{'²' if k == 2 else ''})",
+                                 line=dict(color="#999999", dash=dash, width=1.5), hoverinfo="skip"))
+
+
+def _add_crossover(fig: go.Figure, c: Crossover, rows: pd.DataFrame) -> None:
+    if not (rows["n"].min() <= c.n_star <= rows["n"].max()):
+        return  # outside the measured range: listed in the crossover table only
+    if math.isfinite(c.low) and math.isfinite(c.high):
+        fig.add_vrect(x0=c.low, x1=c.high, fillcolor="#ffbf00", opacity=0.15, line_width=0)
+    fig.add_vline(x=c.n_star, line=dict(color="#b8860b", dash="dot", width=2))
+    fig.add_annotation(x=math.log10(c.n_star), y=1.0, yref="paper", showarrow=False, yanchor="bottom",
+                       text=escape(f"n* {c.kernel} vs {c.baseline} ≈ {c.n_star:.3g}"), font=dict(size=12))
+
+
+def speedup_figure(rows: pd.DataFrame, op: str = "forward", title: str = "") -> go.Figure | None:
+    """Speed-up t_exact(n) / t_kernel(n) vs n (tokens) for every non-baseline series, log–log."""
+    rows = _ok(rows, op)
+    baseline = exact_baseline(rows)
+    if baseline is None:
+        return None
+    match = [c for c in series_columns(rows) if c in ("d", "dtype", "device")]
+    base = rows[rows["kernel"] == baseline].groupby(match + ["n"])["median_s"].median().rename("base_s")
+    fig = go.Figure()
+    series = [(label, g) for label, g in by_series(rows) if not (g["kernel"] == baseline).all()]
+    labels = [label for label, _ in series]
+    for label, g in series:
+        m = g.groupby(match + ["n"])["median_s"].median().to_frame().join(base, how="inner").reset_index()
+        if m.empty:
+            continue
+        fig.add_trace(go.Scatter(
+            x=m["n"], y=m["base_s"] / m["median_s"], mode="lines+markers", name=escape(label),
+            line=dict(color=_color(label, labels)),
+            hovertemplate="n=%{x}<br>speed-up %{y:.3g}×<extra>" + escape(label) + "</extra>",
+        ))
+    if not fig.data:
+        return None
+    fig.add_hline(y=1.0, line=dict(color="#999999", dash="dash"), annotation_text="break-even",
+                  annotation_position="bottom right")
+    _log_n_axis(fig)
+    fig.update_yaxes(type="log", title_text=escape(f"speed-up over {baseline} (×)"))
+    return _style(fig, _titled(title, f"speed-up over exact ({baseline}) vs n; above 1 = faster than exact"))
+
+
+#################################################################################
+#                           Phase transition (E2)                              #
+#################################################################################
+
+def phase_exponent_figure(fits: pd.DataFrame) -> go.Figure | None:
+    """Fitted exponent with its 95% CI per entry-bound regime, one trace per kernel.
+    None unless some approximate kernel was fitted in two or more regimes."""
+    if fits is None or "bound_spec" not in fits.columns or "kernel" not in fits.columns:
+        return None
+    fits = fits.dropna(subset=["exponent", "ci_low", "ci_high"])
+    if "op" in fits.columns:
+        fits = fits[fits["op"].fillna("forward") == "forward"]
+    kernels = [k for k in approximate_kernels(fits) if fits.loc[fits["kernel"] == k, "bound_spec"].nunique() >= 2]
+    if not kernels:
+        return None
+    fig = go.Figure()
+    for k in kernels:
+        f = fits[fits["kernel"] == k].sort_values("exponent")
+        fig.add_trace(go.Scatter(
+            x=[escape(str(b)) for b in f["bound_spec"]], y=f["exponent"], mode="markers", name=escape(k),
+            marker=dict(size=11, color=_color(k, kernels)),
+            error_y=dict(type="data", symmetric=False, array=f["ci_high"] - f["exponent"],
+                         arrayminus=f["exponent"] - f["ci_low"], thickness=2, width=8),
+            hovertemplate="B = %{x}<br>exponent %{y:.3f}<extra>" + escape(k) + "</extra>",
+        ))
+    for k, text in ((1.0, "almost-linear (k = 1)"), (2.0, "quadratic (k = 2)")):
+        fig.add_hline(y=k, line=dict(color="#999999", dash="dash"), annotation_text=text,
+                      annotation_position="top left")
+    fig.update_xaxes(title_text="entry bound regime B (inputs in [−B, B])", type="category")
+    fig.update_yaxes(title_text="fitted exponent k in t ∝ n^k (95% CI)")
+    return _style(fig, "Phase transition: fitted exponent per bound regime")
+
+
+def _nb_points(rows: pd.DataFrame, kernel: str) -> pd.DataFrame:
+    g = _ok(rows, "forward")
+    g = g[(g["kernel"] == kernel) & g["bound"].notna()]
+    return g.groupby(["n", "bound"], as_index=False)[["median_s", "err_max", "err_uniform"]].median()
+
+
+def phase_kernels(rows: pd.DataFrame) -> list[str]:
+    """Approximate forward kernels measured at two or more entry bounds (heat-map candidates)."""
+    g = _ok(rows, "forward")
+    return [k for k in approximate_kernels(g) if g.loc[g["kernel"] == k, "bound"].nunique() >= 2]
+
+
+def _threshold_curve(fig: go.Figure, n_values: pd.Series, **where: int) -> None:
+    grid = np.geomspace(max(2.0, float(n_values.min())), float(n_values.max()), 60)
+    fig.add_trace(go.Scatter(x=grid, y=[theory.entry_threshold(int(round(n))) for n in grid], mode="lines",
+                             name="threshold B = √(ln n)", line=dict(color="black", width=2, dash="dash"),
+                             showlegend="row" not in where or where.get("col") == 1, legendgroup="thr"), **where)
+
+
+def _nb_axes(fig: go.Figure, **where: int) -> None:
+    _log_n_axis(fig, **where)
+    fig.update_yaxes(title_text="entry bound B", **where)
+
+
+def phase_time_heatmap(rows: pd.DataFrame, kernel: str) -> go.Figure | None:
+    """Median time (log10 s) of ``kernel`` over the measured (n, B) points, with B = √(ln n)."""
+    p = _nb_points(rows, kernel)
+    if p["bound"].nunique() < 2:
+        return None
+    fig = go.Figure(go.Scatter(
+        x=p["n"], y=p["bound"], mode="markers", showlegend=False,
+        marker=dict(symbol="square", size=22, color=np.log10(p["median_s"]), colorscale="Viridis",
+                    colorbar=dict(title=dict(text="log10 time (s)"))),
+        customdata=p["median_s"], hovertemplate="n=%{x}<br>B=%{y:.3g}<br>%{customdata:.3g} s<extra></extra>",
+    ))
+    _threshold_curve(fig, p["n"])
+    _nb_axes(fig)
+    fig.update_layout(legend=dict(x=0.01, y=0.99))
+    return _style(fig, f"{kernel}: time over (n, B); dashed: threshold B = √(ln n)")
+
+
+def phase_error_heatmap(rows: pd.DataFrame, kernel: str) -> go.Figure | None:
+    """err_max of ``kernel`` beside err_uniform (uniform baseline) over (n, B), shared log10 scale."""
+    p = _nb_points(rows, kernel).dropna(subset=["err_max"])
+    if p["bound"].nunique() < 2:
+        return None
+    panels = [("err_max", f"{kernel} err_max")]
+    if p["err_uniform"].notna().any():
+        panels.append(("err_uniform", "uniform baseline err_uniform"))
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[escape(t) for _, t in panels],
+                        shared_yaxes=True, horizontal_spacing=0.06)
+    for i, (col, _) in enumerate(panels, start=1):
+        fig.add_trace(go.Scatter(
+            x=p["n"], y=p["bound"], mode="markers", showlegend=False,
+            marker=dict(symbol="square", size=20, color=np.log10(np.maximum(p[col], ERROR_FLOOR)), coloraxis="coloraxis"),
+            customdata=p[col], hovertemplate="n=%{x}<br>B=%{y:.3g}<br>%{customdata:.3g}<extra>" + col + "</extra>",
+        ), row=1, col=i)
+        _threshold_curve(fig, p["n"], row=1, col=i)
+        _nb_axes(fig, row=1, col=i)
+    fig.update_layout(coloraxis=dict(colorscale="Magma", colorbar=dict(title=dict(text="log10 max error"))),
+                      legend=dict(x=0.01, y=0.99))
+    return _style(fig, f"{kernel}: max error over (n, B) vs the uniform baseline")
+
+
+#################################################################################
+#                              Accuracy (E3)                                   #
+#################################################################################
+
+def accuracy_points(rows: pd.DataFrame) -> pd.DataFrame:
+    """Per (series, degree) medians of approximate forward rows with a degree and 0 < eps < 1,
+    with the a-priori bound 2ε/(1−ε)·‖V‖_max and the tightness err_max / bound.
+
+    ‖V‖_max is recovered per row as err_max / err_max_rel. Only (series, n) with ≥ 2 degrees."""
+    g = _ok(rows, "forward")
+    g = g[g["kernel"].isin(approximate_kernels(g)) & g["degree"].notna() & (g["eps"] > 0) & (g["eps"] < 1)
+          & (g["err_max_rel"] > 0) & g["err_max"].notna()]
+    if g.empty:
+        return pd.DataFrame()
+    g = g.assign(v_max=g["err_max"] / g["err_max_rel"])
+    g = g.assign(bound_err=[theory.output_error_bound(e, v) for e, v in zip(g["eps"], g["v_max"])])
+    out = []
+    for label, series in by_series(g):
+        for n, s in series.groupby("n"):  # a degree sweep holds n fixed; degree varying with n is E2
+            if s["degree"].nunique() < 2:
+                continue
+            m = s.groupby("degree", as_index=False)[["err_max", "err_uniform", "bound_err", "rank", "eps"]].median()
+            out.append(m.assign(label=f"{label} · n={n:g}", tightness=m["err_max"] / m["bound_err"]))
+    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+def accuracy_figure(rows: pd.DataFrame) -> go.Figure | None:
+    """Measured err_max, the bound 2ε/(1−ε)·‖V‖_max and err_uniform vs degree (left); the
+    tightness ratio err_max / bound vs degree (right; ≤ 1 means the bound holds)."""
+    p = accuracy_points(rows)
+    if p.empty:
+        return None
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("error vs degree (log)", "tightness = err_max / bound"))
+    labels = sorted(p["label"].unique())
+    for label in labels:
+        s = p[p["label"] == label].sort_values("degree")
+        color, name = _color(label, labels), escape(label)
+        rank_text = [f"rank {r:.0f}" if pd.notna(r) else "" for r in s["rank"]]
+        fig.add_trace(go.Scatter(x=s["degree"], y=s["err_max"], mode="lines+markers", name=f"{name} err_max",
+                                 line=dict(color=color), text=rank_text,
+                                 hovertemplate="degree %{x}, %{text}<br>err_max %{y:.3g}<extra></extra>"), 1, 1)
+        fig.add_trace(go.Scatter(x=s["degree"], y=s["bound_err"], mode="lines", name=f"{name} bound 2ε/(1−ε)·‖V‖max",
+                                 line=dict(color=color, dash="dash")), 1, 1)
+        if s["err_uniform"].notna().any():
+            fig.add_trace(go.Scatter(x=s["degree"], y=s["err_uniform"], mode="lines", name=f"{name} uniform baseline",
+                                     line=UNIFORM_STYLE), 1, 1)
+        fig.add_trace(go.Scatter(x=s["degree"], y=s["tightness"], mode="lines+markers", showlegend=False,
+                                 line=dict(color=color), text=rank_text,
+                                 hovertemplate="degree %{x}, %{text}<br>err/bound %{y:.3g}<extra></extra>"), 1, 2)
+    fig.add_hline(y=1.0, line=dict(color="#999999", dash="dash"), row=1, col=2,
+                  annotation_text="bound", annotation_position="top right")
+    fig.update_xaxes(title_text="polynomial degree g", dtick=1)
+    fig.update_yaxes(type="log", title_text="max error ‖T − Att‖max", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="err_max / bound", row=1, col=2)
+    return _style(fig, "Accuracy vs degree against the a-priori bound", height=500)
+
+
+#################################################################################
+#                        Gradients (E4) and Pareto (E6)                        #
+#################################################################################
+
+def gradient_figure(rows: pd.DataFrame) -> go.Figure | None:
+    """Backward rows: time (s) vs n and err_max vs n per kernel, with err_uniform. None if absent."""
+    rows = _ok(rows, "backward")
+    if rows.empty:
+        return None
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
+                        subplot_titles=("gradient time", "gradient max error"))
+    series = by_series(rows)
+    labels = [label for label, _ in series]
+    for label, g in series:
+        color, name = _color(label, labels), escape(label)
+        t = medians_by_n(g)
+        fig.add_trace(go.Scatter(x=t["n"], y=t["median_s"], mode="lines+markers", name=name, legendgroup=label,
+                                 line=dict(color=color)), 1, 1)
+        e = medians_by_n(g, "err_max")
+        if not e.empty:
+            fig.add_trace(go.Scatter(x=e["n"], y=np.maximum(e["err_max"], ERROR_FLOOR), mode="lines+markers",
+                                     name=name, legendgroup=label, showlegend=False, line=dict(color=color)), 1, 2)
+    u = medians_by_n(rows, "err_uniform")
+    if not u.empty:
+        fig.add_trace(go.Scatter(x=u["n"], y=u["err_uniform"], mode="lines", name="uniform baseline (err_uniform)",
+                                 line=UNIFORM_STYLE), 1, 2)
+    _log_n_axis(fig)
+    fig.update_yaxes(type="log", title_text="median time (seconds)", row=1, col=1)
+    fig.update_yaxes(type="log", title_text="max error of dL/dX", row=1, col=2)
+    return _style(fig, "Gradient (backward) time and error vs n", height=480)
+
+
+def pareto_figure(points: pd.DataFrame, where: str) -> go.Figure | None:
+    """Error vs time (both log) of every configuration at one (n, B) slice; the Pareto front is
+    joined by a line. points: ``label, kernel, median_s, err_max, front`` (see
+    :func:`ditbench.report.select.pareto_points`)."""
+    if points is None or points.empty:
+        return None
+    fig = go.Figure()
+    kernels = sorted(points["kernel"].unique())
+    for k in kernels:
+        p = points[points["kernel"] == k]
+        fig.add_trace(go.Scatter(
+            x=p["median_s"], y=np.maximum(p["err_max"], ERROR_FLOOR), mode="markers", name=escape(k),
+            text=[escape(s) for s in p["label"]],
+            marker=dict(size=11, color="#555555" if k == UNIFORM else _color(k, kernels),
+                        symbol=np.where(p["front"], "star", "circle"), line=dict(width=1, color="white")),
+            hovertemplate="%{text}<br>%{x:.3g} s<br>err_max %{y:.3g}<extra></extra>",
+        ))
+    front = points[points["front"]].sort_values("median_s")
+    fig.add_trace(go.Scatter(x=front["median_s"], y=np.maximum(front["err_max"], ERROR_FLOOR), mode="lines",
+                             line=dict(color="black", shape="hv", width=1.5), name="Pareto front (★)", hoverinfo="skip"))
+    fig.update_xaxes(type="log", title_text="median time (seconds)")
+    fig.update_yaxes(type="log", title_text="max error ‖T − Att‖max")
+    return _style(fig, f"Error vs time across kernels at {where}; lower-left is better")

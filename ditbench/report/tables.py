@@ -1,0 +1,103 @@
+"""HTML tables of a run page: fits, crossovers, skipped/failed points, the best kernel at each
+error level, and the environment card. Every cell is HTML-escaped here, once."""
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from html import escape
+from typing import Any
+
+import pandas as pd
+
+from .data import flatten_meta
+from .fitting import Crossover
+
+Formatter = Callable[[Any], str]
+
+# Columns of a fit table that are statistics, not group keys.
+FIT_STAT_COLUMNS = ("exponent", "ci_low", "ci_high", "intercept", "r2", "n_min", "n_max", "points",
+                    "sizes", "regime", "best_model", "estimator", "note", "reason")
+
+
+def _num(fmt: str) -> Formatter:
+    return lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else format(v, fmt)
+
+
+def _text(v: Any) -> str:
+    return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+
+
+def html_table(frame: pd.DataFrame, columns: Mapping[str, tuple[str, Formatter]], css: str = "") -> str:
+    """A ``<table>`` of ``frame`` with ``columns`` = {column: (header, formatter)}; all escaped."""
+    head = "".join(f"<th>{escape(h)}</th>" for h, _ in columns.values())
+    body = []
+    for _, row in frame.iterrows():
+        cells = "".join(f"<td>{escape(fmt(row.get(c)))}</td>" for c, (_, fmt) in columns.items())
+        body.append(f"<tr>{cells}</tr>")
+    cls = f' class="{escape(css)}"' if css else ""
+    return f"<table{cls}><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def fits_table(fits: pd.DataFrame) -> str:
+    """Exponent, 95% CI, regime, r², fitted n range, points and the AIC-preferred law per group."""
+    groups = [c for c in fits.columns if c not in FIT_STAT_COLUMNS]
+    frame = fits.assign(ci=[
+        "" if pd.isna(lo) or pd.isna(hi) else f"[{lo:.3f}, {hi:.3f}]"
+        for lo, hi in zip(fits.get("ci_low", pd.Series(dtype=float)), fits.get("ci_high", pd.Series(dtype=float)))
+    ], n_range=[
+        "" if pd.isna(a) or pd.isna(b) else f"{a:g} – {b:g}"
+        for a, b in zip(fits.get("n_min", pd.Series(dtype=float)), fits.get("n_max", pd.Series(dtype=float)))
+    ])
+    columns: dict[str, tuple[str, Formatter]] = {g: (g, _text) for g in groups}
+    columns.update({
+        "exponent": ("exponent k", _num(".3f")), "ci": ("95% CI", _text), "regime": ("regime", _text),
+        "r2": ("r²", _num(".4f")), "n_range": ("fitted n", _text), "points": ("points", _num("g")),
+        "best_model": ("AIC choice", _text),
+    })
+    return html_table(frame, columns, css="fits")
+
+
+def crossover_table(crossovers: Sequence[Crossover]) -> str:
+    """n* where each approximate kernel becomes faster than the exact baseline, with its interval."""
+    frame = pd.DataFrame([{
+        "kernel": c.kernel, "baseline": c.baseline, "n_star": c.n_star,
+        "interval": f"[{c.low:.3g}, {c.high:.3g}]", "note": c.note,
+    } for c in crossovers])
+    return html_table(frame, {
+        "kernel": ("kernel", _text), "baseline": ("exact baseline", _text), "n_star": ("n* (tokens)", _num(".3g")),
+        "interval": ("95% interval", _text), "note": ("note", _text),
+    })
+
+
+def not_ok_table(rows: pd.DataFrame) -> str:
+    """Skipped and failed points, one line per (status, kernel, op, reason) with their sizes."""
+    rows = rows.assign(reason=rows["reason"].fillna("(no reason recorded)"))
+    grouped = rows.groupby(["status", "kernel", "op", "reason"], dropna=False, sort=True)["n"]
+    frame = grouped.agg(
+        count="size", sizes=lambda n: ", ".join(f"{v:g}" for v in sorted(n.dropna().unique()))
+    ).reset_index()
+    return html_table(frame, {
+        "status": ("status", _text), "kernel": ("kernel", _text), "op": ("op", _text),
+        "count": ("points", _num("d")), "sizes": ("n", _text), "reason": ("reason", _text),
+    }, css="notok")
+
+
+def best_kernel_table(front: pd.DataFrame) -> str:
+    """For each error level on the Pareto front, the fastest configuration that reaches it."""
+    frame = front.assign(level=[f"≤ {e:.3g}" for e in front["err_max"]])
+    return html_table(frame, {
+        "level": ("max error", _text), "label": ("fastest configuration", _text),
+        "median_s": ("median time (s)", _num(".3g")),
+    })
+
+
+def environment_card(meta: Mapping[str, Any], rows: pd.DataFrame) -> str:
+    """Key/value card of ``meta.json`` plus the threads/devices/dtypes recorded in the rows."""
+    items = [(k, _text(v)) for k, v in flatten_meta(meta)]
+    for col in ("threads", "device", "dtype"):
+        values = rows[col].dropna().unique() if col in rows.columns else []
+        if len(values):
+            items.append((f"{col} (from results)", ", ".join(sorted(str(v) for v in values))))
+    if not items:
+        return "<p>No meta.json was found for this run.</p>"
+    body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in items)
+    return f'<table class="env"><tbody>{body}</tbody></table>'
