@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from .. import theory
-from .fitting import Crossover, FittedLine
+from .fitting import FittedLine, KernelCrossover
 from .select import (
     UNIFORM, approximate_kernels, bound_regime, by_series, exact_baseline, medians_by_n,
     series_columns,
@@ -40,8 +40,11 @@ def _color(label: str, labels: Sequence[str]) -> str:
 def _style(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
     fig.update_layout(
         title=dict(text=escape(title), x=0.01), template="plotly_white", font=FONT, height=height,
-        margin=dict(l=70, r=30, t=60, b=60), legend=dict(font=dict(size=12)), hovermode="closest",
+        margin=dict(l=80, r=30, t=70, b=60), legend=dict(font=dict(size=12)), hovermode="closest",
     )
+    # Powers of ten read unambiguously on log axes (plotly's default SI suffixes print "100µ").
+    fig.update_xaxes(exponentformat="power")
+    fig.update_yaxes(exponentformat="power")
     return fig
 
 
@@ -61,7 +64,7 @@ def _ok(rows: pd.DataFrame, op: str) -> pd.DataFrame:
 #                               Scaling (E1)                                   #
 #################################################################################
 
-def scaling_figure(rows: pd.DataFrame, lines: Sequence[FittedLine], crossovers: Sequence[Crossover],
+def scaling_figure(rows: pd.DataFrame, lines: Sequence[FittedLine], crossovers: Sequence[KernelCrossover],
                    op: str = "forward", title: str = "") -> go.Figure | None:
     """Log–log median time (s) vs n (tokens) per series, fitted lines with 95% bands, reference
     slopes 1 and 2, and each crossover n* with its interval. None without two sizes."""
@@ -84,7 +87,7 @@ def scaling_figure(rows: pd.DataFrame, lines: Sequence[FittedLine], crossovers: 
             _add_band(fig, line, color)
     _add_reference_slopes(fig, rows)
     for c in crossovers:
-        _add_crossover(fig, c, rows)
+        _add_crossover(fig, c)
     _log_n_axis(fig)
     fig.update_yaxes(type="log", title_text="median time (seconds)")
     return _style(fig, _titled(title, f"{op} time vs n (log–log); lines: power-law fits with 95% bands"))
@@ -112,14 +115,16 @@ def _add_reference_slopes(fig: go.Figure, rows: pd.DataFrame) -> None:
                                  line=dict(color="#999999", dash=dash, width=1.5), hoverinfo="skip"))
 
 
-def _add_crossover(fig: go.Figure, c: Crossover, rows: pd.DataFrame) -> None:
-    if not (rows["n"].min() <= c.n_star <= rows["n"].max()):
-        return  # outside the measured range: listed in the crossover table only
-    if math.isfinite(c.low) and math.isfinite(c.high):
-        fig.add_vrect(x0=c.low, x1=c.high, fillcolor="#ffbf00", opacity=0.15, line_width=0)
-    fig.add_vline(x=c.n_star, line=dict(color="#b8860b", dash="dot", width=2))
-    fig.add_annotation(x=math.log10(c.n_star), y=1.0, yref="paper", showarrow=False, yanchor="bottom",
-                       text=escape(f"n* {c.kernel} vs {c.baseline} ≈ {c.n_star:.3g}"), font=dict(size=12))
+def _add_crossover(fig: go.Figure, c: KernelCrossover) -> None:
+    """Dotted line at n* (shaded: its 95% interval when bounded) for a crossover inside the range."""
+    if not c.drawable:
+        return  # below/beyond the measured range or never: listed in the crossover table only
+    r = c.result
+    if r.low is not None and r.high is not None:
+        fig.add_vrect(x0=r.low, x1=r.high, fillcolor="#ffbf00", opacity=0.15, line_width=0)
+    fig.add_vline(x=r.n_star, line=dict(color="#b8860b", dash="dot", width=2))
+    fig.add_annotation(x=math.log10(r.n_star), y=1.0, yref="paper", showarrow=False, yanchor="bottom",
+                       text=escape(f"n* {c.label} vs {c.baseline} ≈ {r.n_star:.3g}"), font=dict(size=12))
 
 
 def speedup_figure(rows: pd.DataFrame, op: str = "forward", title: str = "") -> go.Figure | None:
@@ -145,7 +150,7 @@ def speedup_figure(rows: pd.DataFrame, op: str = "forward", title: str = "") -> 
     if not fig.data:
         return None
     fig.add_hline(y=1.0, line=dict(color="#999999", dash="dash"), annotation_text="break-even",
-                  annotation_position="bottom right")
+                  annotation_position="bottom left")
     _log_n_axis(fig)
     fig.update_yaxes(type="log", title_text=escape(f"speed-up over {baseline} (×)"))
     return _style(fig, _titled(title, f"speed-up over exact ({baseline}) vs n; above 1 = faster than exact"))

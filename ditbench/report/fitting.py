@@ -11,10 +11,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..fit import InsufficientDataError, fit_power_law
-from .select import by_series
+from .. import fit
+from .data import Run
+from .select import UNIFORM, by_series, exact_baseline, is_exact, series_columns
 
 BAND_POINTS = 40  # sizes at which each fitted line and its band are drawn (geometric grid)
+# The report's own grouping when a run has no fits.csv: the columns its figures split series by.
+FIT_GROUPS = ("experiment", "kernel", "op", "bound_spec", "d", "dtype", "device")
 
 
 @dataclass(frozen=True)
@@ -34,16 +37,25 @@ class FittedLine:
 
 
 @dataclass(frozen=True)
-class Crossover:
-    """Size n* (tokens) where ``kernel`` becomes faster than ``baseline``, with its 95% interval
-    ``[low, high]`` (infinite ends when the data do not bound it) and a note from the fit."""
+class KernelCrossover:
+    """Where the series ``label`` (an approximate kernel) crosses below ``baseline`` (exact);
+    ``result`` is :func:`ditbench.fit.crossover`'s answer (status, n*, 95% interval)."""
 
-    kernel: str
+    label: str
     baseline: str
-    n_star: float
-    low: float
-    high: float
-    note: str = ""
+    result: fit.Crossover
+
+    @property
+    def drawable(self) -> bool:
+        """True when n* lies inside the measured range (status ``crosses``)."""
+        return self.result.status == "crosses" and self.result.n_star is not None
+
+
+def _fit(rows: pd.DataFrame) -> fit.PowerLawFit | None:
+    try:
+        return fit.fit_power_law(rows["n"].to_numpy(float), rows["median_s"].to_numpy(float))
+    except fit.InsufficientDataError:
+        return None  # fewer sizes than a line with an interval needs: points only
 
 
 def fitted_lines(rows: pd.DataFrame) -> list[FittedLine]:
@@ -51,24 +63,47 @@ def fitted_lines(rows: pd.DataFrame) -> list[FittedLine]:
     has enough sizes; series with too few sizes simply get no line."""
     lines = []
     for label, g in by_series(rows):
-        try:
-            fit = fit_power_law(g["n"].to_numpy(float), g["median_s"].to_numpy(float))
-        except InsufficientDataError:
-            continue  # fewer sizes than a line with an interval needs: points only
-        grid = np.geomspace(fit.n_min, fit.n_max, BAND_POINTS)  # (BAND_POINTS,)
-        lines.append(FittedLine(label=label, exponent=fit.exponent, ci_low=fit.ci_low, ci_high=fit.ci_high,
-                                regime=fit.regime, band=fit.predict(grid)))
+        f = _fit(g)
+        if f is None:
+            continue
+        grid = np.geomspace(f.n_min, f.n_max, BAND_POINTS)  # (BAND_POINTS,)
+        lines.append(FittedLine(label=label, exponent=f.exponent, ci_low=f.ci_low, ci_high=f.ci_high,
+                                regime=f.regime, band=f.predict(grid)))
     return lines
 
 
-def run_fits(run) -> pd.DataFrame | None:
+def crossovers(rows: pd.DataFrame) -> list[KernelCrossover]:
+    """n* of every approximate series of ``rows`` (forward ok rows of one experiment) against the
+    exact baseline measured under the same settings (same regime, d, dtype, device when the
+    baseline has them)."""
+    baseline = exact_baseline(rows)
+    if baseline is None:
+        return []
+    cols = series_columns(rows)
+    base_rows = rows[rows["kernel"] == baseline]
+    out = []
+    for label, g in by_series(rows):
+        kernel = str(g["kernel"].iloc[0])
+        if is_exact(kernel) or kernel == UNIFORM:
+            continue
+        same = base_rows
+        for c in cols:
+            if c != "kernel":
+                match = same[same[c] == g[c].iloc[0]]
+                same = match if len(match) else same  # the baseline may not sweep this setting
+        approx_fit, exact_fit = _fit(g), _fit(same)
+        if approx_fit is not None and exact_fit is not None:
+            out.append(KernelCrossover(label=label, baseline=baseline, result=fit.crossover(approx_fit, exact_fit)))
+    return out
+
+
+def run_fits(run: Run) -> pd.DataFrame | None:
     """The run's fit table: its ``fits.csv`` when present (what `ditbench run` concluded), else
-    :func:`ditbench.fit.fit_table` on its ok rows (None when nothing can be fitted)."""
+    :func:`ditbench.fit.fit_table` on its rows grouped by :data:`FIT_GROUPS` (None without ok rows)."""
     if run.fits is not None:
         return run.fits
-    return None  # TODO(fit_table) once ditbench.fit exports it
-
-
-def crossovers(rows: pd.DataFrame) -> list[Crossover]:
-    """n* of every approximate kernel against the exact baseline, from :func:`ditbench.fit.crossover`."""
-    return []  # TODO(crossover) once ditbench.fit exports it
+    results = run.results
+    if not (results["status"] == "ok").any():
+        return None
+    by = [c for c in FIT_GROUPS if c in results.columns and results[c].notna().any()]
+    return fit.fit_table(results, by=by)

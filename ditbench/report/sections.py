@@ -11,7 +11,7 @@ import plotly.graph_objects as go
 
 from . import figures, tables
 from .data import Run
-from .fitting import Crossover, crossovers, fitted_lines, run_fits
+from .fitting import KernelCrossover, crossovers, fitted_lines, run_fits
 from .select import best_at_error_levels, by_experiment, pareto_points
 
 
@@ -45,7 +45,7 @@ def _figs(*pairs: tuple[go.Figure | None, str]) -> tuple[tuple[go.Figure, str], 
 def scaling_section(p: PageData) -> Section | None:
     ok = p.run.ok
     figs: list[tuple[go.Figure | None, str]] = []
-    found: list[Crossover] = []
+    found: list[KernelCrossover] = []
     for name, rows in by_experiment(ok[ok["op"] == "forward"]):
         cross = crossovers(rows)
         found += cross

@@ -39,7 +39,7 @@ def series_label(key: Sequence[object], columns: Sequence[str]) -> str:
     """Readable legend text for one series, e.g. ``polynomial · B=1.0*sqrt(log(n))``."""
     parts = []
     for col, val in zip(columns, key):
-        if col == "kernel":
+        if col in ("kernel", "experiment"):
             parts.append(str(val))
         elif col == "bound_spec":
             parts.append(f"B={val}")
@@ -134,16 +134,17 @@ def pareto_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
     approx = set(approximate_kernels(ok))
     best: tuple[int, float] | None = None
     chosen = None
-    for key, g in ok.groupby(["n", "regime", "d"], dropna=False):
-        score = (len(approx & set(g["kernel"])), float(key[0]))
+    experiment = ok["experiment"].astype("string").fillna("")
+    for key, g in ok.groupby([experiment, "n", "regime", "d"], dropna=False):
+        score = (len(approx & set(g["kernel"])), float(key[1]))
         if best is None or score > best:
             best, chosen = score, (key, g)
     if best is None or best[0] < 2:
         return None
-    (n, regime, d), g = chosen
+    (_, n, regime, d), g = chosen
     # Parameters that tell one kernel's configurations apart (e.g. degree, feature rank).
-    params = [c for c in ("degree", "rank", "eps") if (g.groupby("kernel")[c].nunique() > 1).any()]
-    g = g.assign(label=[_config_label(r, params) for _, r in g.iterrows()])
+    varying = {k: [c for c in ("degree", "rank", "eps") if kg[c].nunique() > 1] for k, kg in g.groupby("kernel")}
+    g = g.assign(label=[_config_label(r, varying[r["kernel"]]) for _, r in g.iterrows()])
     pts = g.groupby(["label", "kernel"], as_index=False)[["median_s", "err_max"]].median()
     pts["front"] = pareto_front(pts["median_s"].to_numpy(), pts["err_max"].to_numpy())
     d_text = "" if pd.isna(d) else f", d = {d:g}"

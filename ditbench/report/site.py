@@ -25,7 +25,7 @@ from plotly.offline import get_plotlyjs
 
 from .data import Run, load_run, meta_lookup
 from .sections import PageData, Section, build_sections
-from .tables import FIT_STAT_COLUMNS
+from .tables import fit_group_columns
 
 PLOTLY_JS = "plotly.min.js"
 RUNS_DIR = "runs"
@@ -35,10 +35,11 @@ PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 # Keys tried, in order, for the index columns (meta.json is written by ditbench.measure).
 META_KEYS = {
     "date": ("start_time", "started", "start", "date"),
-    "machine": ("machine", "cpu_model", "cpu", "processor", "platform"),
+    "machine": ("cpu_model", "machine", "cpu", "processor", "platform"),
     "gpu": ("gpu_model", "gpu"),
+    "host": ("hostname", "host"),
     "commit": ("git_commit", "commit"),
-    "preset": ("preset", "config"),
+    "preset": ("preset.name", "preset", "config"),
 }
 
 CSS = """
@@ -163,7 +164,7 @@ def headline(fits: pd.DataFrame | None, limit: int = HEADLINE_FITS) -> list[str]
     f = fits.dropna(subset=["exponent"])
     if "op" in f.columns:
         f = f.assign(_bwd=f["op"] == "backward").sort_values("_bwd", kind="stable").drop(columns="_bwd")
-    groups = [c for c in f.columns if c not in FIT_STAT_COLUMNS and f[c].nunique(dropna=True) > 1 or c == "kernel"]
+    groups = fit_group_columns(f)
     lines = []
     for _, r in f.head(limit).iterrows():
         name = " · ".join(str(r[c]) for c in groups if c in r and pd.notna(r[c]))

@@ -9,13 +9,19 @@ from typing import Any
 import pandas as pd
 
 from .data import flatten_meta
-from .fitting import Crossover
+from .fitting import KernelCrossover
 
 Formatter = Callable[[Any], str]
 
 # Columns of a fit table that are statistics, not group keys.
 FIT_STAT_COLUMNS = ("exponent", "ci_low", "ci_high", "intercept", "r2", "n_min", "n_max", "points",
-                    "sizes", "regime", "best_model", "estimator", "note", "reason")
+                    "sizes", "dropped_sizes", "regime", "best_model", "estimator", "note", "reason")
+
+
+def fit_group_columns(fits: pd.DataFrame) -> list[str]:
+    """Group columns of a fit table worth showing: ``kernel`` and every key that varies."""
+    return [c for c in fits.columns
+            if c not in FIT_STAT_COLUMNS and (c == "kernel" or fits[c].nunique(dropna=True) > 1)]
 
 
 def _num(fmt: str) -> Formatter:
@@ -38,8 +44,9 @@ def html_table(frame: pd.DataFrame, columns: Mapping[str, tuple[str, Formatter]]
 
 
 def fits_table(fits: pd.DataFrame) -> str:
-    """Exponent, 95% CI, regime, r², fitted n range, points and the AIC-preferred law per group."""
-    groups = [c for c in fits.columns if c not in FIT_STAT_COLUMNS]
+    """Exponent, 95% CI, regime, r², fitted n range, points and the AIC-preferred law per group
+    (group keys that are the same for every fit are left out)."""
+    groups = fit_group_columns(fits)
     frame = fits.assign(ci=[
         "" if pd.isna(lo) or pd.isna(hi) else f"[{lo:.3f}, {hi:.3f}]"
         for lo, hi in zip(fits.get("ci_low", pd.Series(dtype=float)), fits.get("ci_high", pd.Series(dtype=float)))
@@ -53,18 +60,24 @@ def fits_table(fits: pd.DataFrame) -> str:
         "r2": ("r²", _num(".4f")), "n_range": ("fitted n", _text), "points": ("points", _num("g")),
         "best_model": ("AIC choice", _text),
     })
+    if "note" in fits.columns and fits["note"].fillna("").astype(str).str.len().gt(0).any():
+        columns["note"] = ("note", _text)
     return html_table(frame, columns, css="fits")
 
 
-def crossover_table(crossovers: Sequence[Crossover]) -> str:
-    """n* where each approximate kernel becomes faster than the exact baseline, with its interval."""
+def crossover_table(crossovers: Sequence[KernelCrossover]) -> str:
+    """n* where each approximate series becomes faster than the exact baseline, its 95% interval
+    and status (``crosses``, ``crosses-below-range``, ``crosses-beyond-range`` = extrapolated, …)."""
     frame = pd.DataFrame([{
-        "kernel": c.kernel, "baseline": c.baseline, "n_star": c.n_star,
-        "interval": f"[{c.low:.3g}, {c.high:.3g}]", "note": c.note,
+        "label": c.label, "baseline": c.baseline, "status": c.result.status, "n_star": c.result.n_star,
+        "interval": "unbounded" if c.result.low is None or c.result.high is None
+        else f"[{c.result.low:.3g}, {c.result.high:.3g}]",
+        "range": f"{c.result.n_range[0]:g} – {c.result.n_range[1]:g}", "gap": c.result.slope_gap,
     } for c in crossovers])
     return html_table(frame, {
-        "kernel": ("kernel", _text), "baseline": ("exact baseline", _text), "n_star": ("n* (tokens)", _num(".3g")),
-        "interval": ("95% interval", _text), "note": ("note", _text),
+        "label": ("series", _text), "baseline": ("exact baseline", _text), "status": ("status", _text),
+        "n_star": ("n* (tokens)", _num(".3g")), "interval": ("95% interval", _text),
+        "range": ("measured n", _text), "gap": ("k_approx − k_exact", _num("+.2f")),
     })
 
 
