@@ -48,6 +48,21 @@ def _style(fig: go.Figure, title: str, height: int = HEIGHT) -> go.Figure:
     return fig
 
 
+def _log_hline(fig: go.Figure, y: float, text: str, **where: int) -> None:
+    """Dashed horizontal guide on a log y axis, labelled at its left end (plotly's own hline
+    label is placed in linear units and lands in the wrong place on log axes)."""
+    fig.add_hline(y=y, line=dict(color="#999999", dash="dash"), **where)
+    fig.add_annotation(x=0.0, y=math.log10(y), xref="x domain" if not where else f"x{_axis(where)} domain",
+                       yref="y" if not where else f"y{_axis(where)}", text=escape(text), showarrow=False,
+                       xanchor="left", yanchor="bottom", font=dict(size=12, color="#666666"))
+
+
+def _axis(where: dict[str, int]) -> str:
+    """Axis suffix of subplot (row 1, col c) in a one-row grid: "" for the first, else its number."""
+    c = where.get("col", 1)
+    return "" if c == 1 else str(c)
+
+
 def _titled(prefix: str, text: str) -> str:
     return f"{prefix}: {text}" if prefix else text[:1].upper() + text[1:]
 
@@ -124,7 +139,7 @@ def _add_crossover(fig: go.Figure, c: KernelCrossover) -> None:
         fig.add_vrect(x0=r.low, x1=r.high, fillcolor="#ffbf00", opacity=0.15, line_width=0)
     fig.add_vline(x=r.n_star, line=dict(color="#b8860b", dash="dot", width=2))
     fig.add_annotation(x=math.log10(r.n_star), y=1.0, yref="paper", showarrow=False, yanchor="bottom",
-                       text=escape(f"n* {c.label} vs {c.baseline} ≈ {r.n_star:.3g}"), font=dict(size=12))
+                       text=escape(f"n* {c.label} vs {c.baseline} ≈ {r.n_star:,.0f}"), font=dict(size=12))
 
 
 def speedup_figure(rows: pd.DataFrame, op: str = "forward", title: str = "") -> go.Figure | None:
@@ -149,8 +164,7 @@ def speedup_figure(rows: pd.DataFrame, op: str = "forward", title: str = "") -> 
         ))
     if not fig.data:
         return None
-    fig.add_hline(y=1.0, line=dict(color="#999999", dash="dash"), annotation_text="break-even",
-                  annotation_position="bottom left")
+    _log_hline(fig, 1.0, "break-even")
     _log_n_axis(fig)
     fig.update_yaxes(type="log", title_text=escape(f"speed-up over {baseline} (×)"))
     return _style(fig, _titled(title, f"speed-up over exact ({baseline}) vs n; above 1 = faster than exact"))
@@ -303,8 +317,7 @@ def accuracy_figure(rows: pd.DataFrame) -> go.Figure | None:
         fig.add_trace(go.Scatter(x=s["degree"], y=s["tightness"], mode="lines+markers", showlegend=False,
                                  line=dict(color=color), text=rank_text,
                                  hovertemplate="degree %{x}, %{text}<br>err/bound %{y:.3g}<extra></extra>"), 1, 2)
-    fig.add_hline(y=1.0, line=dict(color="#999999", dash="dash"), row=1, col=2,
-                  annotation_text="bound", annotation_position="top right")
+    _log_hline(fig, 1.0, "bound", row=1, col=2)
     fig.update_xaxes(title_text="polynomial degree g", dtick=1)
     fig.update_yaxes(type="log", title_text="max error ‖T − Att‖max", row=1, col=1)
     fig.update_yaxes(type="log", title_text="err_max / bound", row=1, col=2)

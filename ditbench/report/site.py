@@ -52,15 +52,23 @@ thead th{background:#f4f4f4} table.env th{background:#f4f4f4;font-weight:normal;
 #js-errors{background:#fdd;border:1px solid #c00;padding:8px;white-space:pre-wrap}
 """
 
-# Any script error (a figure that did not render, a missing plotly.min.js) is shown on the page
-# and counted on <html data-js-errors>, which the browser test reads.
+# Any script error or console.error (a figure that did not render, a missing plotly.min.js) is
+# shown on the page and counted on <html data-js-errors>, which the browser test reads.
 ERROR_HOOK = """<script>
-window.addEventListener("error", function (e) {
-  var root = document.documentElement;
-  root.dataset.jsErrors = String(Number(root.dataset.jsErrors || 0) + 1);
-  var box = document.getElementById("js-errors");
-  if (box) { box.hidden = false; box.textContent += "Script error: " + e.message + "\\n"; }
-});
+(function () {
+  function report(text) {
+    var root = document.documentElement;
+    root.dataset.jsErrors = String(Number(root.dataset.jsErrors || 0) + 1);
+    var box = document.getElementById("js-errors");
+    if (box) { box.hidden = false; box.textContent += text + "\\n"; }
+  }
+  window.addEventListener("error", function (e) { report("Script error: " + e.message); });
+  var consoleError = console.error;
+  console.error = function () {
+    report("console.error: " + Array.prototype.join.call(arguments, " "));
+    return consoleError.apply(console, arguments);
+  };
+})();
 </script>"""
 
 

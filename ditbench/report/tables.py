@@ -24,12 +24,17 @@ def fit_group_columns(fits: pd.DataFrame) -> list[str]:
             if c not in FIT_STAT_COLUMNS and (c == "kernel" or fits[c].nunique(dropna=True) > 1)]
 
 
+def _missing(v: Any) -> bool:
+    """None, NaN and pandas' NA (the fit table's nullable columns) all print as an empty cell."""
+    return v is None or (pd.api.types.is_scalar(v) and bool(pd.isna(v)))
+
+
 def _num(fmt: str) -> Formatter:
-    return lambda v: "" if v is None or (isinstance(v, float) and pd.isna(v)) else format(v, fmt)
+    return lambda v: "" if _missing(v) else format(v, fmt)
 
 
 def _text(v: Any) -> str:
-    return "" if v is None or (not isinstance(v, str) and pd.isna(v)) else str(v)
+    return "" if _missing(v) else str(v)
 
 
 def html_table(frame: pd.DataFrame, columns: Mapping[str, tuple[str, Formatter]], css: str = "") -> str:
@@ -48,10 +53,10 @@ def fits_table(fits: pd.DataFrame) -> str:
     (group keys that are the same for every fit are left out)."""
     groups = fit_group_columns(fits)
     frame = fits.assign(ci=[
-        "" if pd.isna(lo) or pd.isna(hi) else f"[{lo:.3f}, {hi:.3f}]"
+        "" if _missing(lo) or _missing(hi) else f"[{lo:.3f}, {hi:.3f}]"
         for lo, hi in zip(fits.get("ci_low", pd.Series(dtype=float)), fits.get("ci_high", pd.Series(dtype=float)))
     ], n_range=[
-        "" if pd.isna(a) or pd.isna(b) else f"{a:g} – {b:g}"
+        "" if _missing(a) or _missing(b) else f"{a:g} – {b:g}"
         for a, b in zip(fits.get("n_min", pd.Series(dtype=float)), fits.get("n_max", pd.Series(dtype=float)))
     ])
     columns: dict[str, tuple[str, Formatter]] = {g: (g, _text) for g in groups}
