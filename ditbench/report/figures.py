@@ -110,7 +110,7 @@ def scaling_figure(rows: pd.DataFrame, lines: Sequence[FittedLine], crossovers: 
 
 def _add_band(fig: go.Figure, line: FittedLine, color: str) -> None:
     b = line.band
-    name = escape(f"{line.label} fit: k={line.exponent:.2f} [{line.ci_low:.2f}, {line.ci_high:.2f}]")
+    name = escape(f"fit k={line.exponent:.2f} [{line.ci_low:.2f}, {line.ci_high:.2f}]")
     fig.add_trace(go.Scatter(
         x=np.concatenate([b["n"], b["n"][::-1]]), y=np.concatenate([b["high"], b["low"][::-1]]),
         fill="toself", fillcolor=color, opacity=0.18, line=dict(width=0), hoverinfo="skip",

@@ -33,6 +33,11 @@ def _num(fmt: str) -> Formatter:
     return lambda v: "" if _missing(v) else format(v, fmt)
 
 
+def _tokens(v: Any) -> str:
+    """A size in tokens: whole numbers with thousands separators, huge ones in e-notation."""
+    return "" if _missing(v) else f"{v:,.0f}" if v < 1e7 else f"{v:.3g}"
+
+
 def _text(v: Any) -> str:
     return "" if _missing(v) else str(v)
 
@@ -76,12 +81,12 @@ def crossover_table(crossovers: Sequence[KernelCrossover]) -> str:
     frame = pd.DataFrame([{
         "label": c.label, "baseline": c.baseline, "status": c.result.status, "n_star": c.result.n_star,
         "interval": "unbounded" if c.result.low is None or c.result.high is None
-        else f"[{c.result.low:.3g}, {c.result.high:.3g}]",
+        else f"[{_tokens(c.result.low)}, {_tokens(c.result.high)}]",
         "range": f"{c.result.n_range[0]:g} – {c.result.n_range[1]:g}", "gap": c.result.slope_gap,
     } for c in crossovers])
     return html_table(frame, {
         "label": ("series", _text), "baseline": ("exact baseline", _text), "status": ("status", _text),
-        "n_star": ("n* (tokens)", _num(".3g")), "interval": ("95% interval", _text),
+        "n_star": ("n* (tokens)", _tokens), "interval": ("95% interval", _text),
         "range": ("measured n", _text), "gap": ("k_approx − k_exact", _num("+.2f")),
     })
 
@@ -110,12 +115,19 @@ def best_kernel_table(front: pd.DataFrame) -> str:
 
 def environment_card(meta: Mapping[str, Any], rows: pd.DataFrame) -> str:
     """Key/value card of ``meta.json`` plus the threads/devices/dtypes recorded in the rows."""
-    items = [(k, _text(v)) for k, v in flatten_meta(meta)]
+    items = [(k, _meta_text(v)) for k, v in flatten_meta(meta)]
     for col in ("threads", "device", "dtype"):
         values = rows[col].dropna().unique() if col in rows.columns else []
         if len(values):
-            items.append((f"{col} (from results)", ", ".join(sorted(str(v) for v in values))))
-    if not items:
-        return "<p>No meta.json was found for this run.</p>"
+            items.append((f"{col} (from results)", ", ".join(sorted(_meta_text(v) for v in values))))
+    note = "" if meta else "<p>No meta.json was found for this run.</p>"
     body = "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in items)
-    return f'<table class="env"><tbody>{body}</tbody></table>'
+    return note + (f'<table class="env"><tbody>{body}</tbody></table>' if items else "")
+
+
+def _meta_text(v: Any, limit: int = 300) -> str:
+    """Whole floats without ".0" (threads = 2), long values (a preset's sweep list) cut short."""
+    if isinstance(v, float) and v.is_integer():
+        v = int(v)
+    text = _text(v)
+    return text if len(text) <= limit else text[:limit] + " …"
