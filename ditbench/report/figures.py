@@ -204,7 +204,8 @@ def phase_exponent_figure(fits: pd.DataFrame) -> go.Figure | None:
 
 
 def _nb_points(rows: pd.DataFrame, kernel: str) -> pd.DataFrame:
-    g = _ok(rows, "forward")
+    """Per-(n, B) medians of one forward kernel; infinite errors become NaN (not drawn)."""
+    g = _ok(rows, "forward").replace([np.inf, -np.inf], np.nan)
     g = g[(g["kernel"] == kernel) & g["bound"].notna()]
     return g.groupby(["n", "bound"], as_index=False)[["median_s", "err_max", "err_uniform"]].median()
 
@@ -278,7 +279,7 @@ def accuracy_points(rows: pd.DataFrame) -> pd.DataFrame:
     ‖V‖_max is recovered per row as err_max / err_max_rel. Only (series, n) with ≥ 2 degrees."""
     g = _ok(rows, "forward")
     g = g[g["kernel"].isin(approximate_kernels(g)) & g["degree"].notna() & (g["eps"] > 0) & (g["eps"] < 1)
-          & (g["err_max_rel"] > 0) & g["err_max"].notna()]
+          & (g["err_max_rel"] > 0) & np.isfinite(g["err_max"])]
     if g.empty:
         return pd.DataFrame()
     g = g.assign(v_max=g["err_max"] / g["err_max_rel"])
@@ -342,11 +343,11 @@ def gradient_figure(rows: pd.DataFrame) -> go.Figure | None:
         t = medians_by_n(g)
         fig.add_trace(go.Scatter(x=t["n"], y=t["median_s"], mode="lines+markers", name=name, legendgroup=label,
                                  line=dict(color=color)), 1, 1)
-        e = medians_by_n(g, "err_max")
+        e = medians_by_n(g[np.isfinite(g["err_max"])], "err_max")
         if not e.empty:
             fig.add_trace(go.Scatter(x=e["n"], y=np.maximum(e["err_max"], ERROR_FLOOR), mode="lines+markers",
                                      name=name, legendgroup=label, showlegend=False, line=dict(color=color)), 1, 2)
-    u = medians_by_n(rows, "err_uniform")
+    u = medians_by_n(rows[np.isfinite(rows["err_uniform"])], "err_uniform")
     if not u.empty:
         fig.add_trace(go.Scatter(x=u["n"], y=u["err_uniform"], mode="lines", name="uniform baseline (err_uniform)",
                                  line=UNIFORM_STYLE), 1, 2)

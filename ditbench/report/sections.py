@@ -12,7 +12,7 @@ import plotly.graph_objects as go
 from . import figures, tables
 from .data import Run
 from .fitting import KernelCrossover, crossovers, fitted_lines, run_fits
-from .select import best_at_error_levels, by_experiment, pareto_points
+from .select import best_at_error_levels, by_experiment, nonfinite_errors, pareto_points
 
 
 @dataclass(frozen=True)
@@ -126,12 +126,17 @@ def fits_section(p: PageData) -> Section | None:
 
 
 def not_ok_section(p: PageData) -> Section | None:
-    rows = p.run.not_ok
-    if rows.empty:
+    rows, bad = p.run.not_ok, nonfinite_errors(p.run.results)
+    if rows.empty and bad.empty:
         return None
     counts = rows["status"].value_counts()
-    intro = ", ".join(f"{int(v)} {k}" for k, v in counts.items()) + " point(s), with the recorded reasons."
-    return Section("skipped", "Skipped and failed points", intro, tables=(("", tables.not_ok_table(rows)),))
+    intro = ", ".join(f"{int(v)} {k}" for k, v in counts.items()) + " point(s), with the recorded reasons." \
+        if len(rows) else ""
+    if not bad.empty:
+        intro += (f" {len(bad)} ok point(s) returned non-finite output (infinite error): they appear in "
+                  "timing plots and are left out of error plots.")
+        rows = pd.concat([rows, bad.assign(status="ok, non-finite error", reason="non-finite output")])
+    return Section("skipped", "Skipped and failed points", intro.strip(), tables=(("", tables.not_ok_table(rows)),))
 
 
 def environment_section(p: PageData) -> Section:

@@ -89,6 +89,13 @@ def bound_regime(rows: pd.DataFrame) -> pd.Series:
     return rows["bound"].map(lambda b: f"{b:g}" if pd.notna(b) else "unknown").astype("string")
 
 
+def nonfinite_errors(rows: pd.DataFrame) -> pd.DataFrame:
+    """ok rows whose err_max is ±inf or NaN-with-a-time (non-finite outputs count as infinite
+    error): they stay in timing plots and are left out of error plots, so the page lists them."""
+    ok = rows[rows["status"] == "ok"]
+    return ok[ok["err_max"].notna() & ~np.isfinite(ok["err_max"])]
+
+
 def pareto_front(seconds: np.ndarray, errors: np.ndarray) -> np.ndarray:
     """Boolean mask of points not dominated in (time, error), both to be minimised.
 
@@ -127,7 +134,7 @@ def pareto_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
     Returns ``(points, where)`` with points columns ``label, kernel, median_s, err_max, front``
     and ``where`` a description of the slice; None unless two approximate kernels share a slice.
     """
-    ok = rows[(rows["op"] == "forward") & (rows["status"] == "ok") & rows["err_max"].notna()]
+    ok = rows[(rows["op"] == "forward") & (rows["status"] == "ok") & np.isfinite(rows["err_max"])]
     if ok.empty:
         return None
     ok = ok.assign(regime=bound_regime(ok))
