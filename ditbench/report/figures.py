@@ -104,7 +104,10 @@ def scaling_figure(rows: pd.DataFrame, lines: Sequence[FittedLine], crossovers: 
     for c in crossovers:
         _add_crossover(fig, c)
     _log_n_axis(fig)
-    fig.update_yaxes(type="log", title_text="median time (seconds)")
+    # The axis follows the measured points (a factor 3 either side): a wide band from few, noisy
+    # sizes would otherwise stretch it over tens of decades; the band then runs off the plot.
+    lo, hi = np.log10(rows["median_s"].min() / 3), np.log10(rows["median_s"].max() * 3)
+    fig.update_yaxes(type="log", title_text="median time (seconds)", range=[lo, hi])
     return _style(fig, _titled(title, f"{op} time vs n (log–log); lines: power-law fits with 95% bands"))
 
 

@@ -98,12 +98,16 @@ def crossovers(rows: pd.DataFrame) -> list[KernelCrossover]:
 
 
 def run_fits(run: Run) -> pd.DataFrame | None:
-    """The run's fit table: its ``fits.csv`` when present (what `ditbench run` concluded), else
-    :func:`ditbench.fit.fit_table` on its rows grouped by :data:`FIT_GROUPS` (None without ok rows)."""
-    if run.fits is not None:
+    """The run's fit table: its ``fits.csv`` (what `ditbench run` concluded) when that fitted at
+    least one group; otherwise :func:`ditbench.fit.fit_table` on its rows grouped by
+    :data:`FIT_GROUPS`, the columns the figures split series by (None without ok rows).
+
+    A fits.csv in which every group is ``insufficient-data`` usually means it was grouped by a
+    per-case column (one row per group), so the report's own grouping is more useful."""
+    if run.fits is not None and "exponent" in run.fits.columns and run.fits["exponent"].notna().any():
         return run.fits
     results = run.results
     if not (results["status"] == "ok").any():
-        return None
+        return run.fits
     by = [c for c in FIT_GROUPS if c in results.columns and results[c].notna().any()]
     return fit.fit_table(results, by=by)
