@@ -5,6 +5,7 @@ Nothing here fits or plots; fitting lives in :mod:`ditbench.fit`, plotting in :m
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -13,7 +14,8 @@ import pandas as pd
 # The trivial O(n) answer (DESIGN §2): drawn as a baseline, never counted as an approximation.
 UNIFORM = "uniform"
 # Columns that, when they vary inside a selection, split it into separate series (in this order).
-SERIES_COLUMNS = ("experiment", "kernel", "bound_spec", "d", "dtype", "device")
+# ``params`` is the JSON of the kernel parameters (e.g. a Performer's feature count) that measure records.
+SERIES_COLUMNS = ("experiment", "kernel", "params", "bound_spec", "d", "dtype", "device")
 
 
 def is_exact(kernel: str) -> bool:
@@ -30,9 +32,11 @@ def approximate_kernels(rows: pd.DataFrame) -> list[str]:
 
 
 def series_columns(rows: pd.DataFrame) -> list[str]:
-    """``kernel`` plus every :data:`SERIES_COLUMNS` entry that takes more than one value in ``rows``."""
+    """``kernel`` plus every :data:`SERIES_COLUMNS` entry that takes more than one value for some
+    kernel in ``rows`` (a setting that only differs between kernels does not split series)."""
+    by_kernel = rows.groupby("kernel")
     return [c for c in SERIES_COLUMNS
-            if c == "kernel" or (c in rows.columns and rows[c].nunique(dropna=True) > 1)]
+            if c == "kernel" or (c in rows.columns and (by_kernel[c].nunique(dropna=True) > 1).any())]
 
 
 def series_label(key: Sequence[object], columns: Sequence[str]) -> str:
@@ -43,9 +47,24 @@ def series_label(key: Sequence[object], columns: Sequence[str]) -> str:
             parts.append(str(val))
         elif col == "bound_spec":
             parts.append(f"B={val}")
+        elif col == "params":
+            parts.append(params_text(val))
         else:
             parts.append(f"{col}={val}")
     return " · ".join(parts)
+
+
+def params_text(value: object) -> str:
+    """``{"features": 16, "seed": 0}`` → ``features=16, seed=0``; other text is returned as is."""
+    if not isinstance(value, str):
+        return "" if pd.isna(value) else str(value)
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError:
+        return value
+    if not isinstance(parsed, dict):
+        return value
+    return ", ".join(f"{k}={v}" for k, v in parsed.items()) or "defaults"
 
 
 def by_series(rows: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
@@ -150,7 +169,8 @@ def pareto_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
         return None
     (_, n, regime, d), g = chosen
     # Parameters that tell one kernel's configurations apart (e.g. degree, feature rank).
-    varying = {k: [c for c in ("degree", "rank", "eps") if kg[c].nunique() > 1] for k, kg in g.groupby("kernel")}
+    config = [c for c in ("degree", "rank", "eps", "params") if c in g.columns]
+    varying = {k: [c for c in config if kg[c].nunique() > 1] for k, kg in g.groupby("kernel")}
     g = g.assign(label=[_config_label(r, varying[r["kernel"]]) for _, r in g.iterrows()])
     pts = g.groupby(["label", "kernel"], as_index=False)[["median_s", "err_max"]].median()
     pts["front"] = pareto_front(pts["median_s"].to_numpy(), pts["err_max"].to_numpy())
@@ -159,5 +179,5 @@ def pareto_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
 
 
 def _config_label(row: pd.Series, params: Sequence[str]) -> str:
-    extra = [f"{p}={row[p]:g}" for p in params if pd.notna(row[p])]
+    extra = [params_text(row[p]) if p == "params" else f"{p}={row[p]:g}" for p in params if pd.notna(row[p])]
     return f"{row['kernel']} ({', '.join(extra)})" if extra else str(row["kernel"])
