@@ -25,6 +25,7 @@ from plotly.offline import get_plotlyjs
 
 from .data import Run, load_run, meta_lookup
 from .sections import PageData, Section, build_sections
+from .select import series_label
 from .tables import fit_group_columns
 
 PLOTLY_JS = "plotly.min.js"
@@ -175,7 +176,8 @@ def headline(fits: pd.DataFrame | None, limit: int = HEADLINE_FITS) -> list[str]
     groups = fit_group_columns(f)
     lines = []
     for _, r in f.head(limit).iterrows():
-        name = " · ".join(str(r[c]) for c in groups if c in r and pd.notna(r[c]))
+        cols = [c for c in groups if pd.notna(r[c])]
+        name = series_label([r[c] for c in cols], cols)
         ci = f" [{r['ci_low']:.2f}, {r['ci_high']:.2f}]" if pd.notna(r.get("ci_low")) else ""
         lines.append(f"{name}: k = {r['exponent']:.2f}{ci}")
     return lines
