@@ -31,7 +31,7 @@ ERR_UNIFORM = 1.5e-3  # the uniform answer's error at B = 1 (DESIGN §2)
 
 def _row(**kw) -> dict:
     base = dict(experiment="E1", op="forward", m=None, d=8, dv=8, bound=1.0, bound_spec="1.0", scale=1 / 8,
-                eps=1e-3, degree=None, rank=None, dtype="float32", device="cpu", threads=2, seed=0,
+                eps=None, degree=None, rank=None, dtype="float32", device="cpu", threads=2, seed=0,
                 iqr_s=None, repeats=5, err_max=None, err_max_rel=None, err_fro_rel=None,
                 err_uniform=ERR_UNIFORM, err_vs_uniform=None, peak_bytes=1e6, status="ok", reason="",
                 ref_rows=256)
@@ -60,18 +60,18 @@ def synthetic_rows(seeds: int = 2, rng_seed: int = 0, odd_name: str | None = Non
         for n in NS:
             for kernel, (c, k) in E1_LAWS.items():
                 err = {"sdpa": 3e-7, "exact": 2e-7, "polynomial": 4e-6, "uniform": ERR_UNIFORM}[kernel]
-                extra = dict(degree=4, rank=495) if kernel == "polynomial" else {}
+                extra = dict(degree=4, rank=495, eps=1e-3) if kernel == "polynomial" else {}
                 rows.append(_row(kernel=kernel, n=n, seed=seed, median_s=t(c, k, n), err_max=err, **extra))
             for spec, (bound, k) in E2_REGIMES.items():
                 b = bound(n)
                 if spec.startswith("2.0") and n == NS[-1]:
                     rows.append(_row(experiment="E2", kernel="polynomial", n=n, seed=seed, bound=b, bound_spec=spec,
-                                     median_s=None, status="skipped",
+                                     median_s=None, status="skipped", eps=1e-3,
                                      reason="predicted 2.1e+12 FLOPs exceed the budget of 1e+12"))
                     continue
                 rows.append(_row(experiment="E2", kernel="polynomial", n=n, seed=seed, bound=b, bound_spec=spec,
                                  median_s=t(2e-6 * 256 ** (1 - k), k, n), err_max=5e-6 * b,
-                                 err_uniform=ERR_UNIFORM * b * b, degree=int(4 + 2 * b), rank=None))
+                                 err_uniform=ERR_UNIFORM * b * b, degree=int(4 + 2 * b), rank=None, eps=1e-3))
             if n <= 2048:
                 for kernel, (c, k, err) in {"grad_exact": (1e-8, 2.0, 1e-12), "grad_chain": (3e-5, 1.0, 2e-5),
                                             "grad_poly_autograd": (1e-5, 1.0, 8e-6)}.items():

@@ -54,7 +54,8 @@ def test_pareto_points_picks_the_peer_slice_and_labels_configurations(rows):
 
 
 def test_accuracy_points_recover_bound_and_tightness(rows):
-    p = figures.accuracy_points(rows)
+    p, sweep = figures.accuracy_points(rows)
+    assert sweep == "degree"
     e3 = p[p["label"].str.startswith("E3")]
     assert sorted(e3["degree"]) == [1, 2, 3, 4, 5, 6]
     expected = 2 * e3["eps"] / (1 - e3["eps"]) * V_MAX  # 2ε/(1−ε)·‖V‖max, ‖V‖max from err_max/err_max_rel
@@ -108,6 +109,14 @@ def test_phase_heatmaps_draw_the_threshold_and_uniform_baseline(rows):
     assert [a.text for a in err.layout.annotations][:2] == ["polynomial err_max", "uniform baseline err_uniform"]
 
 
+def test_accuracy_falls_back_to_eps_when_degree_is_not_recorded(rows):
+    p, sweep = figures.accuracy_points(rows.assign(degree=np.nan))
+    assert sweep == "eps"
+    e3 = p[p["label"].str.startswith("E3")]
+    assert len(e3) == 6 and np.allclose(e3["tightness"], E3_TIGHTNESS, rtol=1e-9)
+    assert figures.accuracy_figure(rows.assign(degree=np.nan)).layout.xaxis.type == "log"
+
+
 def test_every_error_figure_shows_the_uniform_baseline(rows):
     assert any("uniform baseline" in n for n in _names(figures.accuracy_figure(rows)))
     assert "uniform baseline (err_uniform)" in _names(figures.gradient_figure(rows))
@@ -129,7 +138,7 @@ def test_phase_exponent_figure_error_bars_are_the_cis():
 def test_absent_data_gives_no_figure(rows):
     fwd = rows[rows["op"] == "forward"]
     assert figures.gradient_figure(fwd) is None
-    assert figures.accuracy_figure(fwd.assign(degree=np.nan)) is None
+    assert figures.accuracy_figure(fwd.assign(eps=np.nan)) is None
     assert figures.speedup_figure(fwd[fwd["kernel"] == "polynomial"]) is None
 
 

@@ -275,57 +275,67 @@ def phase_error_heatmap(rows: pd.DataFrame, kernel: str) -> go.Figure | None:
 #                              Accuracy (E3)                                   #
 #################################################################################
 
-def accuracy_points(rows: pd.DataFrame) -> pd.DataFrame:
-    """Per (series, degree) medians of approximate forward rows with a degree and 0 < eps < 1,
-    with the a-priori bound 2ε/(1−ε)·‖V‖_max and the tightness err_max / bound.
+# What an accuracy sweep varies: the degree when every row records it, else the target ε.
+SWEEP_AXES = {"degree": ("polynomial degree g", "linear"), "eps": ("target relative error ε of the polynomial", "log")}
 
-    ‖V‖_max is recovered per row as err_max / err_max_rel. Only (series, n) with ≥ 2 degrees."""
+
+def accuracy_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
+    """Per (series, n, swept value) medians of approximate forward rows with 0 < eps < 1, the
+    a-priori bound 2ε/(1−ε)·‖V‖_max and the tightness err_max / bound; returns (points, swept
+    column): ``degree`` when every row records it, else ``eps``.
+
+    ‖V‖_max is recovered per row as err_max / err_max_rel. Only (series, n) with ≥ 2 swept values:
+    a sweep holds n fixed (a degree that changes with n is E2's business). The ``params`` column
+    (which holds the swept ε) does not split series here."""
     g = _ok(rows, "forward")
-    g = g[g["kernel"].isin(approximate_kernels(g)) & g["degree"].notna() & (g["eps"] > 0) & (g["eps"] < 1)
+    g = g[g["kernel"].isin(approximate_kernels(g)) & (g["eps"] > 0) & (g["eps"] < 1)
           & (g["err_max_rel"] > 0) & np.isfinite(g["err_max"])]
     if g.empty:
-        return pd.DataFrame()
-    g = g.assign(v_max=g["err_max"] / g["err_max_rel"])
+        return pd.DataFrame(), "degree"
+    sweep = "degree" if g["degree"].notna().all() else "eps"
+    g = g.drop(columns=[c for c in ("params",) if c in g.columns]).assign(v_max=g["err_max"] / g["err_max_rel"])
     g = g.assign(bound_err=[theory.output_error_bound(e, v) for e, v in zip(g["eps"], g["v_max"])])
     out = []
     for label, series in by_series(g):
-        for n, s in series.groupby("n"):  # a degree sweep holds n fixed; degree varying with n is E2
-            if s["degree"].nunique() < 2:
+        for n, s in series.groupby("n"):
+            if s[sweep].nunique() < 2:
                 continue
-            m = s.groupby("degree", as_index=False)[["err_max", "err_uniform", "bound_err", "rank", "eps"]].median()
+            stats = [c for c in ("err_max", "err_uniform", "bound_err", "rank", "degree", "eps") if c != sweep]
+            m = s.groupby(sweep, as_index=False)[stats].median()
             out.append(m.assign(label=f"{label} · n={n:g}", tightness=m["err_max"] / m["bound_err"]))
-    return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+    return (pd.concat(out, ignore_index=True) if out else pd.DataFrame()), sweep
 
 
 def accuracy_figure(rows: pd.DataFrame) -> go.Figure | None:
-    """Measured err_max, the bound 2ε/(1−ε)·‖V‖_max and err_uniform vs degree (left); the
-    tightness ratio err_max / bound vs degree (right; ≤ 1 means the bound holds)."""
-    p = accuracy_points(rows)
+    """Measured err_max, the bound 2ε/(1−ε)·‖V‖_max and err_uniform vs degree (or target ε) on the
+    left; the tightness ratio err_max / bound on the right (≤ 1 means the bound holds)."""
+    p, sweep = accuracy_points(rows)
     if p.empty:
         return None
+    x_title, x_type = SWEEP_AXES[sweep]
     fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.1,
-                        subplot_titles=("error vs degree (log)", "tightness = err_max / bound"))
+                        subplot_titles=("max error and its bound", "tightness = err_max / bound"))
     labels = sorted(p["label"].unique())
     for label in labels:
-        s = p[p["label"] == label].sort_values("degree")
-        color, name = _color(label, labels), escape(label)
-        rank_text = [f"rank {r:.0f}" if pd.notna(r) else "" for r in s["rank"]]
-        fig.add_trace(go.Scatter(x=s["degree"], y=s["err_max"], mode="lines+markers", name=f"{name} err_max",
-                                 line=dict(color=color), text=rank_text,
-                                 hovertemplate="degree %{x}, %{text}<br>err_max %{y:.3g}<extra></extra>"), 1, 1)
-        fig.add_trace(go.Scatter(x=s["degree"], y=s["bound_err"], mode="lines", name=f"{name} bound 2ε/(1−ε)·‖V‖max",
+        s = p[p["label"] == label].sort_values(sweep)
+        color, name, x = _color(label, labels), escape(label), s[sweep]
+        info = [", ".join(f"{k} {v:.3g}" for k, v in (("degree", d), ("rank", r)) if pd.notna(v))
+                for d, r in zip(s["degree"], s["rank"])]
+        hover = f"{sweep} %{{x:.3g}} %{{text}}<br>" + "%{y:.3g}<extra></extra>"
+        fig.add_trace(go.Scatter(x=x, y=s["err_max"], mode="lines+markers", name=f"{name} err_max",
+                                 line=dict(color=color), text=info, hovertemplate=hover), 1, 1)
+        fig.add_trace(go.Scatter(x=x, y=s["bound_err"], mode="lines", name=f"{name} bound 2ε/(1−ε)·‖V‖max",
                                  line=dict(color=color, dash="dash")), 1, 1)
         if s["err_uniform"].notna().any():
-            fig.add_trace(go.Scatter(x=s["degree"], y=s["err_uniform"], mode="lines", name=f"{name} uniform baseline",
+            fig.add_trace(go.Scatter(x=x, y=s["err_uniform"], mode="lines", name=f"{name} uniform baseline",
                                      line=UNIFORM_STYLE), 1, 1)
-        fig.add_trace(go.Scatter(x=s["degree"], y=s["tightness"], mode="lines+markers", showlegend=False,
-                                 line=dict(color=color), text=rank_text,
-                                 hovertemplate="degree %{x}, %{text}<br>err/bound %{y:.3g}<extra></extra>"), 1, 2)
+        fig.add_trace(go.Scatter(x=x, y=s["tightness"], mode="lines+markers", showlegend=False,
+                                 line=dict(color=color), text=info, hovertemplate=hover), 1, 2)
     _log_hline(fig, 1.0, "bound", row=1, col=2)
-    fig.update_xaxes(title_text="polynomial degree g", dtick=1)
+    fig.update_xaxes(title_text=x_title, type=x_type, **({"dtick": 1} if sweep == "degree" else {}))
     fig.update_yaxes(type="log", title_text="max error ‖T − Att‖max", row=1, col=1)
     fig.update_yaxes(type="log", title_text="err_max / bound", row=1, col=2)
-    return _style(fig, "Accuracy vs degree against the a-priori bound", height=500)
+    return _style(fig, f"Accuracy vs {sweep} against the a-priori bound", height=500)
 
 
 #################################################################################
