@@ -125,26 +125,25 @@ def fit_power_law(
     if min_sizes < 3:
         raise ValueError(f"min_sizes={min_sizes} must be ≥ 3 (two points leave no residual to estimate error)")
     sizes_all, times = _validated(n, seconds)
-    frame = pd.DataFrame({"n": sizes_all, "log_t": np.log(times)})
-    per_size = frame.groupby("n")["log_t"].agg(["median", "count"]).sort_index()
-    if len(per_size) < min_sizes:
+    log_t_all = np.log(times)  # (p,)
+    sizes, which = np.unique(sizes_all, return_inverse=True)  # (k,) increasing, (p,) size index
+    if len(sizes) < min_sizes:
         raise InsufficientDataError(
-            f"{len(per_size)} distinct size(s) {per_size.index.tolist()}; a fit needs at least {min_sizes}"
+            f"{len(sizes)} distinct size(s) {sizes.tolist()}; a fit needs at least {min_sizes}"
         )
-    sizes = per_size.index.to_numpy()  # (k,)
-    log_medians = per_size["median"].to_numpy()  # (k,)
+    log_medians = np.array([np.median(log_t_all[which == i]) for i in range(len(sizes))])  # (k,)
+    counts = np.bincount(which).astype(float)  # (k,) repeats per size
     start = first_asymptotic_index(sizes, log_medians, region)
-    kept = per_size.iloc[start:]
 
     if estimator == "wls-median":
-        log_n = np.log(kept.index.to_numpy())  # (k',)
-        log_t = kept["median"].to_numpy()  # (k',)
-        weights = kept["count"].to_numpy(dtype=float)  # (k',)
+        log_n = np.log(sizes[start:])  # (k',)
+        log_t = log_medians[start:]  # (k',)
+        weights = counts[start:]  # (k',)
         result = sm.WLS(log_t, sm.add_constant(log_n), weights=weights).fit(use_t=True)
     else:
-        rows = frame[frame["n"] >= kept.index[0]]
-        log_n = np.log(rows["n"].to_numpy())  # (p',)
-        log_t = rows["log_t"].to_numpy()  # (p',)
+        rows = which >= start
+        log_n = np.log(sizes_all[rows])  # (p',)
+        log_t = log_t_all[rows]  # (p',)
         weights = np.ones_like(log_n)  # (p',)
         result = sm.OLS(log_t, sm.add_constant(log_n)).fit(cov_type="HC3", use_t=True)
 
@@ -162,10 +161,10 @@ def fit_power_law(
         ci_high=high,
         intercept=intercept,
         r2=float(result.rsquared),
-        n_min=float(kept.index[0]),
-        n_max=float(kept.index[-1]),
+        n_min=float(sizes[start]),
+        n_max=float(sizes[-1]),
         points=int(len(log_n)),
-        sizes=int(len(kept)),
+        sizes=int(len(sizes) - start),
         regime=classify(low, high, thresholds),
         local_slopes=local_slopes(sizes, log_medians),
         dropped_sizes=tuple(float(s) for s in sizes[:start]),
