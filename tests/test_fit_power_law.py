@@ -118,3 +118,22 @@ def test_region_rule_validates_its_parameters():
         RegionRule(fraction=1.5)
     with pytest.raises(ValueError, match="min_sizes"):
         RegionRule(min_sizes=1)
+
+
+def test_floor_term_prediction_bends_toward_the_floor():
+    # Floor = the law at n = 100: the first-order term is accurate once the rule has dropped
+    # the sizes where the floor dominates (it is not meant to model a floor 10× the work).
+    exact = 1e-7 + 1e-9 * SIZES
+    # Noiseless: the floor term removes most of the bias the region rule leaves.
+    assert abs(fit_power_law(SIZES, exact, floor_term=True).exponent - 1) < 0.5 * abs(fit_power_law(SIZES, exact).exponent - 1)
+    n, t = np.repeat(SIZES, 5), np.repeat(exact, 5) * np.exp(np.random.default_rng(2).normal(0, 0.03, 5 * SIZES.size))
+    fit = fit_power_law(n, t, floor_term=True)
+    assert fit.floor_shape is not None and fit.ci_low <= 1.0 <= fit.ci_high
+    kept = SIZES[SIZES >= fit.n_min]
+    pred = fit.predict(kept)
+    # The curve, floor included, follows the noiseless truth within a few noise σ/√repeats.
+    assert np.allclose(pred["seconds"], exact[SIZES >= fit.n_min], rtol=4 * 0.03)
+    with pytest.raises(ValueError, match="growing timings"):
+        fit_power_law(SIZES, 1.0 / SIZES, floor_term=True)
+    with pytest.raises(InsufficientDataError, match="floor_term needs 4 sizes"):
+        fit_power_law(SIZES[:3], SIZES[:3] * 1e-9, floor_term=True)

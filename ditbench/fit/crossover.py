@@ -54,7 +54,8 @@ def _exp(x: float) -> float:
 
 
 def _line_cov(fit: PowerLawFit) -> np.ndarray:
-    return np.asarray(fit._result.cov_params(), dtype=float)  # (2, 2): (intercept, exponent)
+    # (2, 2) block for (intercept, exponent); a floor term's row/column is not part of the line.
+    return np.asarray(fit._result.cov_params(), dtype=float)[:2, :2]
 
 
 def crossover(approx: PowerLawFit, exact: PowerLawFit) -> Crossover:
