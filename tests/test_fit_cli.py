@@ -40,6 +40,20 @@ def test_by_overrides_grouping_and_csv_round_trips(results_csv, capsys):
     assert list(table.columns[:2]) == ["experiment", "exponent"] and len(table) == 1
 
 
+def test_estimator_and_floor_flags_reach_the_fit(results_csv, capsys):
+    assert main(["fit", str(results_csv), "--format", "csv", "--estimator", "ols-hc3", "--floor-term"]) == 0
+    from io import StringIO
+    table = pd.read_csv(StringIO(capsys.readouterr().out))
+    assert len(table) == 2 and table["exponent"].notna().all()
+
+
+def test_all_rows_skipped_is_an_error(tmp_path, capsys):
+    path = tmp_path / "r.csv"
+    pd.DataFrame({"kernel": ["a"], "n": [8], "median_s": [None], "status": ["skipped"]}).to_csv(path, index=False)
+    assert main(["fit", str(path)]) == 2
+    assert "no measured rows" in capsys.readouterr().err
+
+
 def test_table_format_is_default(results_csv, capsys):
     assert main(["fit", str(results_csv)]) == 0
     out = capsys.readouterr().out

@@ -8,6 +8,7 @@ from typing import Any, Callable
 
 import pandas as pd
 
+from .power_law import ESTIMATORS
 from .readers import read_results
 from .table import fit_table
 
@@ -43,12 +44,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--by", default=None,
                         help="comma-separated grouping columns (default: every key column present; see docs/fit.md)")
     parser.add_argument("--format", choices=sorted(FORMATS), default="table", help="output format")
+    parser.add_argument("--estimator", choices=ESTIMATORS, default=ESTIMATORS[0],
+                        help="wls-median: per-size medians (default); ols-hc3: every repeat, HC3 errors")
+    parser.add_argument("--floor-term", action="store_true",
+                        help="add the first-order constant-overhead regressor (see docs/fit.md)")
 
 
 def main(args: argparse.Namespace) -> int:
     by = None if args.by is None else [c.strip() for c in args.by.split(",") if c.strip()]
     try:
-        table = fit_table(read_results(args.results), by=by)
+        table = fit_table(read_results(args.results), by=by, estimator=args.estimator, floor_term=args.floor_term)
     except ValueError as err:
         print(f"ditbench fit: {err}".splitlines()[0], file=sys.stderr)
         return 2

@@ -67,6 +67,8 @@ def _usable_rows(df: pd.DataFrame, time_col: str) -> pd.DataFrame:
         raise ValueError(f"no size column 'n'; columns are {list(df.columns)}")
     if "status" in df.columns:
         df = df[df["status"].astype(str) == "ok"]
+    if df.empty:
+        raise ValueError("no measured rows to fit (every row has a status other than 'ok')")
     times = pd.to_numeric(df[time_col], errors="coerce")
     sizes = pd.to_numeric(df["n"], errors="coerce")
     bad = ~(times > 0) | ~(sizes > 0)
