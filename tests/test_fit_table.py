@@ -80,3 +80,6 @@ def test_seconds_column_preferred_and_by_none_without_keys():
     df = pd.DataFrame({"n": np.repeat(SIZES, 2), "seconds": np.repeat(SIZES * 1e-9, 2) * np.tile([1.0, 1.05], 8)})
     table = fit_table(df)
     assert len(table) == 1 and table["exponent"].iloc[0] == pytest.approx(1.0, abs=1e-9)
+    # A single column name is one key, not a sequence of characters.
+    two = pd.concat([df.assign(kernel="a"), df.assign(kernel="b")])
+    assert fit_table(two, by="kernel")["kernel"].tolist() == ["a", "b"]

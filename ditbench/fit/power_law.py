@@ -183,7 +183,9 @@ def fit_power_law(
     intercept, exponent = (float(v) for v in result.params[:2])
     low, high = (float(v) for v in result.conf_int(alpha=1 - CONFIDENCE)[1])
     if not (np.isfinite(low) and np.isfinite(high)):
-        # A perfect fit leaves zero residual variance; statsmodels then returns NaN bounds.
+        # No residual degrees of freedom, or a point with leverage 1 under HC3, leaves statsmodels'
+        # interval undefined (NaN); say so instead of passing NaN on. (A perfect fit is not this
+        # case: it gives a zero-width interval.)
         raise InsufficientDataError(
             f"confidence interval [{low}, {high}] is undefined: the {len(log_n)} fitted points leave "
             "no residual scatter (exact line or duplicated points); add sizes or repeats"

@@ -95,7 +95,7 @@ def fit_table(df: pd.DataFrame, by: Sequence[str] | None = None, **options: Any)
         ``dropped_sizes`` (count) and ``note``. Numeric fit columns are nullable (``Float64``).
     """
     time_col = time_column(df)
-    keys = default_group_columns(df) if by is None else list(by)
+    keys = default_group_columns(df) if by is None else [by] if isinstance(by, str) else list(by)
     missing = [c for c in keys if c not in df.columns]
     if missing:
         raise ValueError(f"cannot group by {missing}: not columns of the table {list(df.columns)}")
