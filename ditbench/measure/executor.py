@@ -161,3 +161,7 @@ def _exit_text(code: int | None) -> str:
         except ValueError:
             return f"killed by signal {-code}"
     return f"exit code {code}"
+
+
+# name → factory, for the CLI's --executor choices (a Dask executor would register here).
+EXECUTORS: dict[str, type[Executor]] = {"worker": WorkerExecutor, "in-process": InProcessExecutor}
