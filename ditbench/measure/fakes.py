@@ -17,7 +17,7 @@ from torch import Tensor
 from .. import theory
 from ..attention import KERNELS, Kernel, Problem, register, uniform_attention
 
-SLEEP_S = 30.0  # far beyond any test timeout
+SLEEP_S = 600.0  # far beyond any test timeout: finishing at all means the kill failed
 
 
 def _slow(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
@@ -49,7 +49,7 @@ def _huge_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
 
 
 FAKES = (
-    Kernel(name="fake_slow", fn=_slow, description="sleeps 30 s"),
+    Kernel(name="fake_slow", fn=_slow, description="sleeps 600 s"),
     Kernel(name="fake_raises", fn=_raises, description="raises RuntimeError"),
     Kernel(name="fake_segfault", fn=_segfault, description="kills its process with SIGSEGV"),
     Kernel(name="fake_nan", fn=_nan, description="uniform answer with one NaN"),

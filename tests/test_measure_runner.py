@@ -1,0 +1,128 @@
+"""The runner end to end: smoke preset, skips (unsupported, cost model, no CUDA), failures
+(exception, crash, timeout) through the worker, resume after an interruption, metadata."""
+from __future__ import annotations
+
+import json
+import math
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+import ditbench.measure.fakes  # noqa: F401  (registers the fake_* kernels in this process)
+from ditbench.measure import (
+    COLUMNS, REQUIRED_COLUMNS, InProcessExecutor, Preset, SweepSpec, WorkerExecutor, get_preset, read_results,
+    run_sweep,
+)
+from ditbench.measure.budget import Rates
+from ditbench.measure.fakes import SLEEP_S
+
+F32_EPS = torch.finfo(torch.float32).eps
+RATES = Rates(flops_per_s=1e9, method="assumed")  # fixed, so skips do not depend on machine load
+
+
+def preset(*sweeps: dict, name: str = "t") -> Preset:
+    base = {"experiment": "T", "n": [32], "d": [4], "min_run_time": 0.001, "min_repeats": 2}
+    return Preset(name=name, specs=tuple(SweepSpec.from_dict(base | s) for s in sweeps))
+
+
+def run(p: Preset, out, **kwargs):
+    kwargs.setdefault("executor", InProcessExecutor())
+    kwargs.setdefault("rates", RATES)
+    return run_sweep(p, out, threads=1, progress=False, **kwargs)
+
+
+def test_smoke_preset_in_process(tmp_path):
+    frame = run(get_preset("smoke"), tmp_path)
+    assert list(frame.columns) == list(COLUMNS) and set(REQUIRED_COLUMNS) <= set(frame.columns)
+    assert (frame["status"] == "ok").all(), frame[["kernel", "n", "reason"]]
+    assert len(frame) == 3 * 3 and frame["case_id"].is_unique
+    exact = frame[frame["kernel"].isin(["exact", "sdpa"])]
+    # float32 softmax averages of |v| ≤ 1 over m terms: worst-case summation bound m·eps32.
+    assert (exact["err_max"] <= exact["m"] * F32_EPS).all()
+    uniform = frame[frame["kernel"] == "uniform"]
+    # The uniform kernel *is* the uniform baseline, up to float32 rounding of the mean.
+    assert ((uniform["err_vs_uniform"] - 1).abs() <= 1e-3).all()
+    assert (frame["median_s"] > 0).all() and (frame["repeats"] >= 3).all() and (frame["threads"] == 1).all()
+    assert (frame["ref_rows"] == frame["n"]).all() and (frame["bound_spec"] == "1").all()
+    assert set(frame["mem_method"]) <= {"vmhwm", "unavailable"}
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    for key in ("torch", "python", "numpy", "cpu_model", "threads", "git_commit", "preset", "start_time",
+                "end_time", "hostname", "gpu_model"):
+        assert key in meta
+    assert meta["preset"]["name"] == "smoke" and meta["end_time"] and meta["status_counts"] == {"ok": 9}
+
+
+def test_skips_unsupported_over_budget_and_missing_cuda(tmp_path):
+    frame = run(preset({"kernels": ["fake_small_only", "fake_huge"], "n": [32, 128]}), tmp_path)
+    rows = {(r.kernel, r.n): r for r in frame.itertuples()}
+    assert rows["fake_small_only", 32].status == "ok"
+    assert rows["fake_small_only", 128].status == "skipped"
+    assert rows["fake_small_only", 128].reason == "fake_small_only supports n ≤ 64, not n=128"
+    huge = rows["fake_huge", 32]
+    assert huge.status == "skipped" and "exceeds the time budget" in huge.reason and "memory budget" in huge.reason
+    assert math.isnan(huge.median_s)  # never measured: empty, not a made-up number
+    if not torch.cuda.is_available():
+        frame = run(preset({"kernels": ["uniform"]}), tmp_path / "gpu", device="cuda")
+        assert frame["status"].tolist() == ["skipped"] and "torch.cuda.is_available() is False" in frame["reason"][0]
+
+
+def test_kernel_exception_crash_and_timeout_become_failed_rows_and_the_run_goes_on(tmp_path):
+    # The crash comes before the last ok case (so the run must restart the worker and go on); the
+    # timeout comes last, so the test pays for only one restart (workers restart lazily).
+    p = preset({"kernels": ["fake_raises", "fake_segfault", "fake_nan", "uniform", "fake_slow"], "timeout_s": 3})
+    start = time.perf_counter()
+    with WorkerExecutor(imports=("ditbench", "ditbench.measure.fakes")) as executor:
+        frame = run(p, tmp_path, executor=executor)
+        assert executor.restarts == 2  # killed after the crash and after the timeout
+    assert time.perf_counter() - start < SLEEP_S / 5  # the 600 s sleeper really was killed
+    rows = {r.kernel: r for r in frame.itertuples()}
+    assert rows["fake_raises"].status == "failed"
+    assert rows["fake_raises"].reason.startswith("RuntimeError: fake kernel refuses on purpose (at fakes.py:")
+    assert rows["fake_segfault"].status == "failed" and "SIGSEGV" in rows["fake_segfault"].reason
+    assert rows["fake_slow"].status == "failed" and rows["fake_slow"].reason.startswith("timeout after 3 s")
+    nan = rows["fake_nan"]
+    assert nan.status == "ok" and nan.nonfinite == 1 and nan.err_max == math.inf and "non-finite" in nan.reason
+    assert rows["uniform"].status == "ok" and rows["uniform"].err_vs_uniform <= 1 + 1e-3
+    failed = frame["status"] == "failed"
+    assert frame.loc[failed, "median_s"].isna().all() and frame.loc[~failed, "median_s"].notna().all()
+
+
+class InterruptAfter(InProcessExecutor):
+    """Stops the run (like Ctrl-C) after ``count`` measured points."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+
+    def run(self, case):
+        if self.count == 0:
+            raise KeyboardInterrupt
+        self.count -= 1
+        return super().run(case)
+
+
+def test_resume_after_interruption_finishes_without_duplicates(tmp_path):
+    p = preset({"kernels": ["exact", "uniform", "fake_small_only"], "n": [16, 32, 64, 128]})
+    with pytest.raises(KeyboardInterrupt):
+        run(p, tmp_path, executor=InterruptAfter(3))
+    partial = read_results(tmp_path / "results.csv")
+    assert len(partial) == 3 and json.loads((tmp_path / "meta.json").read_text())["end_time"]
+    with open(tmp_path / "results.csv", "a") as fh:
+        fh.write("T,exact,forw")  # a row cut off mid-write by a kill
+    with pytest.raises(ValueError, match="pass --resume"):
+        run(p, tmp_path)
+    frame = run(p, tmp_path, resume=True)
+    assert len(frame) == 12 and frame["case_id"].is_unique
+    # Rows already recorded are kept as they were (dtypes may widen once later rows fill a column).
+    pd.testing.assert_frame_equal(frame.iloc[:3], partial, check_dtype=False)
+    assert set(frame["status"]) == {"ok", "skipped"}  # fake_small_only at n = 128
+    again = run(p, tmp_path, resume=True)  # nothing left to do
+    assert again.equals(frame)
+    assert json.loads((tmp_path / "meta.json").read_text())["cases_already_done"] == 12
+
+
+def test_bad_spec_fails_before_anything_runs(tmp_path):
+    with pytest.raises(ValueError, match="unknown kernel 'missing'"):
+        run(preset({"kernels": ["uniform"]}, {"kernels": ["missing"]}), tmp_path)
+    assert not (tmp_path / "results.csv").exists() and not (tmp_path / "meta.json").exists()
