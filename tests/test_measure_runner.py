@@ -126,3 +126,32 @@ def test_bad_spec_fails_before_anything_runs(tmp_path):
     with pytest.raises(ValueError, match="unknown kernel 'missing'"):
         run(preset({"kernels": ["uniform"]}, {"kernels": ["missing"]}), tmp_path)
     assert not (tmp_path / "results.csv").exists() and not (tmp_path / "meta.json").exists()
+
+
+def dense_gradient(a1, a2, a3, x, y, e, *, scale=None):
+    """dL/dX by the closed form of DESIGN §3.2, materialising n×n (small n only); any dtype."""
+    s = 1.0 / math.sqrt(a1.shape[-1]) if scale is None else scale
+    f = torch.softmax(s * a1 @ x @ a2.T, dim=-1)  # (n, n)
+    h = a3 @ y  # (n, d)
+    q = (f @ h - e) @ h.T  # (n, n)
+    p1 = f * q  # (n, n)
+    p = p1 - p1.sum(dim=-1, keepdim=True) * f  # (n, n)
+    return s * a1.T @ p @ a2  # (d, d)
+
+
+def test_backward_op_uses_the_exact_gradient_reference(tmp_path, monkeypatch):
+    import ditbench.gradient
+    from ditbench.attention import KERNELS, Kernel
+
+    monkeypatch.setitem(KERNELS, "fake_grad", Kernel(name="fake_grad", fn=dense_gradient, op="backward"))
+    p = preset({"kernels": ["fake_grad"], "op": "backward", "n": [16, 32], "bound": [2], "dtype": ["float64"]})
+    monkeypatch.delattr(ditbench.gradient, "exact_gradient", raising=False)
+    frame = run(p, tmp_path / "missing")
+    assert (frame["status"] == "failed").all()
+    assert "ditbench.gradient.exact_gradient is missing" in frame["reason"][0]
+    monkeypatch.setattr(ditbench.gradient, "exact_gradient", dense_gradient, raising=False)
+    frame = run(p, tmp_path / "ok")
+    assert (frame["status"] == "ok").all(), frame["reason"].tolist()
+    # Same float64 computation on both sides: bit-identical.
+    assert (frame["err_max"] == 0).all() and (frame["err_uniform"] > 0).all()
+    assert (frame["ref_rows"] == 4).all()  # the (d, d) gradient is compared whole
