@@ -44,7 +44,8 @@ def test_error_metrics_on_a_row_subset_and_with_non_finite_output():
     check = Check(rows=torch.tensor([1, 3]), reference=torch.tensor([[2.0, 3.0], [6.0, 6.5]], dtype=torch.float64),
                   uniform=torch.zeros(1, 2, dtype=torch.float64), rel_scale=1.0)
     got = error_metrics(out, check)
-    assert (got["err_max"], got["nonfinite"], got["ref_rows"], got["err_uniform"]) == (0.5, 1, 2, 6.5)  # uniform 0 vs reference max 6.5
+    # err_uniform: the uniform answer 0 against the reference's largest entry 6.5.
+    assert (got["err_max"], got["nonfinite"], got["ref_rows"], got["err_uniform"]) == (0.5, 1, 2, 6.5)
     out[3, 1] = float("inf")  # inside: infinitely wrong, never NaN
     got = error_metrics(out, check)
     assert got["err_max"] == math.inf and got["err_vs_uniform"] == math.inf and got["err_fro_rel"] == math.inf

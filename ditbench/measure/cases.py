@@ -133,7 +133,8 @@ def expand(spec: SweepSpec, *, threads: int, device: str | None = None) -> list[
                             scale=_evaluate("scale", scale_text, values, spec.experiment), scale_spec=scale_text,
                             params=params, dtype=dtype, device=device, seed=seed, threads=threads,
                             value_bound=spec.value_bound, ref_rows=spec.ref_rows, min_run_time=spec.min_run_time,
-                            timer=spec.timer, min_repeats=spec.min_repeats, timeout_s=spec.timeout_s, time_budget_s=spec.time_budget_s,
+                            timer=spec.timer, min_repeats=spec.min_repeats, timeout_s=spec.timeout_s,
+                            time_budget_s=spec.time_budget_s,
                             memory_fraction=spec.memory_fraction,
                         )
                         cases.setdefault(case.case_id, case)

@@ -33,7 +33,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--preset", choices=preset_names(), default=None,
                         help=f"shipped sweep preset (default: {DEFAULT_PRESET})")
     source.add_argument("--config", type=Path, metavar="FILE", help="a TOML sweep file in the preset format")
-    parser.add_argument("--out", type=Path, metavar="DIR", help="output directory (default: results/<UTC time>-<preset>)")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="output directory (default: results/<UTC time>-<preset>)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="override every sweep's device")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="torch threads per timed call")
     parser.add_argument("--resume", action="store_true", help="finish the run in --out, skipping recorded points")
@@ -57,7 +58,8 @@ def main(args: argparse.Namespace) -> int:
         return 2
     fits = write_fits(results, out)
     print(summarize(results, fits))
-    print(f"results: {out / 'results.csv'}  meta: {out / 'meta.json'}" + ("  fits: " + str(out / "fits.csv") if fits is not None else ""))
+    written = [out / "results.csv", out / "meta.json"] + ([out / "fits.csv"] if fits is not None else [])
+    print("wrote " + ", ".join(str(path) for path in written))
     if not args.no_report:
         build = _optional("ditbench.report", "build_report")
         if build is None:

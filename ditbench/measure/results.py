@@ -114,7 +114,9 @@ def _cell(value: Any) -> Any:
 ##################################################################################################
 # meta.json
 ##################################################################################################
-def run_metadata(*, preset: Mapping[str, Any], threads: int, device: str, extra: Mapping[str, Any] = ()) -> dict[str, Any]:
+def run_metadata(
+    *, preset: Mapping[str, Any], threads: int, device: str, extra: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
     """Versions, machine and run settings (DESIGN §5), without the end time."""
     import numpy
     import torch
@@ -130,7 +132,7 @@ def run_metadata(*, preset: Mapping[str, Any], threads: int, device: str, extra:
         "cuda": torch.version.cuda, "threads": threads, "device": device,
         "git_commit": _git_commit(),
         "command": sys.argv,
-        **dict(extra),
+        **dict(extra or {}),
     }
 
 

@@ -139,7 +139,8 @@ def load_preset_text(text: str, *, name: str, source: str = "") -> Preset:
         raise ValueError(f"{source or name}: invalid TOML: {err}") from None
     unknown = set(raw) - {"description", "sweep", "name"}
     if unknown:
-        raise ValueError(f"{source or name}: unknown top-level key(s) {sorted(unknown)}; allowed: description, name, [[sweep]]")
+        raise ValueError(f"{source or name}: unknown top-level key(s) {sorted(unknown)}; "
+                         f"allowed: description, name, [[sweep]]")
     sweeps = raw.get("sweep")
     if not isinstance(sweeps, list) or not sweeps:
         raise ValueError(f"{source or name}: needs at least one [[sweep]] table")
@@ -212,7 +213,8 @@ def _grid(name: str, value: Any, *, geometric: bool) -> tuple[int, ...]:
         return tuple(dict.fromkeys(out))  # rounding can repeat a value at small start
     values = _as_list(name, value)
     if not all(_is_int(x) and x >= 1 for x in values):
-        raise ValueError(f"spec field {name!r} must be integers ≥ 1 (or a {{start, stop, factor}} grid), got {values}")
+        raise ValueError(f"spec field {name!r} must be integers ≥ 1 (or a {{start, stop, factor}} grid), "
+                         f"got {values}")
     if len(set(values)) != len(values):
         raise ValueError(f"spec field {name!r} repeats a value: {values}")
     if geometric and len(values) >= 3:
@@ -252,8 +254,10 @@ def _validate(spec: SweepSpec) -> None:
         if not ok:
             raise ValueError(message)
 
-    need(isinstance(spec.experiment, str) and bool(spec.experiment), f"experiment must be a non-empty string, got {spec.experiment!r}")
-    need(bool(spec.kernels) and all(isinstance(k, str) for k in spec.kernels), f"kernels must be a non-empty list of names, got {spec.kernels!r}")
+    need(isinstance(spec.experiment, str) and bool(spec.experiment),
+         f"experiment must be a non-empty string, got {spec.experiment!r}")
+    need(bool(spec.kernels) and all(isinstance(k, str) for k in spec.kernels),
+         f"kernels must be a non-empty list of names, got {spec.kernels!r}")
     need(spec.op in OPS, f"op={spec.op!r} is not allowed; allowed values: {list(OPS)}")
     need(spec.device in DEVICES, f"device={spec.device!r} is not allowed; allowed values: {list(DEVICES)}")
     bad = [x for x in spec.dtype if x not in DTYPES]
@@ -262,7 +266,8 @@ def _validate(spec: SweepSpec) -> None:
     for name in ("n", "d") + (("m",) if spec.m else ()) + (("dv",) if spec.dv else ()):
         values = getattr(spec, name)
         need(bool(values) and all(_is_int(x) and x >= 1 for x in values), f"{name}={values!r} must be integers ≥ 1")
-    need(all(_is_int(s) and s >= 0 for s in spec.seeds) and bool(spec.seeds), f"seeds={spec.seeds!r} must be integers ≥ 0")
+    need(all(_is_int(s) and s >= 0 for s in spec.seeds) and bool(spec.seeds),
+         f"seeds={spec.seeds!r} must be integers ≥ 0")
     for name in ("bound", "scale"):
         for text in getattr(spec, name):
             _expr_text(name, text)
@@ -271,8 +276,10 @@ def _validate(spec: SweepSpec) -> None:
         value = getattr(spec, name)
         need(isinstance(value, (int, float)) and not isinstance(value, bool) and low < value <= high,
              f"{name}={value!r} must be a number in ({low}, {high}]")
-    need(_is_int(spec.min_repeats) and spec.min_repeats >= 1, f"min_repeats={spec.min_repeats!r} must be an integer ≥ 1")
+    need(_is_int(spec.min_repeats) and spec.min_repeats >= 1,
+         f"min_repeats={spec.min_repeats!r} must be an integer ≥ 1")
     need(_is_int(spec.ref_rows) and spec.ref_rows >= 1, f"ref_rows={spec.ref_rows!r} must be an integer ≥ 1")
     need(len(set(spec.kernels)) == len(spec.kernels), f"kernels {list(spec.kernels)} repeat a name")
-    need(all(isinstance(v, tuple) and v for _, v in spec.params), f"params values must be non-empty lists: {spec.params!r}")
+    need(all(isinstance(v, tuple) and v for _, v in spec.params),
+         f"params values must be non-empty lists: {spec.params!r}")
 
