@@ -71,22 +71,25 @@ def test_skips_unsupported_over_budget_and_missing_cuda(tmp_path):
 def test_kernel_exception_crash_and_timeout_become_failed_rows_and_the_run_goes_on(tmp_path):
     # The crash comes before the last ok case (so the run must restart the worker and go on); the
     # timeout comes last, so the test pays for only one restart (workers restart lazily).
-    p = preset({"kernels": ["fake_raises", "fake_segfault", "fake_nan", "uniform", "fake_slow"], "timeout_s": 3})
+    p = preset({"kernels": ["fake_raises", "fake_segfault", "fake_nan", "uniform"]},
+               {"kernels": ["fake_slow"], "n": [32, 64], "timeout_s": 3})
     start = time.perf_counter()
     with WorkerExecutor(imports=("ditbench", "ditbench.measure.fakes")) as executor:
         frame = run(p, tmp_path, executor=executor)
         assert executor.restarts == 2  # killed after the crash and after the timeout
     assert time.perf_counter() - start < SLEEP_S / 5  # the 600 s sleeper really was killed
-    rows = {r.kernel: r for r in frame.itertuples()}
+    rows = {r.kernel: r for r in frame.itertuples() if r.n == 32}
     assert rows["fake_raises"].status == "failed"
     assert rows["fake_raises"].reason.startswith("RuntimeError: fake kernel refuses on purpose (at fakes.py:")
     assert rows["fake_segfault"].status == "failed" and "SIGSEGV" in rows["fake_segfault"].reason
     assert rows["fake_slow"].status == "failed" and rows["fake_slow"].reason.startswith("timeout after 3 s")
+    larger = frame[(frame["kernel"] == "fake_slow") & (frame["n"] == 64)].iloc[0]
+    assert larger.status == "skipped" and larger.reason == "n=32 of this setting timed out; a larger n would too"
     nan = rows["fake_nan"]
     assert nan.status == "ok" and nan.nonfinite == 1 and nan.err_max == math.inf and "non-finite" in nan.reason
     assert rows["uniform"].status == "ok" and rows["uniform"].err_vs_uniform <= 1 + 1e-3
-    failed = frame["status"] == "failed"
-    assert frame.loc[failed, "median_s"].isna().all() and frame.loc[~failed, "median_s"].notna().all()
+    ok = frame["status"] == "ok"
+    assert frame.loc[~ok, "median_s"].isna().all() and frame.loc[ok, "median_s"].notna().all()
 
 
 class InterruptAfter(InProcessExecutor):
@@ -119,7 +122,8 @@ def test_resume_after_interruption_finishes_without_duplicates(tmp_path):
     assert set(frame["status"]) == {"ok", "skipped"}  # fake_small_only at n = 128
     again = run(p, tmp_path, resume=True)  # nothing left to do
     assert again.equals(frame)
-    assert json.loads((tmp_path / "meta.json").read_text())["cases_already_done"] == 12
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["cases_already_done"] == 12 and len(meta["previous_runs"]) == 2
 
 
 def test_bad_spec_fails_before_anything_runs(tmp_path):

@@ -16,7 +16,7 @@ from .budget import Rates, available_memory, budget_reasons, calibrate
 from .cases import Case, expand
 from .executor import Executor, WorkerExecutor
 from .point import base_row, finish
-from .results import ResultStore, run_metadata, write_meta, utc_now
+from .results import ResultStore, read_meta, run_metadata, utc_now, write_meta
 from .spec import Preset
 
 RESULTS_FILE = "results.csv"
@@ -102,15 +102,24 @@ def run_sweep(
         "rate_method": None if rates is None else rates.method,
         "memory_available_bytes": memory, "executor": None,
     })
+    if resume and paths.meta.exists():
+        previous = read_meta(paths.meta)
+        meta["previous_runs"] = previous.pop("previous_runs", []) + [
+            {key: previous.get(key) for key in ("start_time", "end_time", "hostname", "git_commit", "status_counts")}]
     own_executor = executor is None
     executor = executor or WorkerExecutor()
     meta["executor"] = executor.name
     write_meta(paths.meta, meta)
     bar = tqdm(total=len(todo), desc=f"ditbench run {preset.name}", unit="pt", disable=not progress)
 
+    timed_out: dict[tuple, int] = {}  # setting (the case minus n) → smallest n that timed out
+
     def runnable() -> Iterator[Case]:
         for case in todo:
             reasons = skip_reasons(case, rates, memory)
+            first = timed_out.get(_setting(case))
+            if not reasons and first is not None and case.n > first:
+                reasons = [f"n={first} of this setting timed out; a larger n would too"]
             if reasons:
                 store.append(finish(base_row(case), "skipped", "; ".join(reasons)))
                 bar.update(1)
@@ -119,8 +128,11 @@ def run_sweep(
                 yield case
 
     try:
-        for _case, row in executor.map(runnable()):
+        for case, row in executor.map(runnable()):
             store.append(row)
+            if row["status"] == "failed" and str(row["reason"]).startswith("timeout"):
+                key = _setting(case)
+                timed_out[key] = min(case.n, timed_out.get(key, case.n))
             bar.update(1)
     finally:
         bar.close()
@@ -130,3 +142,10 @@ def run_sweep(
         meta.update(end_time=utc_now(), status_counts={k: int(v) for k, v in frame["status"].value_counts().items()})
         write_meta(paths.meta, meta)
     return frame
+
+
+def _setting(case: Case) -> tuple:
+    """The case's identity without n: m only when fixed (not following n), bound only as its spec
+    (its value may be a function of n)."""
+    m = "=n" if case.m == case.n else case.m
+    return (m,) + tuple(getattr(case, name) for name in Case.IDENTITY if name not in ("n", "m", "bound"))
