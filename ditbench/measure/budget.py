@@ -2,7 +2,7 @@
 
 A kernel's ``predicted_cost`` gives FLOPs and extra bytes; the machine's rate turns FLOPs into
 seconds. The rate is *measured* at start-up as the effective FLOP rate of the exact streamed
-kernel at n = m = 1024 (cost-model FLOPs / median seconds). That rate includes exp, which is
+kernel at n = m = 2048 (cost-model FLOPs / median seconds). That rate includes exp, which is
 ~100× slower per element than a multiply-add on CPU, so it is lower than the matmul peak and the
 predicted seconds are conservative (too high, never too low by much) for every kernel.
 """
@@ -37,8 +37,9 @@ class Rates:
 
 
 def calibrate(device: str, threads: int, dtype: torch.dtype = torch.float32) -> Rates:
-    """Measure the effective rate of :func:`exact_attention` at n = m = 1024, d = dv = 8 (~0.1 s)."""
-    n, d = 1024, 8
+    """Measure the effective rate of :func:`exact_attention` at n = m = 2048, d = dv = 8 (~0.2 s on
+    2 cores; large enough that per-call overheads do not dominate, as they would at n = 1024)."""
+    n, d = 2048, 8
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.rand(n, d, generator=gen, dtype=dtype).to(device) for _ in range(3))  # (n, d) each
     timing = time_call(lambda: exact_attention(q, k, v, scale=1 / d), threads=threads, min_run_time=0.05)
