@@ -2,6 +2,7 @@
 (exception, crash, timeout) through the worker, resume after an interruption, metadata."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import time
@@ -12,8 +13,8 @@ import torch
 
 import ditbench.measure.fakes  # noqa: F401  (registers the fake_* kernels in this process)
 from ditbench.measure import (
-    COLUMNS, REQUIRED_COLUMNS, InProcessExecutor, Preset, SweepSpec, WorkerExecutor, get_preset, read_results,
-    run_sweep,
+    COLUMNS, REQUIRED_COLUMNS, InProcessExecutor, Preset, SweepSpec, WorkerExecutor, get_preset, load_config,
+    read_results, run_sweep,
 )
 from ditbench.measure.budget import Rates
 from ditbench.measure.fakes import SLEEP_S
@@ -159,3 +160,33 @@ def test_backward_op_uses_the_exact_gradient_reference(tmp_path, monkeypatch):
     # Same float64 computation on both sides: bit-identical.
     assert (frame["err_max"] == 0).all() and (frame["err_uniform"] > 0).all()
     assert (frame["ref_rows"] == 4).all()  # the (d, d) gradient is compared whole
+
+
+def test_a_run_killed_with_sigkill_resumes_to_a_complete_table(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    config = tmp_path / "kill.toml"
+    config.write_text('[[sweep]]\nexperiment = "K"\nkernels = ["exact", "uniform"]\n'
+                      'n = {start = 16, stop = 256, factor = 2}\nd = 4\nmin_run_time = 0.2\nmin_repeats = 1\n')
+    out = tmp_path / "run"
+    argv = [sys.executable, "-m", "ditbench", "run", "--config", str(config), "--out", str(out), "--threads", "1",
+            "--executor", "in-process", "--quiet", "--no-report"]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    results = out / "results.csv"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and results.read_text().count("\n") >= 3:  # header + 2 rows: mid-run
+            break
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = read_results(results)
+    assert 2 <= len(partial) < 10  # each point takes ≥ 0.2 s: the kill landed mid-run
+    # Timing settings are not part of a case's identity: finish quickly with a shorter min_run_time.
+    quick = tuple(dataclasses.replace(s, min_run_time=0.001) for s in load_config(config).specs)
+    frame = run(Preset(name="kill", specs=quick), out, resume=True)
+    assert len(frame) == 10 and frame["case_id"].is_unique and (frame["status"] == "ok").all()
