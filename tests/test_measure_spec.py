@@ -42,6 +42,8 @@ def test_expression_values(text, values, expected):
     ("sqrt(log(n)", "cannot parse"),
     ("'abc'", "not a number"),
     ("q + 1", "unknown name 'q'"),
+    ("sqrt + 1", "function 'sqrt' must be called"),
+    ("n(2)", "only calls like f"),
     ("", "non-empty"),
 ])
 def test_expression_rejects_unsafe_or_bad_text(text, match):

@@ -62,6 +62,12 @@ def parse_expression(text: str) -> Expression:
         raise ValueError(f"cannot parse expression {text!r}: {err.msg}; allowed: {_ALLOWED}") from None
     for node in ast.walk(tree):
         _check_node(node, text)
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in FUNCTIONS and id(node) not in called:
+            raise ValueError(f"function {node.id!r} must be called, as in {node.id}(x), in {text!r}")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id not in FUNCTIONS:
+            raise ValueError(f"{node.func.id!r} is not a function in {text!r}; functions: {sorted(FUNCTIONS)}")
     return Expression(text=text.strip(), tree=tree)
 
 
@@ -106,8 +112,6 @@ def _evaluate(node: ast.AST, values: Mapping[str, float]) -> float:
     if isinstance(node, ast.UnaryOp):
         return _UNARY[type(node.op)](_evaluate(node.operand, values))
     if isinstance(node, ast.Call):
-        func = node.func.id  # type: ignore[attr-defined]  (checked in _check_node)
-        if func in CONSTANTS or func in VARIABLES:
-            raise ValueError(f"{func!r} is not a function")
+        func = node.func.id  # type: ignore[attr-defined]  (checked in parse_expression)
         return FUNCTIONS[func](*(_evaluate(arg, values) for arg in node.args))
     raise ValueError(f"{type(node).__name__} is not allowed")
