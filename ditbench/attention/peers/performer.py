@@ -25,31 +25,36 @@ from ..registry import Kernel, Problem, register
 from ._common import cpu_generator, feature_attention, int_reasons, prepare, raise_if
 
 
-def orthogonal_features(d: int, features: int, seed: int) -> Tensor:
-    """Ω ``(features, d)`` float64 on the CPU: blocks of d orthogonal rows, each row ~ N(0, I_d).
+def orthogonal_gaussian(d: int, features: int, gen: torch.Generator, draws: tuple[int, ...] = ()) -> Tensor:
+    """Ω ``(*draws, features, d)`` float64 on the CPU: blocks of d orthogonal rows, each row ~ N(0, I_d).
 
     Each block is Haar-orthonormal (QR of a Gaussian matrix with the sign of diag(R) fixed, so the
     directions are uniform on the sphere) times independent χ_d lengths (norms of Gaussian vectors).
+    ``draws`` gives independent Ω's in one batched QR (for statistics over many draws).
     """
-    gen = cpu_generator(seed)
-    blocks = []
-    for _ in range(math.ceil(features / d)):
-        g = torch.randn(d, d, generator=gen, dtype=torch.float64)  # (d, d)
-        qmat, rmat = torch.linalg.qr(g)  # (d, d), (d, d)
-        qmat = qmat * torch.sign(torch.diagonal(rmat)).where(torch.diagonal(rmat) != 0, 1.0)  # Haar
-        lengths = torch.linalg.vector_norm(torch.randn(d, d, generator=gen, dtype=torch.float64), dim=-1)  # (d,)
-        blocks.append(qmat.T * lengths[:, None])  # (d, d): orthogonal rows with χ_d lengths
-    return torch.cat(blocks, dim=0)[:features]  # (features, d)
+    blocks = math.ceil(features / d)
+    g = torch.randn(*draws, blocks, d, d, generator=gen, dtype=torch.float64)  # (..., blocks, d, d)
+    qmat, rmat = torch.linalg.qr(g)  # (..., blocks, d, d) each
+    signs = torch.sign(torch.diagonal(rmat, dim1=-2, dim2=-1))  # (..., blocks, d)
+    qmat = qmat * torch.where(signs == 0, 1.0, signs)[..., None, :]  # Haar-distributed columns
+    gauss = torch.randn(*draws, blocks, d, d, generator=gen, dtype=torch.float64)
+    lengths = torch.linalg.vector_norm(gauss, dim=-1)  # (..., blocks, d): χ_d
+    rows = qmat.transpose(-1, -2) * lengths[..., None]  # (..., blocks, d, d): orthogonal rows
+    return rows.flatten(-3, -2)[..., :features, :]  # (..., features, d)
+
+
+def orthogonal_features(d: int, features: int, seed: int) -> Tensor:
+    """The kernel's Ω ``(features, d)`` for ``seed`` (see :func:`orthogonal_gaussian`)."""
+    return orthogonal_gaussian(d, features, cpu_generator(seed))
 
 
 def positive_features(x: Tensor, omega: Tensor) -> Tensor:
-    """Unstabilised FAVOR+ features φ(x) = exp(Ωx − ‖x‖²/2)/√M: ``x (..., n, d)`` → ``(..., n, M)``.
-
-    For analysis and tests (may overflow for large ‖x‖); the kernel uses the stabilised form.
+    """Unstabilised FAVOR+ features φ(x) = exp(Ωx − ‖x‖²/2)/√M: ``x (..., n, d)``, Ω ``(..., M, d)``
+    → ``(..., n, M)``. For analysis and tests (may under/overflow); the kernel uses the stabilised form.
     """
-    proj = x @ omega.T  # (..., n, M)
+    proj = x @ omega.transpose(-1, -2)  # (..., n, M)
     half_norm = 0.5 * (x * x).sum(dim=-1, keepdim=True)  # (..., n, 1)
-    return torch.exp(proj - half_norm) / math.sqrt(omega.shape[0])  # (..., n, M)
+    return torch.exp(proj - half_norm) / math.sqrt(omega.shape[-2])  # (..., n, M)
 
 
 def _reasons(features: object, seed: object) -> list[str]:
