@@ -170,3 +170,37 @@ def test_bad_parameters_name_value_and_limit(name, params, match):
 
 def test_normaliser_error_is_a_floating_point_error():
     assert issubclass(NormaliserError, FloatingPointError)
+
+
+# Non-matmul terms of each documented cost formula (exps, powers, sorting, normalising): the rest
+# of the formula must equal the matmul FLOPs torch's FlopCounterMode counts in the real code.
+_ELEMENTWISE = {
+    "performer": lambda n, m, d, dv, p: (n + m) * p["features"],
+    "hyperattention": lambda n, m, d, dv, p: (
+        (n + m) * math.log2(n + m) + _hyper_logits(n, m, p)
+    ),
+    "nystrom": lambda n, m, d, dv, p: (n + m) * d + n * p["landmarks"] + p["landmarks"] ** 2 + p["landmarks"] * m,
+    "polysketch": lambda n, m, d, dv, p: 3 * (n + m) * d + (n + m) * p["sketch_size"] * (1 + p["sketch_size"]),
+    "poly4_exact": lambda n, m, d, dv, p: 3 * (n + m) * d + 3 * n * m,
+}
+
+
+def _hyper_logits(n: int, m: int, p: dict) -> int:
+    """Logits HyperAttention exponentiates: padded diagonal blocks plus the sampled columns."""
+    kb = min(p["block_size"], m)
+    nb = math.ceil(m / kb)
+    return nb * math.ceil(n / nb) * kb + n * min(p["samples"], m)
+
+
+@pytest.mark.parametrize("name", PEERS)
+def test_cost_formula_matmul_part_matches_flop_counter(name):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n, m, d, dv = 256, 320, 8, 4
+    params = {**KERNELS[name].params, **SMALL[name]}
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = torch.rand(n, d, generator=gen), torch.rand(m, d, generator=gen), torch.rand(m, dv, generator=gen)
+    with FlopCounterMode(display=False) as counter:
+        KERNELS[name](q, k, v, **SMALL[name])
+    predicted = KERNELS[name].predicted_cost(Problem(n, m, d, dv), params).flops
+    assert counter.get_total_flops() + _ELEMENTWISE[name](n, m, d, dv, params) == pytest.approx(predicted, rel=1e-12)

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ... import theory
 from ..registry import Kernel, Problem, register
-from ._common import cpu_generator, feature_attention, int_reasons, prepare, raise_if
+from ._common import cpu_generator, feature_attention, int_reasons, prepare, raise_if, rows_per_tile
 
 
 def orthogonal_gaussian(d: int, features: int, gen: torch.Generator, draws: tuple[int, ...] = ()) -> Tensor:
@@ -96,7 +96,7 @@ def _cost(p: Problem, params: dict) -> theory.Cost:
     """Projections 2·(n + m)·d·M, exponentials (n + m)·M, products 2·(n + m)·M·(dv + 1)."""
     big_m = params["features"]
     flops = 2.0 * (p.n + p.m) * p.d * big_m + (p.n + p.m) * big_m + 2.0 * (p.n + p.m) * big_m * (p.dv + 1)
-    tile = min(max(p.n, p.m), max(1, (1 << 22) // big_m))
+    tile = min(max(p.n, p.m), rows_per_tile(big_m))
     mem = (2 * tile * big_m + big_m * (p.dv + 1) + big_m * p.d) * p.dtype.itemsize
     return theory.Cost(flops=flops, bytes=float(mem))
 

@@ -73,9 +73,9 @@ def poly4_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = No
     """
     q, k, v, _ = prepare(q, k, v, scale)
     qh, kt = unit_rows(q, "q"), unit_rows(k, "k").transpose(-1, -2)  # (..., n, d), (..., d, m)
-    out = []
-    for start in range(0, q.shape[-2], rows_per_tile(k.shape[-2])):
-        w = (qh[..., start : start + rows_per_tile(k.shape[-2]), :] @ kt) ** DEGREE  # (..., b, m)
+    rows, out = rows_per_tile(k.shape[-2]), []
+    for start in range(0, q.shape[-2], rows):
+        w = (qh[..., start : start + rows, :] @ kt) ** DEGREE  # (..., b, m)
         out.append(divide_by_normaliser(w @ v, w.sum(dim=-1, keepdim=True), "poly4_exact"))  # (..., b, dv)
     return torch.cat(out, dim=-2)  # (..., n, dv)
 
@@ -114,7 +114,7 @@ def polysketch_attention(
 
 def _poly4_cost(p: Problem, params: dict) -> theory.Cost:
     """Normalising 3·(n + m)·d; weights 2·n·m·d + 3·n·m (two squarings, a sum); product 2·n·m·dv."""
-    rows = min(p.n, max(1, (1 << 22) // p.m))
+    rows = min(p.n, rows_per_tile(p.m))
     flops = 3.0 * (p.n + p.m) * p.d + 2.0 * p.n * p.m * (p.d + p.dv) + 3.0 * p.n * p.m
     return theory.Cost(flops=flops, bytes=float((2 * rows * p.m + (p.n + p.m) * p.d) * p.dtype.itemsize))
 
@@ -125,7 +125,7 @@ def _polysketch_cost(p: Problem, params: dict) -> theory.Cost:
     width = r * r
     flops = 3.0 * (p.n + p.m) * p.d + 4.0 * (p.n + p.m) * p.d * r + (p.n + p.m) * r
     flops += (p.n + p.m) * width + 2.0 * (p.n + p.m) * width * (p.dv + 1)
-    tile = min(max(p.n, p.m), max(1, (1 << 22) // width))
+    tile = min(max(p.n, p.m), rows_per_tile(width))
     mem = (2 * tile * width + width * (p.dv + 1) + (p.n + p.m) * p.d) * p.dtype.itemsize
     return theory.Cost(flops=flops, bytes=float(mem))
 
