@@ -36,9 +36,6 @@ from ._common import (
     cpu_generator, divide_by_normaliser, feature_attention, gaussian, int_reasons, prepare, raise_if, rows_per_tile,
 )
 
-DEGREE = 4
-
-
 def unit_rows(x: Tensor, name: str) -> Tensor:
     """``x (..., n, d)`` with every row scaled to unit ℓ₂ norm; a zero row raises ValueError."""
     norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True)  # (..., n, 1)
@@ -75,7 +72,7 @@ def poly4_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = No
     qh, kt = unit_rows(q, "q"), unit_rows(k, "k").transpose(-1, -2)  # (..., n, d), (..., d, m)
     rows, out = rows_per_tile(k.shape[-2]), []
     for start in range(0, q.shape[-2], rows):
-        w = (qh[..., start : start + rows, :] @ kt) ** DEGREE  # (..., b, m)
+        w = (qh[..., start : start + rows, :] @ kt).square_().square_()  # (..., b, m): ⟨q̂, k̂⟩⁴, cheaper than pow
         out.append(divide_by_normaliser(w @ v, w.sum(dim=-1, keepdim=True), "poly4_exact"))  # (..., b, dv)
     return torch.cat(out, dim=-2)  # (..., n, dv)
 
