@@ -204,3 +204,24 @@ def test_cost_formula_matmul_part_matches_flop_counter(name):
         KERNELS[name](q, k, v, **SMALL[name])
     predicted = KERNELS[name].predicted_cost(Problem(n, m, d, dv), params).flops
     assert counter.get_total_flops() + _ELEMENTWISE[name](n, m, d, dv, params) == pytest.approx(predicted, rel=1e-12)
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize("name", PEERS)
+def test_cuda_matches_cpu_with_the_same_seed(name):
+    # Random matrices and samples are drawn on the CPU in float64 and moved, so the device changes
+    # only the summation order: a few ulps per accumulated term (m = 47), times κ(A) for Nyström,
+    # whose pseudo-inverse amplifies relative perturbations by the landmark matrix's condition number.
+    from ditbench.attention.peers.nystrom import segment_means
+
+    q, k, v = _inputs()
+    cpu = KERNELS[name](q, k, v, scale=0.4, **SMALL[name])
+    gpu = KERNELS[name](q.cuda(), k.cuda(), v.cuda(), scale=0.4, **SMALL[name])
+    amplification = 1.0
+    if name == "nystrom":
+        ql, kl = segment_means(q, 8), segment_means(k, 8)
+        amplification = float(torch.linalg.cond(torch.softmax(0.4 * ql @ kl.transpose(-1, -2), -1)).max())
+    assert gpu.device.type == "cuda"
+    tol = 64 * torch.finfo(torch.float64).eps * 47 * amplification
+    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=tol)
