@@ -80,7 +80,9 @@ def _feature_reference(q, k, v, scale, omega):
     return torch.softmax(log_kernel, dim=-1) @ v.double(), float(lq.abs().max() + lk.abs().max())
 
 
-@pytest.mark.parametrize("bound, dtype", [(1.0, torch.float64), (6.0, torch.float64), (10.0, torch.float32), (30.0, torch.float64)])
+@pytest.mark.parametrize(
+    "bound, dtype", [(1.0, torch.float64), (6.0, torch.float64), (10.0, torch.float32), (30.0, torch.float64)]
+)
 def test_kernel_equals_its_feature_attention_even_where_naive_exp_fails(bound, dtype):
     gen = torch.Generator().manual_seed(13)
     n, m, d, features = 40, 50, 8, 24
@@ -105,7 +107,8 @@ def test_approaches_softmax_as_features_grow():
     q, k, v = _uniform(gen, 64, 8), _uniform(gen, 64, 8), _uniform(gen, 64, 4)
     ref = reference_attention(q, k, v, 1 / math.sqrt(8))
     rms = [
-        torch.stack([(performer_attention(q, k, v, features=f, seed=s) - ref).pow(2).mean() for s in range(6)]).mean().sqrt()
+        torch.stack([(performer_attention(q, k, v, features=f, seed=s) - ref).pow(2).mean() for s in range(6)])
+        .mean().sqrt()
         for f in (16, 1024)
     ]
     # 64× the features: the estimator's RMS error drops 8× to first order; demand at least 4×.

@@ -12,7 +12,8 @@ from .performer import orthogonal_features, orthogonal_gaussian, performer_atten
 from .polysketch import degree2_sketch, poly4_attention, polysketch_attention, self_tensor
 
 __all__ = [
-    "NormaliserError", "hyper_attention", "iterative_pinv", "nystrom_attention", "orthogonal_features", "orthogonal_gaussian",
+    "NormaliserError", "hyper_attention", "iterative_pinv", "nystrom_attention",
+    "orthogonal_features", "orthogonal_gaussian",
     "performer_attention", "positive_features", "degree2_sketch", "poly4_attention", "polysketch_attention",
     "self_tensor",
 ]

@@ -59,7 +59,9 @@ def _pad_rows(x: Tensor, rows: int) -> Tensor:
     return torch.nn.functional.pad(x, (0, 0, 0, rows - x.shape[-2]))
 
 
-def _reasons(block_size: object, samples: object, lsh_num_projs: object, min_seq_len: object, seed: object) -> list[str]:
+def _reasons(
+    block_size: object, samples: object, lsh_num_projs: object, min_seq_len: object, seed: object
+) -> list[str]:
     return (
         int_reasons("block_size", block_size, 1) + int_reasons("samples", samples, 0)
         + int_reasons("lsh_num_projs", lsh_num_projs, 1, MAX_PROJECTIONS, "buckets are 2^lsh_num_projs")

@@ -41,17 +41,22 @@ def unit_rows(x: Tensor, name: str) -> Tensor:
     norms = torch.linalg.vector_norm(x, dim=-1, keepdim=True)  # (..., n, 1)
     zero = norms == 0
     if bool(zero.any()):
-        raise ValueError(f"{name} has {int(zero.sum())} all-zero row(s); polynomial attention normalises rows to unit norm")
+        raise ValueError(
+            f"{name} has {int(zero.sum())} all-zero row(s); polynomial attention normalises rows to unit norm"
+        )
     return x / norms
 
 
 def degree2_sketch(x: Tensor, g1: Tensor, g2: Tensor) -> Tensor:
-    """φ(x) = (xG₁ ∘ xG₂)/√r: ``x (..., n, d)``, ``g1, g2 (d, r)`` → ``(..., n, r)``; E⟨φ(x), φ(y)⟩ = ⟨x, y⟩²."""
+    """φ(x) = (xG₁ ∘ xG₂)/√r: ``x (..., n, d)``, ``g1, g2 (..., d, r)`` → ``(..., n, r)``.
+
+    Unbiased degree-2 sketch: E⟨φ(x), φ(y)⟩ = ⟨x, y⟩² over Gaussian G₁, G₂.
+    """
     return (x @ g1) * (x @ g2) / math.sqrt(g1.shape[-1])  # (..., n, r)
 
 
 def self_tensor(phi: Tensor) -> Tensor:
-    """Row-wise φ ⊗ φ: ``(..., n, r)`` → ``(..., n, r²)``; ⟨φ(x)⊗φ(x), φ(y)⊗φ(y)⟩ = ⟨φ(x), φ(y)⟩²."""
+    """Row-wise φ ⊗ φ: ``(..., n, r)`` → ``(..., n, r²)``, so that ⟨φ(x)⊗φ(x), φ(y)⊗φ(y)⟩ = ⟨φ(x), φ(y)⟩²."""
     return (phi[..., :, None] * phi[..., None, :]).flatten(-2)  # (..., n, r²)
 
 
@@ -72,7 +77,8 @@ def poly4_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = No
     qh, kt = unit_rows(q, "q"), unit_rows(k, "k").transpose(-1, -2)  # (..., n, d), (..., d, m)
     rows, out = rows_per_tile(k.shape[-2]), []
     for start in range(0, q.shape[-2], rows):
-        w = (qh[..., start : start + rows, :] @ kt).square_().square_()  # (..., b, m): ⟨q̂, k̂⟩⁴, cheaper than pow
+        # ⟨q̂, k̂⟩⁴ by two in-place squarings (pow was the most expensive op in the tile).
+        w = (qh[..., start : start + rows, :] @ kt).square_().square_()  # (..., b, m)
         out.append(divide_by_normaliser(w @ v, w.sum(dim=-1, keepdim=True), "poly4_exact"))  # (..., b, dv)
     return torch.cat(out, dim=-2)  # (..., n, dv)
 
@@ -129,7 +135,9 @@ def _polysketch_cost(p: Problem, params: dict) -> theory.Cost:
 
 POLY4_EXACT = register(Kernel(
     name="poly4_exact", fn=poly4_attention, exact=False,
-    description="exact degree-4 polynomial attention D⁻¹(Q̂K̂ᵀ)^∘4 V, unit-norm rows (PolySketch's target, not softmax)",
+    description=(
+        "exact degree-4 polynomial attention D⁻¹(Q̂K̂ᵀ)^∘4 V, unit-norm rows (PolySketch's target, not softmax)"
+    ),
     cost=_poly4_cost,
 ))
 POLYSKETCH = register(Kernel(
