@@ -10,6 +10,7 @@ import pandas as pd
 
 from .data import flatten_meta
 from .fitting import KernelCrossover
+from .select import params_text
 
 Formatter = Callable[[Any], str]
 
@@ -64,7 +65,7 @@ def fits_table(fits: pd.DataFrame) -> str:
         "" if _missing(a) or _missing(b) else f"{a:g} – {b:g}"
         for a, b in zip(fits.get("n_min", pd.Series(dtype=float)), fits.get("n_max", pd.Series(dtype=float)))
     ])
-    columns: dict[str, tuple[str, Formatter]] = {g: (g, _text) for g in groups}
+    columns: dict[str, tuple[str, Formatter]] = {g: (g, params_text if g == "params" else _text) for g in groups}
     columns.update({
         "exponent": ("exponent k", _num(".3f")), "ci": ("95% CI", _text), "regime": ("regime", _text),
         "r2": ("r²", _num(".4f")), "n_range": ("fitted n", _text), "points": ("points", _num("g")),
