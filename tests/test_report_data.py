@@ -163,6 +163,17 @@ def test_bad_values_are_refused(tmp_path, bad, match):
         load_run(tmp_path)
 
 
+def test_text_cells_are_kept_as_written(tmp_path):
+    rows = [dict(zip(REQUIRED_COLUMNS, ["NA", "forward", 8, 1e-3, "ok"]), bound_spec="1", err_max="inf"),
+            dict(zip(REQUIRED_COLUMNS, ["nan", "forward", 16, 2e-3, "ok"]), bound_spec="", err_max="")]
+    pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
+    r = load_run(tmp_path).results
+    assert r["kernel"].tolist() == ["NA", "nan"]  # names, not missing values
+    assert r["bound_spec"].iloc[0] == "1" and pd.isna(r["bound_spec"].iloc[1])
+    assert r["err_max"].iloc[0] == float("inf") and pd.isna(r["err_max"].iloc[1])
+    assert r["n"].tolist() == [8, 16] and r["median_s"].tolist() == [1e-3, 2e-3]
+
+
 def test_missing_directory_and_file(tmp_path):
     with pytest.raises(ValueError, match="does not exist"):
         load_run(tmp_path / "nope")

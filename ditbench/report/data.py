@@ -71,7 +71,9 @@ def load_run(path: Path | str) -> Run:
         raise ValueError(f"results directory {str(path)!r} does not exist or is not a directory")
     if not csv.is_file():
         raise ValueError(f"{str(path)!r} has no {RESULTS_FILE}; expected the output of `ditbench run`")
-    results = pd.read_csv(csv)
+    # Every cell as text first: a kernel called "NA" or a bound_spec of "1" must stay as written;
+    # only empty cells are missing. Numeric columns are converted in _normalise.
+    results = pd.read_csv(csv, dtype=str, keep_default_na=False, na_values=[""])
     missing_required = [c for c in REQUIRED_COLUMNS if c not in results.columns]
     if missing_required:
         raise ValueError(
