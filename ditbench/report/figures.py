@@ -178,25 +178,29 @@ def speedup_figure(rows: pd.DataFrame, op: str = "forward", title: str = "") -> 
 #################################################################################
 
 def phase_exponent_figure(fits: pd.DataFrame) -> go.Figure | None:
-    """Fitted exponent with its 95% CI per entry-bound regime, one trace per kernel.
-    None unless some approximate kernel was fitted in two or more regimes."""
+    """Fitted exponent with its 95% CI per entry-bound regime, one trace per (experiment, kernel).
+    None unless some approximate kernel was fitted in two or more regimes of one experiment."""
     if fits is None or "bound_spec" not in fits.columns or "kernel" not in fits.columns:
         return None
     fits = fits.dropna(subset=["exponent", "ci_low", "ci_high"])
     if "op" in fits.columns:
         fits = fits[fits["op"].fillna("forward") == "forward"]
-    kernels = [k for k in approximate_kernels(fits) if fits.loc[fits["kernel"] == k, "bound_spec"].nunique() >= 2]
-    if not kernels:
+    fits = fits[fits["kernel"].isin(approximate_kernels(fits))]
+    keys = [c for c in ("experiment", "kernel") if c in fits.columns]
+    groups = [(" · ".join(str(v) for v in (key if isinstance(key, tuple) else (key,))), f)
+              for key, f in fits.groupby(keys, sort=True) if f["bound_spec"].nunique() >= 2]
+    if not groups:
         return None
+    labels = [label for label, _ in groups]
     fig = go.Figure()
-    for k in kernels:
-        f = fits[fits["kernel"] == k].sort_values("exponent")
+    for label, f in groups:
+        f = f.sort_values("exponent")
         fig.add_trace(go.Scatter(
-            x=[escape(str(b)) for b in f["bound_spec"]], y=f["exponent"], mode="markers", name=escape(k),
-            marker=dict(size=11, color=_color(k, kernels)),
+            x=[escape(str(b)) for b in f["bound_spec"]], y=f["exponent"], mode="markers", name=escape(label),
+            marker=dict(size=11, color=_color(label, labels)),
             error_y=dict(type="data", symmetric=False, array=f["ci_high"] - f["exponent"],
                          arrayminus=f["exponent"] - f["ci_low"], thickness=2, width=8),
-            hovertemplate="B = %{x}<br>exponent %{y:.3f}<extra>" + escape(k) + "</extra>",
+            hovertemplate="B = %{x}<br>exponent %{y:.3f}<extra>" + escape(label) + "</extra>",
         ))
     for k, text in ((1.0, "almost-linear (k = 1)"), (2.0, "quadratic (k = 2)")):
         fig.add_hline(y=k, line=dict(color="#999999", dash="dash"), annotation_text=text,

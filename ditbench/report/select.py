@@ -11,6 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
+from ..attention import KERNELS
+
 # The trivial O(n) answer (DESIGN §2): drawn as a baseline, never counted as an approximation.
 UNIFORM = "uniform"
 # Columns that, when they vary inside a selection, split it into separate series (in this order).
@@ -20,9 +22,7 @@ SERIES_COLUMNS = ("experiment", "kernel", "params", "bound_spec", "d", "dtype", 
 
 def is_exact(kernel: str) -> bool:
     """Whether the registered kernel computes the exact answer (unknown names: approximate)."""
-    from ..attention import KERNELS  # registry metadata only; no kernel is run
-
-    entry = KERNELS.get(kernel)
+    entry = KERNELS.get(kernel)  # registry metadata only; no kernel is run
     return bool(entry is not None and entry.exact)
 
 
