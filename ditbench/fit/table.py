@@ -30,6 +30,9 @@ NOT_KEYS: frozenset[str] = frozenset({
     "n", "m", "seconds", "median_s", "iqr_s", "mean_s", "min_s", "max_s", "stddev_s",
     "repeats", "repeat", "rounds", "iterations", "seed", "peak_bytes", "status", "reason",
     "date", "started_at", "duration_s",
+    # per-point measurements and bookkeeping written by ditbench.measure (not settings)
+    "case_id", "radius", "value_bound", "nonfinite", "ref_rows", "calls_per_block", "timer", "mem_method",
+    "predicted_flops", "predicted_bytes", "wall_s", "host",
 })
 N_DERIVED_CANDIDATES: tuple[str, ...] = ("bound", "degree", "rank", "scale")
 FIT_COLUMNS: tuple[str, ...] = (

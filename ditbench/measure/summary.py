@@ -8,7 +8,8 @@ import pandas as pd
 
 # Columns of ditbench.fit.fit_table's output that are results, not group keys.
 FIT_VALUE_COLUMNS = ("exponent", "ci_low", "ci_high", "intercept", "r2", "n_min", "n_max", "points", "regime",
-                     "best_model")
+                     "best_model", "sizes", "dropped_sizes", "note")
+ALWAYS_SHOWN = ("experiment", "kernel")
 # Columns that, with the kernel, define a comparable setting for speedups.
 SETTING_COLUMNS = ("experiment", "op", "d", "dv", "bound_spec", "scale_spec", "dtype", "device", "seed")
 MAX_FAILURES_SHOWN = 10
@@ -30,9 +31,14 @@ def fit_lines(fits: pd.DataFrame | None) -> list[str]:
     if fits is None or fits.empty:
         return []
     groups = [c for c in fits.columns if c not in FIT_VALUE_COLUMNS]
-    lines = ["fitted exponents (time ∝ n^k):"]
+    # Show the keys that tell groups apart (constant ones would only add noise to every line).
+    shown = [c for c in groups if c in ALWAYS_SHOWN or fits[c].astype(str).nunique() > 1]
+    lines = ["fitted exponents (time ∝ n^k, 95% CI):"]
     for _, row in fits.iterrows():
-        key = " ".join(f"{c}={row[c]}" for c in groups)
+        key = " ".join(f"{c}={row[c]}" for c in shown)
+        if pd.isna(row["exponent"]):
+            lines.append(f"  {key}: no fit ({row.get('note', row.get('regime', '?'))})")
+            continue
         lines.append(f"  {key}: k = {row['exponent']:.3g} [{row['ci_low']:.3g}, {row['ci_high']:.3g}], "
                      f"regime {row.get('regime', '?')}")
     return lines
