@@ -71,7 +71,7 @@ def fits_table(fits: pd.DataFrame) -> str:
         "r2": ("r²", _num(".4f")), "n_range": ("fitted n", _text), "points": ("points", _num("g")),
         "best_model": ("AIC choice", _text),
     })
-    if "note" in fits.columns and fits["note"].fillna("").astype(str).str.len().gt(0).any():
+    if "note" in fits.columns and any(_text(v) for v in fits["note"]):  # a float column when all empty
         columns["note"] = ("note", _text)
     return html_table(frame, columns, css="fits")
 
