@@ -77,7 +77,8 @@ class Attention(nn.Module):
         if unknown:
             raise ValueError(f"kernel {name!r} does not take parameter(s) {sorted(unknown)}; "
                              f"it accepts {sorted(kernel.params) or 'none'}")
-        self.kernel, self.kernel_params = kernel, params
+        # Keep the name, not the Kernel object: modules stay deep-copyable and picklable.
+        self.kernel_name, self.kernel_params = name, params
 
     def forward(self, x: Tensor) -> Tensor:
         n, t, c = x.shape
@@ -85,7 +86,8 @@ class Attention(nn.Module):
         q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (N, h, T, d)
         if self.observer is not None:
             self.observer(self, q, k, v, self.scale)
-        x = self.kernel(q, k, v, scale=self.scale, **self.kernel_params)  # (N, h, T, d)
+        kernel = get_kernel(self.kernel_name)
+        x = kernel(q, k, v, scale=self.scale, **self.kernel_params)  # (N, h, T, d)
         x = x.transpose(1, 2).reshape(n, t, c)  # (N, T, D)
         return self.proj(x)  # (N, T, D)
 
@@ -199,7 +201,7 @@ class DiT(nn.Module):
     """Diffusion transformer on (N, C, H, W) latents, conditioned on timesteps and class labels."""
 
     def __init__(self, config: DiTConfig, input_size: int, *, kernel: str = "sdpa",
-                 kernel_params: Mapping[str, Any] | None = None) -> None:
+                 kernel_params: Mapping[str, Any] | None = None, initialize: bool = True) -> None:
         super().__init__()
         if input_size % config.patch_size:
             raise ValueError(f"latent size {input_size} must be a multiple of patch size {config.patch_size}")
@@ -219,7 +221,8 @@ class DiT(nn.Module):
             for _ in range(config.depth)
         ])
         self.final_layer = FinalLayer(d, config.patch_size, self.out_channels)
-        self.initialize_weights()
+        if initialize:
+            self.initialize_weights()
 
     def initialize_weights(self) -> None:
         """The reference initialisation, including adaLN-Zero (modulation and output layers zeroed)."""
@@ -294,19 +297,28 @@ def sincos_pos_embed_2d(embed_dim: int, grid_size: int) -> Tensor:
 #################################################################################
 
 def build_dit(name: str, image_size: int, *, kernel: str = "sdpa", kernel_params: Mapping[str, Any] | None = None,
-              seed: int | None = 0, perturb: float = 0.0) -> DiT:
-    """``DiT-XL/2`` etc. for ``image_size``-px images (latent side image_size/8), in eval mode.
+              seed: int | None = 0, perturb: float = 0.0, initialize: bool = True) -> DiT:
+    """``DiT-XL/2`` etc. for ``image_size``-px images (latent side image_size/8), on CPU in eval mode.
 
     seed: seeds the reference initialisation (``None``: use the global RNG).
     perturb: if > 0, add N(0, perturb²) to the layers adaLN-Zero sets to zero (modulation and
         output layers), so a random-init model's blocks actually act (see :func:`perturb_zero_init`).
+    initialize: False leaves the weights uninitialised (about half the build time of DiT-XL/2);
+        only for a model whose every parameter is loaded from a checkpoint next.
     """
     config = get_config(name)
     latent = config.latent_size(image_size)
+    # Build on the meta device, then allocate once: torch's default Linear init would otherwise
+    # run on 675M parameters only to be overwritten by the reference init.
+    with torch.device("meta"):
+        model = DiT(config, latent, kernel=kernel, kernel_params=kernel_params, initialize=False)
+    model = model.to_empty(device="cpu")
+    if not initialize:
+        return model.eval()
     with torch.random.fork_rng(devices=[], enabled=seed is not None):
         if seed is not None:
             torch.manual_seed(seed)
-        model = DiT(config, latent, kernel=kernel, kernel_params=kernel_params)
+        model.initialize_weights()
     if perturb:
         perturb_zero_init(model, perturb, torch.Generator().manual_seed(0 if seed is None else seed + 1))
     return model.eval()
