@@ -10,6 +10,7 @@ import torch
 from ditbench.cli import main as ditbench_main
 from ditbench.dit import build_dit, check_dit, latent_batch
 from ditbench.dit.checkpoint import CheckpointError, load_checkpoint, read_state_dict
+from test_dit_reference import one_thread  # noqa: F401  (autouse fixture)
 
 # The smallest zoo model with L ≥ 2: DiT-S/8 at 128 px → latent 16, L = 4 tokens, 12 layers × 6 heads.
 MODEL, PX = "DiT-S/8", 128

@@ -11,7 +11,7 @@ import torch.nn as nn
 from ditbench import theory
 from ditbench.dit import DiTConfig, VerdictRule, capture_sdpa, check_dit, check_module, per_layer
 from ditbench.dit.criteria import HeadStats, criteria
-from test_dit_reference import TINY, reference_forward, tiny_inputs, tiny_model
+from test_dit_reference import TINY, one_thread, reference_forward, tiny_inputs, tiny_model  # noqa: F401
 
 F64_EPS = torch.finfo(torch.float64).eps
 # Maxima of the same float64 quantities computed in two op orders (inner products of length ≤ 32

@@ -7,6 +7,7 @@ D hidden size, heads × d = D.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -15,9 +16,11 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
+from .._checks import check_positive_int
 from ..attention import get_kernel
 from .configs import DiTConfig, get_config
 
+Device = torch.device | str | None
 # Receives (module, q, k, v, scale) from inside an attention layer; set by ditbench.dit.capture.
 Observer = Callable[["Attention", Tensor, Tensor, Tensor, float], None]
 
@@ -34,12 +37,12 @@ def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
 class PatchEmbed(nn.Module):
     """(N, C, H, W) latent → (N, T, D) tokens with a stride-p convolution (timm's ``PatchEmbed``)."""
 
-    def __init__(self, input_size: int, patch_size: int, in_chans: int, embed_dim: int) -> None:
+    def __init__(self, input_size: int, patch_size: int, in_chans: int, embed_dim: int, device: Device = None) -> None:
         super().__init__()
         self.patch_size = (patch_size, patch_size)
         self.grid_size = (input_size // patch_size, input_size // patch_size)
         self.num_patches = self.grid_size[0] * self.grid_size[1]
-        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, bias=True)
+        self.proj = nn.Conv2d(in_chans, embed_dim, kernel_size=patch_size, stride=patch_size, bias=True, device=device)
 
     def forward(self, x: Tensor) -> Tensor:
         if tuple(x.shape[-2:]) != (self.grid_size[0] * self.patch_size[0],) * 2:
@@ -57,15 +60,15 @@ class Attention(nn.Module):
     """
 
     def __init__(self, dim: int, num_heads: int, *, kernel: str = "sdpa",
-                 kernel_params: Mapping[str, Any] | None = None) -> None:
+                 kernel_params: Mapping[str, Any] | None = None, device: Device = None) -> None:
         super().__init__()
         if dim % num_heads:
             raise ValueError(f"hidden size {dim} must be divisible by num_heads={num_heads}")
         self.num_heads = num_heads
         self.head_dim = dim // num_heads
         self.scale = self.head_dim ** -0.5  # timm / DiT logit scale 1/√d
-        self.qkv = nn.Linear(dim, dim * 3, bias=True)
-        self.proj = nn.Linear(dim, dim, bias=True)
+        self.qkv = nn.Linear(dim, dim * 3, bias=True, device=device)
+        self.proj = nn.Linear(dim, dim, bias=True, device=device)
         self.set_kernel(kernel, kernel_params)
         self.observer: Observer | None = None  # see ditbench.dit.capture.capture_dit
 
@@ -95,11 +98,11 @@ class Attention(nn.Module):
 class Mlp(nn.Module):
     """fc1 → tanh-GELU → fc2 (timm's ``Mlp`` names; dropout 0 as in DiT)."""
 
-    def __init__(self, in_features: int, hidden_features: int) -> None:
+    def __init__(self, in_features: int, hidden_features: int, device: Device = None) -> None:
         super().__init__()
-        self.fc1 = nn.Linear(in_features, hidden_features, bias=True)
+        self.fc1 = nn.Linear(in_features, hidden_features, bias=True, device=device)
         self.act = nn.GELU(approximate="tanh")
-        self.fc2 = nn.Linear(hidden_features, in_features, bias=True)
+        self.fc2 = nn.Linear(hidden_features, in_features, bias=True, device=device)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc2(self.act(self.fc1(x)))  # (N, T, D)
@@ -112,12 +115,12 @@ class Mlp(nn.Module):
 class TimestepEmbedder(nn.Module):
     """(N,) diffusion timesteps → (N, D) via a sinusoidal code and a 2-layer MLP."""
 
-    def __init__(self, hidden_size: int, frequency_embedding_size: int = 256) -> None:
+    def __init__(self, hidden_size: int, frequency_embedding_size: int = 256, device: Device = None) -> None:
         super().__init__()
         self.mlp = nn.Sequential(
-            nn.Linear(frequency_embedding_size, hidden_size, bias=True),
+            nn.Linear(frequency_embedding_size, hidden_size, bias=True, device=device),
             nn.SiLU(),
-            nn.Linear(hidden_size, hidden_size, bias=True),
+            nn.Linear(hidden_size, hidden_size, bias=True, device=device),
         )
         self.frequency_embedding_size = frequency_embedding_size
 
@@ -141,10 +144,13 @@ class TimestepEmbedder(nn.Module):
 class LabelEmbedder(nn.Module):
     """(N,) class labels → (N, D); row ``num_classes`` is the null class for classifier-free guidance."""
 
-    def __init__(self, num_classes: int, hidden_size: int, dropout_prob: float) -> None:
+    def __init__(self, num_classes: int, hidden_size: int, dropout_prob: float, device: Device = None) -> None:
         super().__init__()
         use_cfg_embedding = int(dropout_prob > 0)
-        self.embedding_table = nn.Embedding(num_classes + use_cfg_embedding, hidden_size)
+        # Passing the (uninitialised) weight skips nn.Embedding's own normal_ init: DiT.initialize_weights
+        # sets it, and on the meta device that init would import torch's Python decompositions (seconds).
+        table = torch.empty(num_classes + use_cfg_embedding, hidden_size, device=device)
+        self.embedding_table = nn.Embedding(num_classes + use_cfg_embedding, hidden_size, _weight=table)
         self.num_classes = num_classes
         self.dropout_prob = dropout_prob
 
@@ -168,13 +174,15 @@ class LabelEmbedder(nn.Module):
 class DiTBlock(nn.Module):
     """A transformer block with adaLN-Zero conditioning on c = t_emb + y_emb."""
 
-    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0, **attn_kwargs: Any) -> None:
+    def __init__(self, hidden_size: int, num_heads: int, mlp_ratio: float = 4.0, device: Device = None,
+                 **attn_kwargs: Any) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.attn = Attention(hidden_size, num_heads, **attn_kwargs)
+        self.attn = Attention(hidden_size, num_heads, device=device, **attn_kwargs)
         self.norm2 = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio))
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size, bias=True))
+        self.mlp = Mlp(hidden_size, int(hidden_size * mlp_ratio), device=device)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 6 * hidden_size, bias=True,
+                                                                   device=device))
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         shift_msa, scale_msa, gate_msa, shift_mlp, scale_mlp, gate_mlp = self.adaLN_modulation(c).chunk(6, dim=1)
@@ -186,11 +194,12 @@ class DiTBlock(nn.Module):
 class FinalLayer(nn.Module):
     """adaLN-modulated LayerNorm and a linear map from D to p²·out_channels per token."""
 
-    def __init__(self, hidden_size: int, patch_size: int, out_channels: int) -> None:
+    def __init__(self, hidden_size: int, patch_size: int, out_channels: int, device: Device = None) -> None:
         super().__init__()
         self.norm_final = nn.LayerNorm(hidden_size, elementwise_affine=False, eps=1e-6)
-        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels, bias=True)
-        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size, bias=True))
+        self.linear = nn.Linear(hidden_size, patch_size * patch_size * out_channels, bias=True, device=device)
+        self.adaLN_modulation = nn.Sequential(nn.SiLU(), nn.Linear(hidden_size, 2 * hidden_size, bias=True,
+                                                                   device=device))
 
     def forward(self, x: Tensor, c: Tensor) -> Tensor:
         shift, scale = self.adaLN_modulation(c).chunk(2, dim=1)
@@ -201,7 +210,8 @@ class DiT(nn.Module):
     """Diffusion transformer on (N, C, H, W) latents, conditioned on timesteps and class labels."""
 
     def __init__(self, config: DiTConfig, input_size: int, *, kernel: str = "sdpa",
-                 kernel_params: Mapping[str, Any] | None = None, initialize: bool = True) -> None:
+                 kernel_params: Mapping[str, Any] | None = None, initialize: bool = True,
+                 device: Device = None) -> None:
         super().__init__()
         if input_size % config.patch_size:
             raise ValueError(f"latent size {input_size} must be a multiple of patch size {config.patch_size}")
@@ -211,16 +221,17 @@ class DiT(nn.Module):
         self.patch_size = config.patch_size
         self.num_heads = config.num_heads
         d = config.hidden_size
-        self.x_embedder = PatchEmbed(input_size, config.patch_size, config.in_channels, d)
-        self.t_embedder = TimestepEmbedder(d)
-        self.y_embedder = LabelEmbedder(config.num_classes, d, config.class_dropout_prob)
+        self.x_embedder = PatchEmbed(input_size, config.patch_size, config.in_channels, d, device=device)
+        self.t_embedder = TimestepEmbedder(d, device=device)
+        self.y_embedder = LabelEmbedder(config.num_classes, d, config.class_dropout_prob, device=device)
         # Fixed 2-D sin-cos table; a frozen Parameter so it is saved in (and loaded from) the state dict.
-        self.pos_embed = nn.Parameter(torch.zeros(1, self.x_embedder.num_patches, d), requires_grad=False)
+        self.pos_embed = nn.Parameter(torch.zeros(1, self.x_embedder.num_patches, d, device=device),
+                                      requires_grad=False)
         self.blocks = nn.ModuleList([
-            DiTBlock(d, config.num_heads, config.mlp_ratio, kernel=kernel, kernel_params=kernel_params)
+            DiTBlock(d, config.num_heads, config.mlp_ratio, device=device, kernel=kernel, kernel_params=kernel_params)
             for _ in range(config.depth)
         ])
-        self.final_layer = FinalLayer(d, config.patch_size, self.out_channels)
+        self.final_layer = FinalLayer(d, config.patch_size, self.out_channels, device=device)
         if initialize:
             self.initialize_weights()
 
@@ -297,7 +308,7 @@ def sincos_pos_embed_2d(embed_dim: int, grid_size: int) -> Tensor:
 #################################################################################
 
 def build_dit(name: str, image_size: int, *, kernel: str = "sdpa", kernel_params: Mapping[str, Any] | None = None,
-              seed: int | None = 0, perturb: float = 0.0, initialize: bool = True) -> DiT:
+              seed: int | None = 0, perturb: float = 0.0, initialize: bool = True, depth: int | None = None) -> DiT:
     """``DiT-XL/2`` etc. for ``image_size``-px images (latent side image_size/8), on CPU in eval mode.
 
     seed: seeds the reference initialisation (``None``: use the global RNG).
@@ -305,13 +316,19 @@ def build_dit(name: str, image_size: int, *, kernel: str = "sdpa", kernel_params
         output layers), so a random-init model's blocks actually act (see :func:`perturb_zero_init`).
     initialize: False leaves the weights uninitialised (about half the build time of DiT-XL/2);
         only for a model whose every parameter is loaded from a checkpoint next.
+    depth: keep only this many blocks (a cheaper model with the same per-block cost; its seeded
+        weights differ from the first blocks of the full-depth model).
     """
     config = get_config(name)
+    if depth is not None:
+        check_positive_int("depth", depth)
+        if depth > config.depth:
+            raise ValueError(f"depth={depth} exceeds {name}'s depth {config.depth}")
+        config = dataclasses.replace(config, depth=depth)
     latent = config.latent_size(image_size)
     # Build on the meta device, then allocate once: torch's default Linear init would otherwise
     # run on 675M parameters only to be overwritten by the reference init.
-    with torch.device("meta"):
-        model = DiT(config, latent, kernel=kernel, kernel_params=kernel_params, initialize=False)
+    model = DiT(config, latent, kernel=kernel, kernel_params=kernel_params, initialize=False, device="meta")
     model = model.to_empty(device="cpu")
     if not initialize:
         return model.eval()

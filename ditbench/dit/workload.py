@@ -42,7 +42,7 @@ class WorkloadSpec:
     dtype: torch.dtype = torch.float32
     device: str = "cpu"
     seed: int = 0  # seeds weights, latents and the backward cotangent
-    blocks: int | None = None  # keep only the first `blocks` DiT blocks (None: all of them)
+    blocks: int | None = None  # build only this many DiT blocks (None: the config's depth)
     batch: int = 1
 
     @property
@@ -130,12 +130,7 @@ def build_workload(spec: WorkloadSpec) -> DiTWorkload:
         raise ValueError(f"kernel {spec.kernel!r} cannot run {spec.model} at {spec.image_size}px: {'; '.join(reasons)}")
     cfg = get_config(spec.model)
     model = build_dit(spec.model, spec.image_size, kernel=spec.kernel, kernel_params=dict(spec.params),
-                      seed=spec.seed, perturb=WORKLOAD_PERTURB)
-    if spec.blocks is not None:
-        check_positive_int("blocks", spec.blocks)
-        if spec.blocks > cfg.depth:
-            raise ValueError(f"blocks={spec.blocks} exceeds {spec.model}'s depth {cfg.depth}")
-        del model.blocks[spec.blocks:]
+                      seed=spec.seed, perturb=WORKLOAD_PERTURB, depth=spec.blocks)
     model = model.to(device=spec.device, dtype=spec.dtype).requires_grad_(spec.op == "backward")
     model.pos_embed.requires_grad_(False)
     inputs = latent_batch(cfg.in_channels, cfg.latent_size(spec.image_size), spec.batch, seed=spec.seed,
