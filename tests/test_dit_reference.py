@@ -180,7 +180,8 @@ def test_forward_matches_independent_reference_in_float64(kernel, gen):
     model.set_kernel(kernel)
     x, t, y = tiny_inputs(gen)
     ref, _ = reference_forward(model.state_dict(), TINY, x, t, y)
-    out = model(x.double(), t, y)
+    with torch.no_grad():
+        out = model(x.double(), t, y)
     assert out.shape == (3, 8, 8, 8)  # learn_sigma: 2·4 output channels
     assert float(ref.abs().max()) > 0.1  # perturbed adaLN: a non-trivial output
     assert float((out - ref).abs().max()) <= forward_tolerance(TINY, ref)
@@ -194,7 +195,8 @@ def test_float32_forward_within_naive_float32_baseline(gen):
     ref64, _ = reference_forward(model.state_dict(), TINY, x, t, y)
     naive32, _ = reference_forward(model.state_dict(), TINY, x, t, y, dtype=torch.float32)
     base = float((naive32.double() - ref64).abs().max())
-    out = model(x, t, y).double()
+    with torch.no_grad():
+        out = model(x, t, y).double()
     assert float((out - ref64).abs().max()) <= 4 * max(base, torch.finfo(torch.float32).eps)
 
 
