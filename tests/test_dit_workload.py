@@ -52,3 +52,16 @@ def test_bad_specs_are_refused():
         build_workload(WorkloadSpec(kernel="nope", **SMALL))
     with pytest.raises(ValueError, match="does not take"):
         build_workload(WorkloadSpec(kernel="sdpa", params={"eps": 0.1}, **SMALL))
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_workload_and_criteria_on_cuda():
+    from ditbench.dit import check_dit
+
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # keep float32 rounding for the bound
+        w = build_workload(WorkloadSpec(device="cuda", **SMALL))
+        assert w.fn().device.type == "cuda"
+        assert w.error()["err_max_rel"] <= 10 * 1536 * F32_EPS  # same bound as on CPU
+        rows = check_dit(w.model, w.inputs.x, w.inputs.t, w.inputs.y)
+    assert len(rows) == 2 * 6 and all(r.L == 16 for r in rows)

@@ -131,7 +131,7 @@ def head_stats(call: AttentionCall) -> list[HeadStats]:
         w = call.out_weight.double().reshape(-1, heads, dv).transpose(0, 1)  # (heads, D_out, dv)
         ov = torch.einsum("nhtc,hoc->nhto", v, w)  # (N, heads, L, D_out)
         ov_max = ov.abs().amax(dim=(0, 2, 3))  # (heads,)
-    radius = torch.zeros(heads, dtype=torch.float64)
+    radius = torch.zeros(heads, dtype=torch.float64, device=q.device)
     block = max(1, _TILE // (L * n_batch * heads))
     for start in range(0, L, block):
         logits = s * q[:, :, start : start + block] @ k.transpose(-1, -2)  # (N, heads, b, L)
