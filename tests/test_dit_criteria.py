@@ -201,3 +201,20 @@ def test_direct_sdpa_calls_are_captured_once_with_their_scale(gen):
     # float32 logits of length-4 products vs the same in float64: within 4·eps32 relative.
     expected = float((0.25 * q[0, 0].double() @ k[0, 0].double().T).abs().max())
     assert rows[0].radius == pytest.approx(expected, rel=4 * torch.finfo(torch.float32).eps)
+
+
+def test_degree_rank_and_cost_use_theory_degree_for(gen, monkeypatch):
+    # Exercises the wiring with a stand-in degree_for (the real one is merged separately).
+    seen = []
+
+    def fake_degree_for(radius: float, eps: float) -> int:
+        seen.append((radius, eps))
+        return 3
+
+    monkeypatch.setattr(theory, "degree_for", fake_degree_for, raising=False)
+    rows = check_dit(tiny_model(), *tiny_inputs(gen), eps=0.05)
+    r = rows[0]
+    assert (r.radius, 0.05) in seen
+    assert r.degree == 3 and r.rank == math.comb(3 + r.d, r.d)
+    poly = 2.0 * (2 * r.L) * r.rank * (r.d + 1) + (2 * r.L) * r.rank  # DESIGN §2 FLOP model
+    assert r.poly_flops == poly and r.cost_ratio == poly / r.exact_flops

@@ -116,7 +116,8 @@ class _FunctionMode(TorchFunctionMode):
         if func is not F.scaled_dot_product_attention:
             return func(*args, **kwargs)
         q, k, v = (kwargs[n] if n in kwargs else args[i] for i, n in enumerate(("query", "key", "value")))
-        self.rec.record(q, k, v, kwargs.get("scale"))
+        # F.sdpa(query, key, value, attn_mask, dropout_p, is_causal, scale, ...): scale may be positional.
+        self.rec.record(q, k, v, kwargs.get("scale", args[6] if len(args) > 6 else None))
         self.rec.in_direct_call = True
         try:
             return func(*args, **kwargs)
