@@ -218,3 +218,24 @@ def test_degree_rank_and_cost_use_theory_degree_for(gen, monkeypatch):
     assert r.degree == 3 and r.rank == math.comb(3 + r.d, r.d)
     poly = 2.0 * (2 * r.L) * r.rank * (r.d + 1) + (2 * r.L) * r.rank  # DESIGN §2 FLOP model
     assert r.poly_flops == poly and r.cost_ratio == poly / r.exact_flops
+
+
+def test_no_qualifying_degree_is_reported_not_raised(gen, monkeypatch):
+    def no_degree(radius: float, eps: float) -> int:
+        raise ValueError(f"no degree ≤ 30 reaches eps={eps} at radius={radius}")
+
+    monkeypatch.setattr(theory, "degree_for", no_degree, raising=False)
+    r = check_dit(tiny_model(), *tiny_inputs(gen))[0]
+    assert r.degree is None and r.rank is None and r.cost_ratio is None
+    assert "polynomial: no degree ≤ 30" in r.reason
+
+
+def test_per_layer_summary_takes_maxima_over_heads(gen):
+    rows = check_dit(tiny_model(), *tiny_inputs(gen))
+    summary = per_layer(rows)
+    assert [s.layer for s in summary] == ["blocks.0.attn", "blocks.1.attn"]
+    for s in summary:
+        heads = [r for r in rows if r.layer == s.layer]
+        assert s.head == "max"
+        assert s.ratio == max(r.ratio for r in heads) and s.radius == max(r.radius for r in heads)
+        assert s.gamma == max(r.gamma for r in heads) and s.ov_bound == max(r.ov_bound for r in heads)

@@ -143,10 +143,16 @@ def head_stats(call: AttentionCall) -> list[HeadStats]:
     ]
 
 
-def _degree(radius: float, eps: float) -> int | None:
-    """theory.degree_for(radius, eps) once that exists (added in parallel); None before."""
+def _degree(radius: float, eps: float) -> tuple[int | None, str]:
+    """(theory.degree_for(radius, eps), "") — or (None, why) when there is no such function in this
+    build, or when no degree up to theory's cap reaches eps at this radius (its ValueError)."""
     degree_for: Callable[[float, float], int] | None = getattr(theory, "degree_for", None)
-    return None if degree_for is None else int(degree_for(radius, eps))
+    if degree_for is None:
+        return None, ""
+    try:
+        return int(degree_for(radius, eps)), ""
+    except ValueError as err:  # radius and eps are validated here, so this is "no degree qualifies"
+        return None, f"polynomial: {str(err).splitlines()[0]}"
 
 
 def criteria(stats: HeadStats, eps: float = 1e-3, rule: VerdictRule = VerdictRule()) -> HeadCriteria:
@@ -161,7 +167,9 @@ def criteria(stats: HeadStats, eps: float = 1e-3, rule: VerdictRule = VerdictRul
     bound, gamma = max(q_b, k_b), max(q_b, k_b, stats.ov_max)
     verdict, reason = rule.verdict(bound / threshold, d, ln_l)
     verdict_train, _ = rule.verdict(gamma / threshold, d, ln_l)
-    degree = _degree(stats.radius, eps)
+    degree, why = _degree(stats.radius, eps)
+    if why:
+        reason = f"{reason}; {why}"
     rank = None if degree is None else theory.feature_rank(d, degree)
     exact = theory.exact_forward_cost(L, L, d, d).flops
     poly = None if degree is None else theory.polynomial_forward_cost(L, L, d, d, degree).flops
@@ -198,7 +206,9 @@ _ORDER = {"inside": 0, "near": 1, "outside": 2}
 
 
 def per_layer(rows: Iterable[HeadCriteria]) -> list[HeadCriteria]:
-    """The worst head of each layer (largest ratio; head reported as "max"), in layer order."""
+    """One row per layer, in layer order (head reported as "max"): bounds and verdict of the head
+    with the largest ratio, maxima of ov_bound/Γ/radii over heads, and the degree, rank and cost
+    of the head with the widest logit radius (the most demanding for the polynomial method)."""
     rows = list(rows)
     worst: dict[str, HeadCriteria] = {}
     for r in rows:
@@ -208,9 +218,11 @@ def per_layer(rows: Iterable[HeadCriteria]) -> list[HeadCriteria]:
     out = []
     for layer, r in worst.items():
         heads = [x for x in rows if x.layer == layer]
+        widest = max(heads, key=lambda x: x.radius)  # the degree needed grows with the radius
         d = r.as_dict()
         d.update(head="max", ov_bound=max(x.ov_bound for x in heads), gamma=max(x.gamma for x in heads),
-                 radius=max(x.radius for x in heads), radius_cs=max(x.radius_cs for x in heads))
+                 radius=widest.radius, radius_cs=max(x.radius_cs for x in heads), degree=widest.degree,
+                 rank=widest.rank, poly_flops=widest.poly_flops, cost_ratio=widest.cost_ratio)
         d["gamma_ratio"] = d["gamma"] / r.threshold
         out.append(HeadCriteria(**d))
     return out
