@@ -45,7 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="random init only: N(0, STD²) noise on the adaLN-Zero layers (0 = published init)")
     parser.add_argument("--per-head", action="store_true",
                         help="table: one row per head (default: worst head per layer); csv/json are always per head")
-    parser.add_argument("--threads", type=int, default=min(2, torch.get_num_threads()), help="torch CPU threads")
+    # One thread by default: the check is not a benchmark, and on a shared 2-core machine two OpenMP
+    # threads spin against each other (measured 94 s with 2 threads vs 57 s with 1; docs/dit.md).
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
 
 
 def _fmt(value: object) -> str:
