@@ -155,3 +155,10 @@ def test_model_choices_come_from_the_registry(capsys):
     with pytest.raises(SystemExit):
         ditbench_main(["criteria", "--model", "DiT-XXL/2"])
     assert "DiT-XL/2" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag, value, match", [("--eps", "1.5", "eps"), ("--batch", "0", "batch"),
+                                                ("--threads", "0", "threads")])
+def test_bad_arguments_raise_naming_the_value(flag, value, match):
+    with pytest.raises(ValueError, match=match):
+        run_cli(flag, value)

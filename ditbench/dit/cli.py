@@ -87,7 +87,9 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--eps={args.eps} must lie in (0, 1)")
     if args.batch < 1:
         raise ValueError(f"--batch={args.batch} must be ≥ 1")
-    torch.set_num_threads(max(1, args.threads))
+    if args.threads < 1:
+        raise ValueError(f"--threads={args.threads} must be ≥ 1")
+    torch.set_num_threads(args.threads)
     start = time.perf_counter()
     notes = []
     model = build_dit(args.model, args.image_size, seed=args.seed, initialize=args.checkpoint is None,
