@@ -16,9 +16,10 @@ from pathlib import Path
 import torch
 
 from .. import theory
-from ..attention import KERNELS, exact_attention
+from ..attention import exact_attention
 from .cases import Case
 from .timing import time_call
+from .workloads import workload_for
 
 # DESIGN §6, measured on the 2-core CI machines: float32 matmul ≈ 145 GFLOP/s, exp ≈ 0.5 G/s.
 # The fallback rate where calibration is skipped assumes exact attention's mix of the two at d = 8.
@@ -61,16 +62,14 @@ def available_memory(device: str) -> float:
 
 
 def predicted(case: Case) -> theory.Cost | None:
-    """The kernel's predicted cost for one call of ``case`` (None if the kernel has no model)."""
-    return KERNELS[case.kernel].predicted_cost(case.problem(), case.kwargs)
+    """The predicted cost of one timed call of ``case`` (None if there is no model): the kernel's
+    own for an attention case, the workload's estimate for others (ditbench.measure.workloads)."""
+    return workload_for(case).cost(case)
 
 
 def measurement_bytes(case: Case) -> float:
-    """Memory the measurement itself needs besides the kernel's own: inputs, output, and the float64
-    reference (float64 copies of the inputs plus one 2^22-element float64 tile pair; see exact.py)."""
-    item = case.torch_dtype.itemsize
-    tensors = (case.n + case.m) * case.d + case.m * case.dv + case.n * case.dv
-    return tensors * (item + 8) + 2 * (1 << 22) * 8
+    """Memory the measurement itself needs besides the timed call's own (inputs, references)."""
+    return workload_for(case).overhead_bytes(case)
 
 
 def budget_reasons(case: Case, rates: Rates, memory_available: float) -> list[str]:

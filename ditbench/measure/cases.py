@@ -3,21 +3,26 @@
 A case is everything one measured point needs, with every expression already evaluated, so it
 can be shipped to a worker process (or a remote executor) and recorded as one results row. Its
 ``case_id`` (a hash of the identifying fields) keys ``--resume``.
+
+Expansion is generic over kernels, dtypes, seeds and kernel parameters; the sizes come from the
+sweep's workload family (:data:`GEOMETRIES`): the spec's own n, m, d, dv, B and scale axes for
+``attention``, the model's token count and head dim for ``dit`` (registered by
+:mod:`ditbench.measure.dit_cases`).
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
-from ..attention import KERNELS, Kernel, Problem
+from ..attention import KERNELS, Problem
 from .expr import parse_expression
-from .spec import SweepSpec
+from .spec import SweepSpec, get_family
 
 TORCH_DTYPES: Mapping[str, torch.dtype] = {
     "float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16,
@@ -35,8 +40,8 @@ class Case:
     m: int
     d: int
     dv: int
-    bound: float  # entry bound B (q, k ~ U[−B, B]); for op="backward", of a1 and a2
-    bound_spec: str  # the expression B came from, e.g. "1.0*sqrt(log(n))"
+    bound: float | None  # entry bound B (q, k ~ U[−B, B]); for op="backward", of a1 and a2; None: unknown (dit)
+    bound_spec: str  # the expression B came from, e.g. "1.0*sqrt(log(n))" ("" when unknown)
     scale: float  # logit scale, resolved
     scale_spec: str
     params: tuple[tuple[str, Any], ...]  # kernel parameters passed to the call (sorted by name)
@@ -52,16 +57,19 @@ class Case:
     timeout_s: float = 300.0
     time_budget_s: float = 30.0
     memory_fraction: float = 0.5
+    workload: str = "attention"  # key of ditbench.measure.spec.FAMILIES
+    setting: tuple[tuple[str, Any], ...] = ()  # the workload's own values, e.g. (("blocks", 2), ("model", "DiT-S/8"))
 
     # Fields that say *what* is measured (not how long to time it): they define the case's identity.
     IDENTITY = ("experiment", "kernel", "op", "n", "m", "d", "dv", "bound", "bound_spec", "scale",
-                "params", "dtype", "device", "seed", "threads", "value_bound")
+                "params", "dtype", "device", "seed", "threads", "value_bound", "workload", "setting")
 
     @property
     def case_id(self) -> str:
         """A stable 16-hex-digit key of the identifying fields (used by ``--resume``)."""
         ident = {name: getattr(self, name) for name in self.IDENTITY}
         ident["params"] = [[k, v] for k, v in self.params]
+        ident["setting"] = [[k, v] for k, v in self.setting]
         text = json.dumps(ident, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -73,7 +81,12 @@ class Case:
     def kwargs(self) -> dict[str, Any]:
         return dict(self.params)
 
+    @property
+    def settings(self) -> dict[str, Any]:
+        return dict(self.setting)
+
     def problem(self) -> Problem:
+        """The attention problem of one call (for dit: one head of one block)."""
         return Problem(n=self.n, m=self.m, d=self.d, dv=self.dv, dtype=self.torch_dtype, device=self.device,
                        bound=self.bound, scale=self.scale)
 
@@ -81,70 +94,110 @@ class Case:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class Geometry:
+    """The sizes of one point, with every expression evaluated (the part of a case the workload fixes)."""
+
+    n: int
+    m: int
+    d: int
+    dv: int
+    bound: float | None
+    bound_spec: str
+    scale: float
+    scale_spec: str
+    setting: tuple[tuple[str, Any], ...] = ()
+
+
+def attention_geometries(spec: SweepSpec) -> Iterator[Geometry]:
+    """The spec's own axes (n innermost, so the smallest points of every setting finish first)."""
+    for d, bound_text, scale_text in itertools.product(spec.d, spec.bound, spec.scale):
+        for dv in spec.dv or (d,):
+            for m_value in spec.m or (None,):
+                for n in spec.n:
+                    m = n if m_value is None else m_value
+                    values = {"n": n, "m": m, "d": d}
+                    yield Geometry(n=n, m=m, d=d, dv=dv,
+                                   bound=_evaluate("bound", bound_text, values, spec.experiment), bound_spec=bound_text,
+                                   scale=_evaluate("scale", scale_text, values, spec.experiment), scale_spec=scale_text)
+
+
+# workload family → its sizes; ditbench.measure.dit_cases registers "dit".
+GEOMETRIES: dict[str, Callable[[SweepSpec], Iterator[Geometry]]] = {"attention": attention_geometries}
+
+
+def geometries(spec: SweepSpec) -> list[Geometry]:
+    if spec.workload not in GEOMETRIES:
+        raise ValueError(f"{spec.experiment}: workload {spec.workload!r} has no case expansion registered; "
+                         f"registered: {sorted(GEOMETRIES)}")
+    return list(GEOMETRIES[spec.workload](spec))
+
+
 def check_spec(spec: SweepSpec) -> None:
     """Check ``spec`` against the kernel registry and evaluate its expressions on every grid point.
 
     Raises ValueError naming the field and the allowed values. Nothing is run.
     """
+    kernel_op = get_family(spec.workload).kernel_op or spec.op
     for name in spec.kernels:
         if name not in KERNELS:
             raise ValueError(f"{spec.experiment}: unknown kernel {name!r}; registered kernels: {sorted(KERNELS)}")
-        if KERNELS[name].op != spec.op:
-            same_op = sorted(k for k, v in KERNELS.items() if v.op == spec.op)
-            raise ValueError(f"{spec.experiment}: kernel {name!r} has op={KERNELS[name].op!r} but the spec has "
-                             f"op={spec.op!r}; kernels with op={spec.op!r}: {same_op}")
+        if KERNELS[name].op != kernel_op:
+            same_op = sorted(k for k, v in KERNELS.items() if v.op == kernel_op)
+            raise ValueError(f"{spec.experiment}: kernel {name!r} has op={KERNELS[name].op!r} but the spec "
+                             f"(workload {spec.workload!r}, op={spec.op!r}) needs op={kernel_op!r}; "
+                             f"kernels with op={kernel_op!r}: {same_op}")
     accepted = set().union(*(KERNELS[k].params for k in spec.kernels))
     unused = sorted(set(spec.param_grid) - accepted)
     if unused:
         raise ValueError(f"{spec.experiment}: params {unused} are accepted by none of the kernels "
                          f"{list(spec.kernels)}; they accept {sorted(accepted) or 'no parameters'}")
-    for n, m, d in itertools.product(spec.n, spec.m or (None,), spec.d):
-        values = {"n": n, "m": n if m is None else m, "d": d}
+    for kernel, grid in spec.kernel_params:
+        own = KERNELS[kernel].params
+        bad = sorted({name for name, _ in grid} - set(own))
+        if bad:
+            raise ValueError(f"{spec.experiment}: params.{kernel} {bad}: kernel {kernel!r} does not accept "
+                             f"{'them' if len(bad) > 1 else 'it'}; it accepts {sorted(own) or 'no parameters'}")
+    for geometry in geometries(spec):
         for field_name in ("bound", "scale"):
-            for text in getattr(spec, field_name):
-                value = _evaluate(field_name, text, values, spec.experiment)
-                if not value > 0:
-                    raise ValueError(f"{spec.experiment}: {field_name} {text!r} = {value} at {values}; it must be > 0")
+            value = getattr(geometry, field_name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{spec.experiment}: {field_name} {getattr(geometry, field_name + '_spec')!r} = "
+                                 f"{value} at {{'n': {geometry.n}, 'm': {geometry.m}, 'd': {geometry.d}}}; it must be > 0")
 
 
 def expand(spec: SweepSpec, *, threads: int, device: str | None = None) -> list[Case]:
     """All cases of ``spec`` in a stable order (n innermost, so the smallest points of every
     setting finish first and a partial run is already useful).
 
-    Parameters that a kernel does not accept are dropped for that kernel, and duplicate cases that
-    this produces (e.g. ``exact`` under an ``eps`` grid) are kept once.
+    Each kernel gets the shared parameters it accepts plus its own table (``params.<kernel>``);
+    duplicate cases that this produces (e.g. ``exact`` under an ``eps`` grid) are kept once.
     """
     check_spec(spec)
     device = device or spec.device
+    shapes = geometries(spec)
     cases: dict[str, Case] = {}
-    for kernel_name, dtype, seed, d, bound_text, scale_text in itertools.product(
-        spec.kernels, spec.dtype, spec.seeds, spec.d, spec.bound, spec.scale
-    ):
+    for kernel_name, dtype, seed in itertools.product(spec.kernels, spec.dtype, spec.seeds):
         kernel = KERNELS[kernel_name]
-        for params in _param_product(kernel, spec.param_grid):
-            for dv in spec.dv or (d,):
-                for m_value in spec.m or (None,):
-                    for n in spec.n:
-                        m = n if m_value is None else m_value
-                        values = {"n": n, "m": m, "d": d}
-                        case = Case(
-                            experiment=spec.experiment, kernel=kernel_name, op=spec.op, n=n, m=m, d=d, dv=dv,
-                            bound=_evaluate("bound", bound_text, values, spec.experiment), bound_spec=bound_text,
-                            scale=_evaluate("scale", scale_text, values, spec.experiment), scale_spec=scale_text,
-                            params=params, dtype=dtype, device=device, seed=seed, threads=threads,
-                            value_bound=spec.value_bound, ref_rows=spec.ref_rows, min_run_time=spec.min_run_time,
-                            timer=spec.timer, min_repeats=spec.min_repeats, timeout_s=spec.timeout_s,
-                            time_budget_s=spec.time_budget_s,
-                            memory_fraction=spec.memory_fraction,
-                        )
-                        cases.setdefault(case.case_id, case)
+        for params in _param_product(spec.grid_for(kernel_name, kernel.params)):
+            for g in shapes:
+                case = Case(
+                    experiment=spec.experiment, kernel=kernel_name, op=spec.op, n=g.n, m=g.m, d=g.d, dv=g.dv,
+                    bound=g.bound, bound_spec=g.bound_spec, scale=g.scale, scale_spec=g.scale_spec,
+                    params=params, dtype=dtype, device=device, seed=seed, threads=threads,
+                    value_bound=spec.value_bound, ref_rows=spec.ref_rows, min_run_time=spec.min_run_time,
+                    timer=spec.timer, min_repeats=spec.min_repeats, timeout_s=spec.timeout_s,
+                    time_budget_s=spec.time_budget_s, memory_fraction=spec.memory_fraction,
+                    workload=spec.workload, setting=g.setting,
+                )
+                cases.setdefault(case.case_id, case)
     return list(cases.values())
 
 
-def _param_product(kernel: Kernel, grid: Mapping[str, tuple[Any, ...]]) -> Iterator[tuple[tuple[str, Any], ...]]:
-    own = {name: values for name, values in sorted(grid.items()) if name in kernel.params}
-    for combo in itertools.product(*own.values()):
-        yield tuple(zip(own, combo))
+def _param_product(grid: Mapping[str, tuple[Any, ...]]) -> Iterator[tuple[tuple[str, Any], ...]]:
+    names = sorted(grid)
+    for combo in itertools.product(*(grid[name] for name in names)):
+        yield tuple(zip(names, combo))
 
 
 def _evaluate(field_name: str, text: str, values: Mapping[str, int], experiment: str) -> float:

@@ -2,7 +2,8 @@
 
 This is what an executor runs, in whatever process or machine it owns. It returns one results
 row (a dict over :data:`ditbench.measure.results.COLUMNS`). A kernel that raises becomes a
-``failed`` row carrying the exception text; running out of memory becomes a ``skipped`` row.
+``failed`` row carrying the exception text; running out of memory, or a workload refusing to build
+the case (:class:`~ditbench.measure.workloads.CaseRefused`), becomes a ``skipped`` row.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ from .budget import predicted
 from .cases import Case
 from .memory import measure_peak
 from .timing import time_call
-from .workloads import WORKLOADS, error_metrics
+from .workloads import CaseRefused, target_of, workload_for
 
 # Parameter names under which kernels state their rank (polynomial: from degree; peers: features).
 _RANK_PARAMS = ("rank", "num_features", "features", "landmarks")
@@ -39,7 +40,9 @@ def base_row(case: Case) -> dict[str, Any]:
         "threads": case.threads, "seed": case.seed, "value_bound": case.value_bound, "timer": case.timer,
         "predicted_flops": None if cost is None else cost.flops,
         "predicted_bytes": None if cost is None else cost.bytes,
-        "host": socket.gethostname(),
+        "host": socket.gethostname(), "workload": case.workload,
+        "setting": json.dumps(dict(case.setting), sort_keys=True) if case.setting else "",
+        "target_kernel": target_of(case.kernel) if case.op == "forward" and case.workload == "attention" else None,
     }
     row.update(_describe(kernel, case, params))
     return row
@@ -71,6 +74,8 @@ def measure_case(case: Case) -> dict[str, Any]:
         values = _measure(case)
     except torch.OutOfMemoryError as err:
         return finish(row, "skipped", f"out of memory: {_first_line(err)}", wall_s=time.perf_counter() - start)
+    except CaseRefused as err:  # the workload's own refusal (a reason, not a bug)
+        return finish(row, "skipped", str(err), wall_s=time.perf_counter() - start)
     except Exception as err:  # recorded, not hidden: the row carries the exception and where it came from
         return finish(row, "failed", _describe_exception(err), wall_s=time.perf_counter() - start)
     reason = f"{values['nonfinite']} non-finite output value(s)" if values["nonfinite"] else ""
@@ -78,24 +83,16 @@ def measure_case(case: Case) -> dict[str, Any]:
 
 
 def _measure(case: Case) -> dict[str, Any]:
-    workload = WORKLOADS[case.op]
-    kernel = KERNELS[case.kernel]
-    inputs = workload.make_inputs(case)
-    kwargs = case.kwargs
-
-    def call() -> torch.Tensor:
-        return kernel(*inputs, scale=case.scale, **kwargs)
-
-    out, peak_bytes, mem_method = measure_peak(call, case.device)  # first call: also the warm-up
-    metrics = error_metrics(out, workload.check(case, inputs))
+    prepared = workload_for(case).prepare(case)
+    out, peak_bytes, mem_method = measure_peak(prepared.call, case.device)  # first call: also the warm-up
+    metrics = prepared.score(out)
     del out
-    timing = time_call(call, threads=case.threads, min_run_time=case.min_run_time, method=case.timer,
+    timing = time_call(prepared.call, threads=case.threads, min_run_time=case.min_run_time, method=case.timer,
                        min_repeats=case.min_repeats,
                        label=f"{case.experiment}/{case.kernel}")
     return {
         **metrics, "median_s": timing.median_s, "iqr_s": timing.iqr_s, "repeats": timing.repeats,
         "calls_per_block": timing.calls_per_block, "peak_bytes": peak_bytes, "mem_method": mem_method,
-        "radius": workload.radius(case, inputs),
     }
 
 

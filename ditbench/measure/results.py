@@ -39,6 +39,12 @@ EXTRA_COLUMNS = (
     "predicted_flops", "predicted_bytes",  # the kernel's cost model for one call
     "wall_s",  # seconds spent on the whole point (inputs, reference, timing)
     "host",
+    "workload",  # "attention" (synthetic q, k, v) | "dit" (end-to-end latent DiT, E5)
+    "setting",  # JSON of the workload's own values, e.g. {"batch": 1, "blocks": 2, "model": "DiT-S/8"}
+    "target_kernel",  # the kernel's non-softmax target (polysketch → poly4_exact), else empty
+    "err_target_max",  # ‖T − target‖_max on the same rows as err_max
+    "err_target_fro_rel",  # ‖T − target‖_F / ‖target‖_F
+    "err_target_uniform",  # ‖mean of V − target‖_max: the trivial answer scored against the target
 )
 COLUMNS = REQUIRED_COLUMNS + EXTRA_COLUMNS
 STATUSES = ("ok", "skipped", "failed")
@@ -96,10 +102,12 @@ class ResultStore:
 
 def read_results(path: str | Path) -> pd.DataFrame:
     """Read a results.csv; empty cells become NaN in numeric columns (pandas' missing value)."""
-    text = ("reason", "bound_spec", "scale_spec", "params", "case_id", "experiment", "kernel")
+    text = ("reason", "bound_spec", "scale_spec", "params", "case_id", "experiment", "kernel", "workload", "setting",
+            "target_kernel")
     df = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"], dtype={c: str for c in text})
     for column in text:
-        df[column] = df[column].fillna("")
+        if column in df.columns:  # files of earlier versions may lack the newer text columns
+            df[column] = df[column].fillna("")
     return df
 
 

@@ -13,12 +13,21 @@ and the allowed values. Example (one ``[[sweep]]`` table of a preset file)::
     bound = [1, "1.0*sqrt(log(n))"]                 # constant B vs the threshold regime
     scale = "1/d"
     params = {eps = [1e-3]}
+
+Kernel parameters come in two forms, mixable in one table: a shared grid (``eps = [1e-3]``: every
+kernel that accepts ``eps`` gets it) and a per-kernel table (``performer = {features = [64, 256]}``:
+only ``performer`` gets it). A parameter may be given in one place only.
+
+``workload`` says what wraps the attention call: ``"attention"`` (synthetic q, k, v of sizes n, m,
+d, dv; E1–E4, E6) or ``"dit"`` (a latent DiT forward/backward with the kernel in every block; E5).
+A ``dit`` sweep gives ``setting = {model = "DiT-S/8", image_size = [256, 512], blocks = 2}``
+instead of the size fields, which the model determines (n = m = L tokens, d = dv = head dim).
 """
 from __future__ import annotations
 
 import math
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -35,19 +44,50 @@ GEOMETRIC_RTOL = 0.05
 
 
 @dataclass(frozen=True)
+class Family:
+    """What a sweep's cases wrap around the attention call: the spec-level declaration (how such
+    cases are expanded is in ditbench.measure.cases, how they are measured in .workloads)."""
+
+    setting: Mapping[str, bool]  # keys of the `setting` table → required?
+    derived: tuple[str, ...] = ()  # spec fields the setting determines; giving them is an error
+    kernel_op: str | None = None  # op every kernel must have (None: the sweep's op)
+    description: str = ""
+
+
+FAMILIES: Mapping[str, Family] = {
+    "attention": Family(setting={}, description="synthetic q, k ~ U[−B, B], v: one attention call (E1–E4, E6)"),
+    # The DiT fixes the sizes: n = m = L = (image_size / 8 / p)², d = dv = head dim, scale 1/√d (as DiT).
+    # Its backward is autograd through the model, so the kernels are forward kernels for either op.
+    "dit": Family(setting={"model": True, "image_size": True, "blocks": False, "batch": False},
+                  derived=("n", "m", "d", "dv", "bound", "scale"), kernel_op="forward",
+                  description="latent DiT forward/backward with the kernel in every block (E5)"),
+}
+
+
+def get_family(name: Any) -> Family:
+    if not isinstance(name, str) or name not in FAMILIES:
+        raise ValueError(f"workload={name!r} is not allowed; allowed values: {sorted(FAMILIES)}")
+    return FAMILIES[name]
+
+
+@dataclass(frozen=True)
 class SweepSpec:
     """One experiment's sweep. Axes are tuples; cases are their Cartesian product."""
 
     experiment: str  # e.g. "E1"; groups rows in results and fits
     kernels: tuple[str, ...]  # names in ditbench.attention.KERNELS
-    n: tuple[int, ...]  # query tokens (geometric grid)
+    n: tuple[int, ...] = ()  # query tokens (geometric grid); empty when the workload derives it
     op: str = "forward"  # "forward" | "backward"
     m: tuple[int, ...] | None = None  # key tokens; None means m = n
     d: tuple[int, ...] = (8,)  # q/k feature dim
     dv: tuple[int, ...] | None = None  # value dim; None means dv = d
     bound: tuple[str, ...] = ("1",)  # entry bound B of q, k: number or expression of n, m, d
     scale: tuple[str, ...] = ("1/sqrt(d)",)  # logit scale: number or expression (e.g. "1/d")
-    params: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # kernel parameter grids, e.g. (("eps", (1e-3,)),)
+    params: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # shared kernel parameter grids, e.g. (("eps", (1e-3,)),)
+    # Per-kernel grids: ((kernel, ((name, values), ...)), ...); only that kernel gets them.
+    kernel_params: tuple[tuple[str, tuple[tuple[str, tuple[Any, ...]], ...]], ...] = ()
+    workload: str = "attention"  # key of FAMILIES: what wraps the attention call
+    setting: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # the workload's own axes, e.g. (("model", ("DiT-S/8",)),)
     dtype: tuple[str, ...] = ("float32",)
     device: str = "cpu"
     seeds: tuple[int, ...] = (0,)
@@ -70,21 +110,29 @@ class SweepSpec:
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> SweepSpec:
         """Build from a TOML-style mapping (scalars or lists per axis; grids as {start, stop, factor})."""
-        known = {f.name for f in fields(cls)}
+        known = {f.name for f in fields(cls)} - {"kernel_params"}  # per-kernel grids are written inside `params`
         unknown = set(raw) - known
         if unknown:
             raise ValueError(f"unknown spec field(s) {sorted(unknown)}; allowed fields: {sorted(known)}")
-        for name in ("experiment", "kernels", "n"):
+        workload = raw.get("workload", "attention")
+        family = get_family(workload)
+        given = sorted(set(family.derived) & set(raw))
+        if given:
+            raise ValueError(f"workload {workload!r} derives {list(family.derived)} from its setting; "
+                             f"remove {given} from the spec")
+        for name in ("experiment", "kernels") + (() if "n" in family.derived else ("n",)):
             if name not in raw:
                 raise ValueError(f"spec field {name!r} is required")
         kwargs: dict[str, Any] = dict(raw)
         kwargs["kernels"] = tuple(_as_list("kernels", raw["kernels"]))
-        kwargs["n"] = _grid("n", raw["n"], geometric=True)
+        if "n" in raw:
+            kwargs["n"] = _grid("n", raw["n"], geometric=True)
         for name in ("m", "dv"):
             if raw.get(name) in (None, "n" if name == "m" else "d"):
                 kwargs[name] = None
             else:
                 kwargs[name] = _grid(name, raw[name], geometric=False)
+        kwargs["setting"] = _setting_grid(workload, family, raw.get("setting", {}))
         if "d" in raw:
             kwargs["d"] = _grid("d", raw["d"], geometric=False)
         for name in ("bound", "scale"):
@@ -93,20 +141,22 @@ class SweepSpec:
         for name in ("dtype", "seeds"):
             if name in raw:
                 kwargs[name] = tuple(_as_list(name, raw[name]))
-        params = raw.get("params", {})
-        if not isinstance(params, Mapping):
-            raise ValueError(f"spec field 'params' must be a table of name = value or [values], got {params!r}")
-        kwargs["params"] = tuple(sorted((str(k), tuple(_as_list(f"params.{k}", v))) for k, v in params.items()))
+        kwargs["params"], kwargs["kernel_params"] = _split_params(raw.get("params", {}), kwargs["kernels"])
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
         """The inverse of :meth:`from_dict` (lists for axes; ``None`` fields left out)."""
         out: dict[str, Any] = {}
+        derived = get_family(self.workload).derived
         for f in fields(self):
             value = getattr(self, f.name)
-            if value is None:
+            if value is None or f.name in derived or f.name == "kernel_params" or \
+                    (f.name == "setting" and not value):
                 continue
             if f.name == "params":
+                value = {k: list(v) for k, v in value} | {
+                    kernel: {k: list(v) for k, v in grid} for kernel, grid in self.kernel_params}
+            elif f.name == "setting":
                 value = {k: list(v) for k, v in value}
             elif isinstance(value, tuple):
                 value = list(value)
@@ -115,7 +165,17 @@ class SweepSpec:
 
     @property
     def param_grid(self) -> dict[str, tuple[Any, ...]]:
+        """The shared parameter grids (every kernel takes those it accepts)."""
         return dict(self.params)
+
+    def grid_for(self, kernel: str, accepted: Collection[str]) -> dict[str, tuple[Any, ...]]:
+        """The parameter grids ``kernel`` gets: the shared ones it accepts plus its own table."""
+        shared = {name: values for name, values in self.params if name in accepted}
+        return shared | dict(dict(self.kernel_params).get(kernel, ()))
+
+    @property
+    def setting_grid(self) -> dict[str, tuple[Any, ...]]:
+        return dict(self.setting)
 
 
 @dataclass(frozen=True)
@@ -245,6 +305,45 @@ def _expr_text(name: str, value: Any) -> str:
     return value.strip()
 
 
+def _split_params(params: Any, kernels: Sequence[str]) -> tuple[tuple, tuple]:
+    """``params`` table → (shared grids, per-kernel grids); a table value is a kernel's own grid."""
+    if not isinstance(params, Mapping):
+        raise ValueError(f"spec field 'params' must be a table of name = value or [values] "
+                         f"(or kernel = {{name = [values]}}), got {params!r}")
+    shared, own = [], []
+    for key, value in params.items():
+        if not isinstance(value, Mapping):
+            shared.append((str(key), tuple(_as_list(f"params.{key}", value))))
+            continue
+        if key not in kernels:
+            raise ValueError(f"params.{key} is a per-kernel table, but {key!r} is not in kernels {list(kernels)}")
+        if not value:
+            raise ValueError(f"params.{key} is an empty table; give name = [values] or remove it")
+        bad = [name for name, v in value.items() if isinstance(v, Mapping)]
+        if bad:
+            raise ValueError(f"params.{key}.{bad[0]} must be a value or a list of values, not a table")
+        own.append((str(key), tuple(sorted((str(k), tuple(_as_list(f"params.{key}.{k}", v))) for k, v in value.items()))))
+    shared_names = {name for name, _ in shared}
+    for kernel, grid in own:
+        twice = sorted(shared_names & {name for name, _ in grid})
+        if twice:
+            raise ValueError(f"params {twice} are given both shared and in params.{kernel}; give each in one place")
+    return tuple(sorted(shared)), tuple(sorted(own))
+
+
+def _setting_grid(workload: str, family: Family, setting: Any) -> tuple[tuple[str, tuple[Any, ...]], ...]:
+    if not isinstance(setting, Mapping):
+        raise ValueError(f"spec field 'setting' must be a table of name = value or [values], got {setting!r}")
+    unknown = sorted(set(setting) - set(family.setting))
+    if unknown:
+        raise ValueError(f"setting {unknown} not allowed for workload {workload!r}; "
+                         f"allowed: {sorted(family.setting) or 'none'}")
+    missing = sorted(k for k, required in family.setting.items() if required and k not in setting)
+    if missing:
+        raise ValueError(f"workload {workload!r} needs setting {missing} (allowed: {sorted(family.setting)})")
+    return tuple(sorted((str(k), tuple(_as_list(f"setting.{k}", v))) for k, v in setting.items()))
+
+
 def _is_int(x: Any) -> bool:
     return isinstance(x, int) and not isinstance(x, bool)
 
@@ -256,6 +355,9 @@ def _validate(spec: SweepSpec) -> None:
 
     need(isinstance(spec.experiment, str) and bool(spec.experiment),
          f"experiment must be a non-empty string, got {spec.experiment!r}")
+    family = get_family(spec.workload)
+    need("n" in family.derived or bool(spec.n), "spec field 'n' is required")
+    _setting_grid(spec.workload, family, {k: list(v) for k, v in spec.setting})
     need(bool(spec.kernels) and all(isinstance(k, str) for k in spec.kernels),
          f"kernels must be a non-empty list of names, got {spec.kernels!r}")
     need(spec.op in OPS, f"op={spec.op!r} is not allowed; allowed values: {list(OPS)}")
@@ -265,7 +367,8 @@ def _validate(spec: SweepSpec) -> None:
     need(spec.timer in TIMERS, f"timer={spec.timer!r} is not allowed; allowed values: {list(TIMERS)}")
     for name in ("n", "d") + (("m",) if spec.m else ()) + (("dv",) if spec.dv else ()):
         values = getattr(spec, name)
-        need(bool(values) and all(_is_int(x) and x >= 1 for x in values), f"{name}={values!r} must be integers ≥ 1")
+        need(name in family.derived or bool(values) and all(_is_int(x) and x >= 1 for x in values),
+             f"{name}={values!r} must be integers ≥ 1")
     need(all(_is_int(s) and s >= 0 for s in spec.seeds) and bool(spec.seeds),
          f"seeds={spec.seeds!r} must be integers ≥ 0")
     for name in ("bound", "scale"):
@@ -282,4 +385,11 @@ def _validate(spec: SweepSpec) -> None:
     need(len(set(spec.kernels)) == len(spec.kernels), f"kernels {list(spec.kernels)} repeat a name")
     need(all(isinstance(v, tuple) and v for _, v in spec.params),
          f"params values must be non-empty lists: {spec.params!r}")
+    for kernel, grid in spec.kernel_params:
+        need(kernel in spec.kernels, f"params.{kernel} is a per-kernel table, but {kernel!r} is not in kernels "
+                                     f"{list(spec.kernels)}")
+        need(bool(grid) and all(isinstance(v, tuple) and v for _, v in grid),
+             f"params.{kernel} values must be non-empty lists: {grid!r}")
+        twice = sorted({name for name, _ in spec.params} & {name for name, _ in grid})
+        need(not twice, f"params {twice} are given both shared and in params.{kernel}; give each in one place")
 

@@ -1,20 +1,29 @@
-"""Per-op workloads: seeded inputs, the float64 exact reference, the uniform baseline, error metrics.
+"""Workloads: how one case is measured — the zero-argument call to time and how its output is scored.
+
+:data:`WORKLOADS` is keyed by (workload family, op). This module holds the ``attention`` family
+(synthetic q, k, v; seeded inputs, the float64 exact reference, the uniform baseline, error
+metrics); :mod:`ditbench.measure.dit_cases` registers ``dit`` (E5).
 
 Every timed point is checked against a float64 exact answer (DESIGN §1). For large n the
 forward reference is computed on a seeded random subset of query rows (``ref_rows`` of them),
 which costs O(ref_rows·m·d) instead of O(n·m·d); the subset is recorded in the row.
+
+A kernel that approximates something other than softmax attention (PolySketch approximates exact
+degree-4 polynomial attention, ``poly4_exact``) is scored twice: against softmax in the ``err_*``
+columns and against its own target in ``err_target_*`` (:data:`TARGETS`).
 """
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from .. import theory
-from ..attention import exact_attention
+from ..attention import KERNELS, exact_attention
 from .cases import Case
 
 
@@ -26,17 +35,73 @@ class Check:
     reference: Tensor  # (r, ·) float64 exact answer on those rows
     uniform: Tensor  # (r, ·) or broadcastable: float64 trivial O(n) answer on the same rows
     rel_scale: float  # divisor of err_max_rel: ‖V‖_max (forward) or ‖reference‖_max (backward)
+    target: Target | None = None  # the kernel's non-softmax target on the same rows (see TARGETS)
+
+
+@dataclass(frozen=True)
+class Target:
+    """A non-softmax target's reference on the same rows as :class:`Check` (see :data:`TARGETS`)."""
+
+    kernel: str  # registry name of the target, e.g. "poly4_exact"
+    reference: Tensor  # (r, dv) float64 target answer on the checked rows
+    uniform: Tensor  # (1, dv) float64 mean of V (the trivial answer, scored against the target too)
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A built case: ``call`` is what is timed; ``score(out)`` turns its first output into the
+    error columns (err_max, err_max_rel, err_fro_rel, err_uniform, err_vs_uniform, nonfinite,
+    ref_rows, radius and, where a target exists, err_target_*)."""
+
+    call: Callable[[], Tensor]
+    score: Callable[[Tensor], dict[str, Any]]
 
 
 @dataclass(frozen=True)
 class Workload:
-    """How to build inputs for an op and check a kernel's output."""
+    """How to measure cases of one (family, op): build them, and predict their cost for the budget."""
 
+    family: str  # key of ditbench.measure.spec.FAMILIES
     op: str
-    make_inputs: Callable[[Case], tuple[Tensor, ...]]
-    check: Callable[[Case, tuple[Tensor, ...]], Check]
-    # The realised logit radius R ≥ max |scale·logit| on these inputs (Cauchy–Schwarz, theory.logit_radius).
-    radius: Callable[[Case, tuple[Tensor, ...]], float]
+    prepare: Callable[[Case], Prepared]  # may raise CaseRefused (recorded as skipped)
+    cost: Callable[[Case], theory.Cost | None]  # one timed call; None: no model, never skipped on cost
+    overhead_bytes: Callable[[Case], float]  # memory the measurement needs besides the call's own
+
+
+class CaseRefused(ValueError):
+    """Raised while preparing a case that the workload refuses to build (e.g. a kernel that would
+    need more memory than allowed inside a DiT): the point is recorded as ``skipped`` with the message."""
+
+
+# (workload family, op) → Workload; the "dit" entries are added by ditbench.measure.dit_cases.
+WORKLOADS: dict[tuple[str, str], Workload] = {}
+
+
+def register_workload(workload: Workload) -> Workload:
+    key = (workload.family, workload.op)
+    if key in WORKLOADS:
+        raise ValueError(f"workload {key} is already registered")
+    WORKLOADS[key] = workload
+    return workload
+
+
+def workload_for(case: Case) -> Workload:
+    try:
+        return WORKLOADS[case.workload, case.op]
+    except KeyError:
+        raise ValueError(f"no workload registered for family {case.workload!r}, op {case.op!r}; "
+                         f"registered: {sorted(WORKLOADS)}") from None
+
+
+# Kernel → the registered kernel it approximates when that is not softmax attention. Kept here
+# until the registry carries it (a ``Kernel.target`` field would replace this; see target_of).
+TARGETS: Mapping[str, str] = {"polysketch": "poly4_exact"}
+
+
+def target_of(kernel: str) -> str | None:
+    """The non-softmax target of ``kernel`` (a registry ``target`` field wins over :data:`TARGETS`)."""
+    declared = getattr(KERNELS.get(kernel), "target", None)
+    return declared if declared is not None else TARGETS.get(kernel)
 
 
 def uniform_(shape: tuple[int, ...], bound: float, gen: torch.Generator) -> Tensor:
@@ -69,8 +134,11 @@ def forward_check(case: Case, inputs: tuple[Tensor, ...]) -> Check:
     rows = reference_rows(case.n, case.ref_rows, case.seed)
     q_sub = q if rows is None else q[rows]  # (r, d)
     ref = exact_attention(q_sub, k, v, scale=case.scale)  # (r, dv)
-    return Check(rows=rows, reference=ref, uniform=v.mean(dim=0, keepdim=True),  # (1, dv)
-                 rel_scale=float(v.abs().max()))
+    mean_v = v.mean(dim=0, keepdim=True)  # (1, dv)
+    target = target_of(case.kernel)
+    return Check(rows=rows, reference=ref, uniform=mean_v, rel_scale=float(v.abs().max()),
+                 target=None if target is None else Target(
+                     target, KERNELS[target](q_sub, k, v, scale=case.scale), mean_v))  # (r, dv) in float64
 
 
 ##################################################################################################
@@ -116,19 +184,60 @@ def backward_check(case: Case, inputs: tuple[Tensor, ...]) -> Check:
                  rel_scale=float(ref.abs().max()))
 
 
-WORKLOADS: Mapping[str, Workload] = {
-    "forward": Workload("forward", forward_inputs, forward_check,
-                        radius=lambda case, x: theory.logit_radius(x[0], x[1], case.scale)),
-    "backward": Workload("backward", backward_inputs, backward_check,
-                         radius=lambda case, x: theory.logit_radius(x[0] @ x[3], x[1], case.scale)),
-}
+##################################################################################################
+# the attention family: one kernel call on synthetic inputs
+##################################################################################################
+def _attention(make_inputs: Callable[[Case], tuple[Tensor, ...]],
+               check: Callable[[Case, tuple[Tensor, ...]], Check],
+               radius: Callable[[Case, tuple[Tensor, ...]], float]) -> Callable[[Case], Prepared]:
+    """prepare() for one op: inputs, the kernel call, and scoring against ``check``.
+
+    ``radius``: the realised logit radius R ≥ max |scale·logit| (Cauchy–Schwarz, theory.logit_radius).
+    """
+    def prepare(case: Case) -> Prepared:
+        inputs = make_inputs(case)
+        kernel, kwargs = KERNELS[case.kernel], case.kwargs
+
+        def call() -> Tensor:
+            return kernel(*inputs, scale=case.scale, **kwargs)
+
+        def score(out: Tensor) -> dict[str, Any]:
+            return {**error_metrics(out, check(case, inputs)), "radius": radius(case, inputs)}
+
+        return Prepared(call=call, score=score)
+
+    return prepare
+
+
+def attention_cost(case: Case) -> theory.Cost | None:
+    """The kernel's own cost model for one call (None if it has none)."""
+    return KERNELS[case.kernel].predicted_cost(case.problem(), case.kwargs)
+
+
+def attention_overhead_bytes(case: Case) -> float:
+    """Memory the measurement itself needs besides the kernel's own: inputs, output, and the float64
+    reference (float64 copies of the inputs plus one 2^22-element float64 tile pair; see exact.py)."""
+    item = case.torch_dtype.itemsize
+    tensors = (case.n + case.m) * case.d + case.m * case.dv + case.n * case.dv
+    return tensors * (item + 8) + 2 * (1 << 22) * 8
+
+
+register_workload(Workload(
+    "attention", "forward", _attention(forward_inputs, forward_check,
+                                       radius=lambda case, x: theory.logit_radius(x[0], x[1], case.scale)),
+    cost=attention_cost, overhead_bytes=attention_overhead_bytes))
+register_workload(Workload(
+    "attention", "backward", _attention(backward_inputs, backward_check,
+                                        radius=lambda case, x: theory.logit_radius(x[0] @ x[3], x[1], case.scale)),
+    cost=attention_cost, overhead_bytes=attention_overhead_bytes))
 
 
 ##################################################################################################
 # error metrics (DESIGN §2)
 ##################################################################################################
 def error_metrics(out: Tensor, check: Check) -> dict[str, float | int]:
-    """err_max, err_max_rel, err_fro_rel, err_uniform, err_vs_uniform, nonfinite, ref_rows.
+    """err_max, err_max_rel, err_fro_rel, err_uniform, err_vs_uniform, nonfinite, ref_rows, and
+    err_target_max, err_target_fro_rel, err_target_uniform when ``check.target`` is set.
 
     ``out`` is the kernel's full output (any dtype/device); it is compared in float64 on
     ``check.rows``. Non-finite outputs count as infinitely wrong (never NaN), and are counted.
@@ -142,7 +251,7 @@ def error_metrics(out: Tensor, check: Check) -> dict[str, float | int]:
     ref_norm = float(torch.linalg.vector_norm(check.reference))
     err_fro = float(torch.linalg.vector_norm(diff))
     err_uniform = float((check.uniform - check.reference).abs().max())
-    return {
+    out_metrics: dict[str, float | int] = {
         "err_max": err_max,
         "err_max_rel": _ratio(err_max, check.rel_scale),
         "err_fro_rel": _ratio(err_fro, ref_norm),
@@ -151,6 +260,17 @@ def error_metrics(out: Tensor, check: Check) -> dict[str, float | int]:
         "nonfinite": nonfinite,
         "ref_rows": int(check.reference.shape[0]),
     }
+    if check.target is not None:
+        t = check.target
+        t_diff = (sub - t.reference).abs()  # (r, dv)
+        t_diff = torch.where(torch.isfinite(t_diff), t_diff, torch.full_like(t_diff, math.inf))
+        out_metrics.update({
+            "err_target_max": float(t_diff.max()),
+            "err_target_fro_rel": _ratio(float(torch.linalg.vector_norm(t_diff)),
+                                         float(torch.linalg.vector_norm(t.reference))),
+            "err_target_uniform": float((t.uniform - t.reference).abs().max()),
+        })
+    return out_metrics
 
 
 def _ratio(num: float, den: float) -> float:
