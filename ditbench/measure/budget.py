@@ -74,10 +74,16 @@ def measurement_bytes(case: Case) -> float:
 
 def budget_reasons(case: Case, rates: Rates, memory_available: float) -> list[str]:
     """Why ``case`` should be skipped rather than run (empty list = run it)."""
+    reasons = []
+    setup = workload_for(case).setup_flops
+    if setup is not None and rates.seconds(setup(case)) > case.time_budget_s:
+        flops = setup(case)
+        reasons.append(f"building the case is predicted to take {rates.seconds(flops):.3g} s ({flops:.3g} FLOP at "
+                       f"{rates.flops_per_s:.3g} FLOP/s, {rates.method}), over the time budget of "
+                       f"{case.time_budget_s:g} s")
     cost = predicted(case)
     if cost is None:
-        return []
-    reasons = []
+        return reasons
     seconds = rates.seconds(cost.flops)
     if seconds > case.time_budget_s:
         reasons.append(f"predicted {seconds:.3g} s per call ({cost.flops:.3g} FLOP at {rates.flops_per_s:.3g} FLOP/s, "

@@ -66,6 +66,7 @@ class Workload:
     prepare: Callable[[Case], Prepared]  # may raise CaseRefused (recorded as skipped)
     cost: Callable[[Case], theory.Cost | None]  # one timed call; None: no model, never skipped on cost
     overhead_bytes: Callable[[Case], float]  # memory the measurement needs besides the call's own
+    setup_flops: Callable[[Case], float] | None = None  # FLOPs spent once building the case (not timed)
 
 
 class CaseRefused(ValueError):
