@@ -1,0 +1,200 @@
+"""E5 (latent DiT workloads) and E6 (peers) in the measurement engine: per-kernel parameter
+tables, the non-softmax target columns, dit cases (ok rows with errors, refusals as skips), presets."""
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+import ditbench.measure.fakes  # noqa: F401  (registers the fake_* kernels in this process)
+from ditbench.attention import KERNELS
+from ditbench.measure import (
+    InProcessExecutor, Preset, SweepSpec, check_spec, dump_toml, expand, get_preset, load_preset_text, run_sweep,
+)
+from ditbench.measure.budget import Rates
+from ditbench.measure.point import measure_case
+from ditbench.measure.workloads import forward_inputs, reference_rows
+
+F32_EPS = torch.finfo(torch.float32).eps
+RATES = Rates(flops_per_s=1e9, method="assumed")  # fixed, so skips do not depend on machine load
+FAST = {"min_run_time": 0.001, "min_repeats": 2}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny problems: one thread is faster on the shared machine and gives the same numbers."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def spec(**raw) -> SweepSpec:
+    return SweepSpec.from_dict({"experiment": "T", "n": [64, 128], "d": 8} | raw)
+
+
+def run(sweeps: list[SweepSpec], out, **kwargs):
+    return run_sweep(Preset(name="t", specs=tuple(sweeps)), out, threads=1, progress=False,
+                     executor=InProcessExecutor(), rates=RATES, **kwargs)
+
+
+##################################################################################################
+# per-kernel parameter tables
+##################################################################################################
+def test_each_kernel_gets_only_its_own_parameter_table_plus_the_shared_ones_it_accepts():
+    s = spec(kernels=["performer", "nystrom", "uniform", "polysketch"],
+             params={"seed": [3], "performer": {"features": [16, 32]}, "nystrom": {"landmarks": 8}})
+    assert s.params == (("seed", (3,)),)
+    assert s.kernel_params == (("nystrom", (("landmarks", (8,)),)), ("performer", (("features", (16, 32)),)))
+    got = {}
+    for case in expand(s, threads=1):
+        got.setdefault(case.kernel, set()).add(case.params)
+    assert got["performer"] == {(("features", 16), ("seed", 3)), (("features", 32), ("seed", 3))}
+    assert got["nystrom"] == {(("landmarks", 8),)}  # nystrom takes no seed
+    assert got["uniform"] == {()}
+    assert got["polysketch"] == {(("seed", 3),)}
+    # The TOML round trip keeps both forms in the one `params` table.
+    text = dump_toml(Preset(name="p", specs=(s,)))
+    assert "performer = {features = [16, 32]}" in text
+    assert load_preset_text(text, name="p").specs == (s,)
+
+
+@pytest.mark.parametrize("params, match", [
+    ({"performer": {"features": [16]}}, r"params\.performer is a per-kernel table, but 'performer' is not in kernels"),
+    ({"nystrom": {"features": [16]}}, r"params\.nystrom \['features'\]: kernel 'nystrom' does not accept it; "
+                                      r"it accepts \['landmarks', 'pinv_iterations'\]"),
+    ({"seed": [1], "polysketch": {"seed": [2]}}, r"params \['seed'\] are given both shared and in params\.polysketch"),
+    ({"nystrom": {}}, r"params\.nystrom is an empty table"),
+    ({"nystrom": {"landmarks": {"a": 1}}}, r"params\.nystrom\.landmarks must be a value or a list"),
+    ({"nystrom": {"landmarks": []}}, r"'params\.nystrom\.landmarks' is an empty list"),
+])
+def test_per_kernel_parameter_errors_name_the_table_and_the_limit(params, match):
+    with pytest.raises(ValueError, match=match):
+        check_spec(spec(kernels=["nystrom", "polysketch"], params=params))
+
+
+##################################################################################################
+# E6: the same inputs for every kernel; PolySketch scored against softmax and its own target
+##################################################################################################
+def test_e6_mini_sweep_scores_polysketch_against_softmax_and_poly4(tmp_path):
+    s = spec(experiment="E6", kernels=["uniform", "polysketch", "poly4_exact"], bound=[1], scale="1/sqrt(d)",
+             params={"polysketch": {"sketch_size": [4, 32]}}, **FAST)
+    frame = run([s], tmp_path)
+    assert (frame["status"] == "ok").all(), frame[["kernel", "reason"]]
+    sketch = frame[frame["kernel"] == "polysketch"]
+    others = frame[frame["kernel"] != "polysketch"]
+    assert len(sketch) == 4 and (sketch["target_kernel"] == "poly4_exact").all()
+    assert (others["target_kernel"] == "").all() and others["err_target_max"].isna().all()
+    for row in sketch.itertuples():
+        case = next(c for c in expand(s, threads=1) if c.case_id == row.case_id)
+        q, k, v = forward_inputs(case)  # the very inputs the kernel saw (same seed for every kernel)
+        assert reference_rows(case.n, case.ref_rows, case.seed) is None  # n ≤ ref_rows: every row checked
+        target = KERNELS["poly4_exact"](q.double(), k.double(), v.double(), scale=case.scale)  # (n, dv)
+        out = KERNELS["polysketch"](q, k, v, scale=case.scale, **case.kwargs).double()  # deterministic (seeded)
+        # Same float64 arithmetic as the engine on the same tensors: equal up to summation order.
+        assert row.err_target_max == pytest.approx(float((out - target).abs().max()), rel=1e-12)
+        assert row.err_target_uniform == pytest.approx(float((v.double().mean(0) - target).abs().max()), rel=1e-12)
+        # Triangle inequality in the max norm on the same rows: softmax error of the sketch and of
+        # its target differ by at most the sketch's error against the target.
+        exact4 = frame[(frame["kernel"] == "poly4_exact") & (frame["n"] == row.n)].iloc[0]
+        assert abs(row.err_max - exact4.err_max) <= row.err_target_max * (1 + 1e-12)
+        assert 0 < row.err_target_fro_rel < math.inf
+
+
+##################################################################################################
+# E5: dit workload cases
+##################################################################################################
+TINY = {"model": "DiT-S/8", "image_size": [128], "blocks": 1}  # L = (128/8/8)² = 4 tokens, d = 64, 1 block
+
+
+def dit(**raw) -> SweepSpec:
+    return SweepSpec.from_dict({"experiment": "E5", "workload": "dit", "kernels": ["sdpa", "uniform"],
+                                "setting": TINY} | FAST | raw)
+
+
+@pytest.mark.parametrize("op", ["forward", "backward"])
+def test_e5_mini_case_gives_ok_rows_with_errors_against_float64_exact(tmp_path, op):
+    frame = run([dit(op=op)], tmp_path)
+    assert (frame["status"] == "ok").all(), frame[["kernel", "reason"]]
+    assert (frame["n"] == 4).all() and (frame["m"] == 4).all() and (frame["d"] == 64).all() and (frame["dv"] == 64).all()
+    assert (frame["scale"] == 64**-0.5).all() and frame["bound"].isna().all() and (frame["workload"] == "dit").all()
+    assert json.loads(frame["setting"][0]) == {"batch": 1, "blocks": 1, "model": "DiT-S/8"}
+    assert (frame["median_s"] > 0).all() and (frame["predicted_flops"] > 0).all()
+    rows = {r.kernel: r for r in frame.itertuples()}
+    # A float32 network of ≲ 10 chained products of length ≤ 1536: relative error ≤ 1536·eps32 each
+    # (Higham γ_n), the same bound as tests/test_dit_workload.py.
+    assert rows["sdpa"].err_max_rel <= 10 * 1536 * F32_EPS
+    assert rows["sdpa"].err_vs_uniform < 1e-2 and rows["sdpa"].nonfinite == 0
+    assert rows["uniform"].err_vs_uniform == 1.0 and rows["uniform"].err_uniform > 0
+
+
+def test_e5_refusals_become_skipped_rows(tmp_path):
+    s = dit(kernels=["fake_small_only"], setting={"model": "DiT-S/2", "image_size": [256, 512], "blocks": 1})
+    case = expand(s, threads=1)[0]  # L = 256 > 64: the kernel refuses
+    row = measure_case(case)  # straight to the workload: build_workload's ValueError is the skip
+    assert row["status"] == "skipped"
+    assert row["reason"] == ("build_workload refused: kernel 'fake_small_only' cannot run DiT-S/2 at 256px: "
+                             "fake_small_only supports n ≤ 64, not n=256")
+    frame = run([s, dit(kernels=["sdpa"], setting={"model": "DiT-S/2", "image_size": [512], "blocks": 1})], tmp_path)
+    assert (frame["status"] == "skipped").all()
+    reasons = dict(zip(zip(frame["kernel"], frame["n"]), frame["reason"]))
+    assert reasons["fake_small_only", 256] == "fake_small_only supports n ≤ 64, not n=256"  # the runner's pre-check
+    # 512 px: the QR of the 16384 × 4096 latent basis (5.0e11 FLOP) is over the 30 s budget at 1e9 FLOP/s.
+    assert reasons["sdpa", 1024].startswith("building the case is predicted to take 504 s (5.04e+11 FLOP")
+
+
+@pytest.mark.parametrize("raw, match", [
+    ({"n": [64]}, r"workload 'dit' derives \['n', 'm', 'd', 'dv', 'bound', 'scale'\].*remove \['n'\]"),
+    ({"setting": {"image_size": 128}}, r"workload 'dit' needs setting \['model'\]"),
+    ({"setting": TINY | {"depth": 2}}, r"setting \['depth'\] not allowed for workload 'dit'"),
+    ({"workload": "video"}, r"workload='video' is not allowed; allowed values: \['attention', 'dit'\]"),
+])
+def test_dit_spec_errors(raw, match):
+    with pytest.raises(ValueError, match=match):
+        dit(**raw)
+
+
+@pytest.mark.parametrize("setting, match", [
+    (TINY | {"image_size": 100}, r"image_size=100 must be a multiple of 64"),
+    (TINY | {"blocks": 13}, r"setting.blocks=13 must be an integer in \[1, 12\]"),
+    (TINY | {"model": "DiT-M/2"}, r"unknown DiT config 'DiT-M/2'"),
+    (TINY | {"batch": 0}, r"setting.batch=0 must be an integer ≥ 1"),
+])
+def test_dit_settings_are_checked_before_running(setting, match):
+    with pytest.raises(ValueError, match=match):
+        check_spec(dit(setting=setting))
+
+
+def test_dit_needs_forward_kernels_even_for_backward():
+    from ditbench.attention import Kernel
+
+    KERNELS["fake_grad"] = Kernel(name="fake_grad", fn=lambda *a, scale=None: a[0], op="backward")
+    try:
+        with pytest.raises(ValueError, match=r"kernel 'fake_grad' has op='backward' .*needs op='forward'"):
+            check_spec(dit(op="backward", kernels=["fake_grad"]))
+    finally:
+        del KERNELS["fake_grad"]
+
+
+##################################################################################################
+# the shipped presets
+##################################################################################################
+@pytest.mark.parametrize("name", ["peers", "dit"])
+def test_e5_e6_presets_load_round_trip_and_check(name):
+    preset = get_preset(name)
+    assert load_preset_text(dump_toml(preset), name=name) == preset
+    missing = sorted({k for s in preset.specs for k in s.kernels} - set(KERNELS))
+    if missing:  # the polynomial kernel lands on main separately
+        pytest.skip(f"kernels {missing} are not registered in this build")
+    for s in preset.specs:
+        check_spec(s)
+
+
+def test_peers_preset_covers_every_forward_kernel_with_its_own_parameters():
+    (s,) = get_preset("peers").specs
+    assert set(s.kernels) == {"sdpa", "uniform", "polynomial", "performer", "hyperattention", "nystrom",
+                              "polysketch", "poly4_exact"}
+    assert s.n[0] == 2**12 and s.n[-1] == 2**16 and s.d == (8,) and s.scale == ("1/sqrt(d)",)
+    assert {k for k, _ in s.kernel_params} == {"polynomial", "performer", "hyperattention", "nystrom", "polysketch"}
