@@ -198,3 +198,19 @@ def test_peers_preset_covers_every_forward_kernel_with_its_own_parameters():
                               "polysketch", "poly4_exact"}
     assert s.n[0] == 2**12 and s.n[-1] == 2**16 and s.d == (8,) and s.scale == ("1/sqrt(d)",)
     assert {k for k, _ in s.kernel_params} == {"polynomial", "performer", "hyperattention", "nystrom", "polysketch"}
+
+
+def test_a_refused_kernel_whose_cost_model_raises_is_skipped_not_a_crash(tmp_path, monkeypatch):
+    from ditbench.attention import Kernel, uniform_attention
+
+    def cost(problem, params):  # like the polynomial kernel's when no degree reaches eps
+        raise ValueError("no polynomial reaches eps")
+
+    monkeypatch.setitem(KERNELS, "fake_unreachable", Kernel(
+        name="fake_unreachable", fn=uniform_attention, cost=cost,
+        limits=lambda problem, params: ["fake_unreachable: no degree reaches eps"]))
+    frame = run([spec(kernels=["fake_unreachable", "uniform"], **FAST)], tmp_path)
+    rows = frame.set_index(["kernel", "n"])
+    assert (rows.loc["fake_unreachable", "reason"] == "fake_unreachable: no degree reaches eps").all()
+    assert rows.loc["fake_unreachable", "predicted_flops"].isna().all()
+    assert (rows.loc["uniform", "status"] == "ok").all()

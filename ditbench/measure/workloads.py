@@ -211,8 +211,13 @@ def _attention(make_inputs: Callable[[Case], tuple[Tensor, ...]],
 
 
 def attention_cost(case: Case) -> theory.Cost | None:
-    """The kernel's own cost model for one call (None if it has none)."""
-    return KERNELS[case.kernel].predicted_cost(case.problem(), case.kwargs)
+    """The kernel's own cost model for one call (None if it has none, or refuses the problem: its
+    reasons are the row's, and a cost model may raise where the kernel cannot run, e.g. the
+    polynomial kernel when no degree reaches eps on the logit radius)."""
+    kernel, problem = KERNELS[case.kernel], case.problem()
+    if kernel.unsupported_reasons(problem, case.kwargs):
+        return None
+    return kernel.predicted_cost(problem, case.kwargs)
 
 
 def attention_overhead_bytes(case: Case) -> float:
