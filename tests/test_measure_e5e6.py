@@ -214,3 +214,38 @@ def test_a_refused_kernel_whose_cost_model_raises_is_skipped_not_a_crash(tmp_pat
     assert (rows.loc["fake_unreachable", "reason"] == "fake_unreachable: no degree reaches eps").all()
     assert rows.loc["fake_unreachable", "predicted_flops"].isna().all()
     assert (rows.loc["uniform", "status"] == "ok").all()
+
+
+##################################################################################################
+# report: E6 Pareto per entry-bound regime, E5 series split by the DiT setting
+##################################################################################################
+def test_report_draws_one_pareto_view_per_bound_regime():
+    import pandas as pd
+
+    from ditbench.report.select import pareto_points, pareto_regimes
+
+    rows = []
+    for bound, err in (("0.5", 1e-3), ("3", 0.3)):  # uniform answer: near at B = 0.5, far at B = 3
+        for kernel, seconds, scale in (("uniform", 1e-3, 1.0), ("performer", 1e-2, 2.0), ("nystrom", 2e-2, 0.1)):
+            rows.append({"experiment": "E6", "kernel": kernel, "op": "forward", "status": "ok", "n": 4096, "d": 8,
+                         "bound": float(bound), "bound_spec": bound, "median_s": seconds, "err_max": err * scale,
+                         "params": "{}", "degree": None, "rank": None, "eps": None})
+    frame = pd.DataFrame(rows)
+    assert pareto_regimes(frame) == ["0.5", "3"]
+    for regime, err in (("0.5", 1e-3), ("3", 0.3)):
+        pts, where = pareto_points(frame, regime)
+        assert where == f"n = 4096, B = {regime}, d = 8"
+        # performer (2× the uniform error, slower) is dominated; uniform and nystrom are on the front.
+        assert set(pts[pts["front"]]["kernel"]) == {"uniform", "nystrom"}
+        assert pts.set_index("kernel").loc["nystrom", "err_max"] == pytest.approx(0.1 * err)
+
+
+def test_report_series_split_by_dit_setting():
+    import pandas as pd
+
+    from ditbench.report.select import by_series
+
+    frame = pd.DataFrame({"experiment": "E5", "kernel": "sdpa", "n": [64, 256, 64, 256], "params": "{}",
+                          "setting": ['{"blocks": 1, "model": "DiT-S/2"}'] * 2 + ['{"blocks": 2, "model": "DiT-S/2"}'] * 2})
+    labels = [label for label, _ in by_series(frame)]
+    assert labels == ["sdpa · blocks=1, model=DiT-S/2", "sdpa · blocks=2, model=DiT-S/2"]

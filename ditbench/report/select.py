@@ -17,7 +17,8 @@ from ..attention import KERNELS
 UNIFORM = "uniform"
 # Columns that, when they vary inside a selection, split it into separate series (in this order).
 # ``params`` is the JSON of the kernel parameters (e.g. a Performer's feature count) that measure records.
-SERIES_COLUMNS = ("experiment", "kernel", "params", "bound_spec", "d", "dtype", "device")
+# ``setting`` is the JSON of a workload's fixed values (E5: DiT model, blocks), constant along n.
+SERIES_COLUMNS = ("experiment", "kernel", "params", "setting", "bound_spec", "d", "dtype", "device")
 
 
 def is_exact(kernel: str) -> bool:
@@ -47,7 +48,7 @@ def series_label(key: Sequence[object], columns: Sequence[str]) -> str:
             parts.append(str(val))
         elif col == "bound_spec":
             parts.append(f"B={val}")
-        elif col == "params":
+        elif col in ("params", "setting"):
             parts.append(params_text(val))
         else:
             parts.append(f"{col}={val}")
@@ -146,9 +147,24 @@ def best_at_error_levels(points: pd.DataFrame) -> pd.DataFrame:
     return front[["err_max", "label", "median_s"]].reset_index(drop=True)
 
 
-def pareto_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
+def pareto_regimes(rows: pd.DataFrame) -> list[str]:
+    """The entry-bound regimes of ok forward rows, sorted (E6 draws one Pareto view per regime:
+    nearly uniform attention at small B and far-from-uniform attention at large B differ)."""
+    ok = rows[(rows["op"] == "forward") & (rows["status"] == "ok")]
+    return sorted(bound_regime(ok).dropna().unique(), key=lambda r: (_number(r), str(r)))
+
+
+def _number(text: object) -> float:
+    try:
+        return float(str(text))
+    except ValueError:
+        return np.inf  # expressions such as 1.0*sqrt(log(n)) after the constants
+
+
+def pareto_points(rows: pd.DataFrame, regime: str | None = None) -> tuple[pd.DataFrame, str] | None:
     """The (n, B, d) slice of forward rows where most approximate kernels were measured (ties:
-    the largest n), as one point per configuration with its Pareto flag.
+    the largest n), as one point per configuration with its Pareto flag; ``regime`` restricts the
+    choice to one entry-bound regime (see :func:`pareto_regimes`).
 
     Returns ``(points, where)`` with points columns ``label, kernel, median_s, err_max, front``
     and ``where`` a description of the slice; None unless two approximate kernels share a slice.
@@ -157,6 +173,8 @@ def pareto_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, str] | None:
     if ok.empty:
         return None
     ok = ok.assign(regime=bound_regime(ok))
+    if regime is not None:
+        ok = ok[ok["regime"] == regime]
     approx = set(approximate_kernels(ok))
     best: tuple[int, float] | None = None
     chosen = None
