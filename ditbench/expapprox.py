@@ -32,6 +32,9 @@ GRID_SLACK = 1.0 + 1.5e-3
 # Above this degree the Chebyshev → monomial conversion loses accuracy in float64 (DESIGN §3.1:
 # fine up to R ≈ 10, g ≈ 30); the realised-error check still guards every degree below it.
 MAX_DEGREE = 40
+# Largest radius accepted: no degree ≤ MAX_DEGREE gets below relative error 1 far before this,
+# and beyond it exp(±R) and the monomial coefficients leave float64's comfortable range.
+MAX_RADIUS = 40.0
 
 
 @dataclass(frozen=True)
@@ -84,6 +87,12 @@ def _check_radius(radius: float) -> float:
     return radius
 
 
+def _radius_too_large(radius: float, eps: float, max_degree: int) -> str:
+    return (f"no polynomial of degree ≤ max_degree={max_degree} reaches relative error eps={eps:g} for exp "
+            f"on [−radius, radius] with radius={radius:g} (radius > {MAX_RADIUS:g} is beyond the float64 "
+            f"monomial construction); shrink the logit radius (smaller entries or scale)")
+
+
 @lru_cache(maxsize=1024)
 def exp_approx(radius: float, degree: int) -> ExpApprox:
     """The degree-``degree`` Chebyshev interpolant of exp on [−radius, radius], verified.
@@ -96,6 +105,8 @@ def exp_approx(radius: float, degree: int) -> ExpApprox:
     if isinstance(degree, bool) or int(degree) != degree or degree < 0:
         raise ValueError(f"degree={degree} must be an integer ≥ 0")
     degree = int(degree)
+    if radius > MAX_RADIUS:
+        raise ValueError(f"radius={radius:g} exceeds {MAX_RADIUS:g}: the float64 monomial form of P is meaningless there")
     if radius == 0.0:
         b = np.zeros(degree + 1)
         b[0] = 1.0  # exp(0) = 1 exactly
@@ -121,6 +132,8 @@ def minimal_approx(radius: float, eps: float, max_degree: int = MAX_DEGREE) -> E
         raise ValueError(f"eps={eps} must lie in the open interval (0, 1)")
     if isinstance(max_degree, bool) or int(max_degree) != max_degree or max_degree < 0:
         raise ValueError(f"max_degree={max_degree} must be an integer ≥ 0")
+    if radius > MAX_RADIUS:
+        raise ValueError(_radius_too_large(radius, eps, int(max_degree)))
     best = math.inf
     for degree in range(int(max_degree) + 1):
         approx = exp_approx(radius, degree)

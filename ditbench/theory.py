@@ -89,6 +89,24 @@ def output_error_bound(eps: float, v_max: float) -> float:
     return 2.0 * eps / (1.0 - eps) * float(v_max)
 
 
+def rounding_error_bound(unit_roundoff: float, m: int, d: int, degree: int, condition: float, v_max: float) -> float:
+    """Worst-case extra ‖T − Att‖_max from floating-point rounding in the polynomial kernel.
+
+    Every normaliser is a sum of N ≤ m + r + 2g + 4 rounded terms (r = C(g + d, d), g + 2
+    rounded factors per term), each bounded by Σ|b_i| (monomials of the normalised inputs are
+    ≤ 1), so its relative error is ≤ γ_N·κ with γ_N = N·u/(1 − N·u) and κ = Σ|b_i|/min P
+    (:meth:`ditbench.expapprox.ExpApprox.condition`); numerators likewise carry ≤ γ_N·κ·‖V‖_max
+    relative to the normaliser. Hence ≤ 2γ_Nκ/(1 − γ_Nκ)·‖V‖_max (inf when γ_Nκ ≥ 1).
+    A worst case: random rounding is usually ~√N smaller.
+
+    unit_roundoff: u of the dtype (torch.finfo(dtype).eps / 2).
+    """
+    terms = m + feature_rank(d, degree) + 2 * degree + 4
+    gamma = terms * unit_roundoff / (1.0 - terms * unit_roundoff) if terms * unit_roundoff < 1 else math.inf
+    rel = gamma * condition
+    return math.inf if rel >= 1 else 2.0 * rel / (1.0 - rel) * float(v_max)
+
+
 def exact_forward_cost(n: int, m: int, d: int, dv: int, *, itemsize: int = 4, block: int | None = None) -> Cost:
     """Exact attention: 2·n·m·(d + dv) for the two products plus n·m exponentials.
 
