@@ -10,22 +10,23 @@ Rates use theory's cost model and are compared with a float32 matmul measured in
 Usage:
     PYTHONPATH=. python benchmarks/perf_forward.py [--n 131072] [--json results/perf_forward.json]
 
-A standalone script: nothing runs at import (asv imports files under benchmarks/).
+OpenMP wait policy: on a shared, oversubscribed machine GNU OpenMP's default spin-waiting makes
+every parallel region wait for a descheduled peer thread, which punishes a kernel made of many
+mid-sized ops far more than one made of a few big ones (measured here: 2-thread polynomial calls
+5–10× slower than 1-thread ones under load). The script therefore sets OMP_WAIT_POLICY=PASSIVE
+(unless already set) *before* torch loads, for both kernels alike, and records it.
+
+A standalone script: nothing runs at import (asv imports files under benchmarks/), and torch is
+imported inside main() so the wait policy can still take effect.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import math
+import os
 import platform
 from dataclasses import asdict, dataclass
-
-import torch
-from torch.utils.benchmark import Timer
-
-from ditbench import theory
-from ditbench.attention import exact_attention, polynomial_attention, sdpa_attention, uniform_attention
-from ditbench.expapprox import minimal_approx
 
 
 @dataclass(frozen=True)
@@ -42,12 +43,16 @@ class Row:
 
 
 def _time(stmt: str, env: dict, threads: int, min_run_time: float) -> tuple[float, float, int]:
+    from torch.utils.benchmark import Timer
+
     m = Timer(stmt=stmt, globals=env, num_threads=threads).blocked_autorange(min_run_time=min_run_time)
     return m.median, m.iqr, len(m.times)
 
 
 def _matmul_rate(threads: int, size: int = 2048) -> float:
     """The machine's float32 matmul rate (GFLOP/s) measured now, on the same threads."""
+    import torch
+
     a = torch.rand(size, size)
     median, _, _ = _time("a @ a", {"a": a}, threads, min_run_time=1.0)
     return 2 * size**3 / median / 1e9
@@ -65,6 +70,13 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--sdpa-min-time", type=float, default=60.0, help="blocked_autorange min_run_time, s")
     ap.add_argument("--json", metavar="PATH", help="also write the table and metadata as JSON")
     args = ap.parse_args(argv)
+
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see the module docstring; before torch loads
+    import torch
+
+    from ditbench import theory
+    from ditbench.attention import exact_attention, polynomial_attention, sdpa_attention, uniform_attention
+    from ditbench.expapprox import minimal_approx
 
     torch.set_num_threads(args.threads)
     n, d, scale = args.n, args.d, 1.0 / args.d
@@ -102,7 +114,8 @@ def main(argv: list[str] | None = None) -> dict:
     speedup = sdpa_t[0] / poly_t[0]
     result = {
         "setting": {"n": n, "m": n, "d": d, "dv": d, "scale": scale, "eps": args.eps, "dtype": "float32",
-                    "threads": args.threads, "seed": args.seed, "inputs": "U[-1, 1]"},
+                    "threads": args.threads, "seed": args.seed, "inputs": "U[-1, 1]",
+                    "omp_wait_policy": os.environ["OMP_WAIT_POLICY"]},
         "polynomial": {"radius": radius, "degree": g, "rank": theory.feature_rank(d, g),
                        "built_rank": theory.feature_rank(d, max(g - 1, 0)),
                        "realised_rel_error": approx.relative_error, "algorithmic_gflop": algo_flops},
@@ -125,7 +138,7 @@ def main(argv: list[str] | None = None) -> dict:
 def _print(result: dict, table: list[Row]) -> None:
     s, p, e = result["setting"], result["polynomial"], result["error"]
     print(f"n = m = {s['n']}, d = dv = {s['d']}, scale = 1/{s['d']}, eps = {s['eps']}, float32, "
-          f"{s['threads']} threads; radius {p['radius']:.4f} → degree {p['degree']} "
+          f"{s['threads']} threads (OMP_WAIT_POLICY={s['omp_wait_policy']}); radius {p['radius']:.4f} → degree {p['degree']} "
           f"(rank {p['rank']}, {p['built_rank']} built; realised rel. error {p['realised_rel_error']:.2e})")
     print(f"{'kernel':<11} {'median s':>10} {'IQR s':>9} {'runs':>5} {'GFLOP':>9} {'GFLOP/s':>8} {'err_max':>9}")
     for r in table:
