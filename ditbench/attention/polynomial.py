@@ -106,6 +106,10 @@ def polynomial_attention(
         ``(..., n, dv)`` in the inputs' dtype. With P's relative error ε on every logit,
         ‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max in exact arithmetic (theory.output_error_bound).
         Raises ValueError if any normaliser is not positive and finite (never returns NaN).
+
+    Autograd flows through every step and differentiates the polynomial actually used: with an
+    explicit radius and degree that is exactly ∂T/∂(q, k, v); with ``radius=None`` the radius (and
+    so P) is treated as a constant of the inputs.
     """
     n, m, d, dv = check_qkv(q, k, v)
     if q.dtype not in (torch.float32, torch.float64):
