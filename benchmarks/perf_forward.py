@@ -42,10 +42,16 @@ class Row:
     err_max: float  # ‖T − Att‖_max on the checked rows
 
 
-def _time(stmt: str, env: dict, threads: int, min_run_time: float) -> tuple[float, float, int]:
-    from torch.utils.benchmark import Timer
+def _time(stmt: str, env: dict, threads: int, min_run_time: float, min_runs: int = 3) -> tuple[float, float, int]:
+    """Median and IQR (seconds per call) over ≥ ``min_runs`` blocked_autorange measurements: a
+    call longer than ``min_run_time`` yields one run per autorange, so repeat and merge."""
+    from torch.utils.benchmark import Measurement, Timer
 
-    m = Timer(stmt=stmt, globals=env, num_threads=threads).blocked_autorange(min_run_time=min_run_time)
+    timer = Timer(stmt=stmt, globals=env, num_threads=threads)
+    runs = [timer.blocked_autorange(min_run_time=min_run_time)]
+    while sum(len(r.times) for r in runs) < min_runs:
+        runs.append(timer.blocked_autorange(min_run_time=min_run_time))
+    m = Measurement.merge(runs)[0]
     return m.median, m.iqr, len(m.times)
 
 
@@ -67,7 +73,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--check-rows", type=int, default=1024, help="query rows checked against float64")
     ap.add_argument("--poly-min-time", type=float, default=3.0, help="blocked_autorange min_run_time, s")
-    ap.add_argument("--sdpa-min-time", type=float, default=60.0, help="blocked_autorange min_run_time, s")
+    ap.add_argument("--sdpa-min-time", type=float, default=1.0, help="blocked_autorange min_run_time, s")
+    ap.add_argument("--min-runs", type=int, default=3, help="timed runs per kernel at least (for the IQR)")
     ap.add_argument("--json", metavar="PATH", help="also write the table and metadata as JSON")
     args = ap.parse_args(argv)
 
@@ -100,8 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     env = {"poly": polynomial_attention, "sdpa": sdpa_attention, "q": q, "k": k, "v": v,
            "q4": q4, "k4": k4, "v4": v4, "scale": scale, "eps": args.eps}
-    poly_t = _time("poly(q, k, v, scale=scale, eps=eps)", env, args.threads, args.poly_min_time)
-    sdpa_t = _time("sdpa(q4, k4, v4, scale=scale)", env, args.threads, args.sdpa_min_time)
+    poly_t = _time("poly(q, k, v, scale=scale, eps=eps)", env, args.threads, args.poly_min_time, args.min_runs)
+    sdpa_t = _time("sdpa(q4, k4, v4, scale=scale)", env, args.threads, args.sdpa_min_time, args.min_runs)
     peak = _matmul_rate(args.threads)
 
     poly_flops = theory.polynomial_forward_cost(n, n, d, d, g, factored=True).flops / 1e9
