@@ -47,7 +47,7 @@ def _err(out, q, k, v, scale) -> float:
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_broadcast_batch_n_ne_m_dv_ne_d_within_bound(gen, dtype):
-    q, k, v = _inputs(gen, (2, 3, 37, 6), (1, 3, 53, 6), 5, bound=1.5, dtype=dtype)
+    q, k, v = _inputs(gen, (2, 3, 37, 6), (1, 3, 53, 6), 5, bound=1.0, dtype=dtype)
     out = polynomial_attention(q, k, v, scale=0.3, eps=1e-4)
     assert out.shape == (2, 3, 37, 5) and out.dtype == dtype
     err = _err(out, q, k, v, 0.3)
@@ -113,13 +113,13 @@ def test_explicit_radius_and_degree_match_formula(gen):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 def test_block_size_changes_only_rounding(gen, dtype):
-    q, k, v = _inputs(gen, (2, 101, 4), (2, 77, 4), 3, bound=1.0, dtype=dtype)
-    full = polynomial_attention(q, k, v, scale=0.5, block_size=101)
+    q, k, v = _inputs(gen, (2, 41, 4), (2, 37, 4), 3, bound=1.0, dtype=dtype)
+    full = polynomial_attention(q, k, v, scale=0.5, block_size=41)
     approx = minimal_approx(theory.logit_radius(q, k, 0.5), 1e-3)
     u = torch.finfo(dtype).eps / 2
     # Two runs differ by at most twice the worst-case rounding of one.
-    tol = 2 * theory.rounding_error_bound(u, 77, 4, approx.degree, approx.condition(), v.abs().max().item())
-    for block in (1, 7, 64):
+    tol = 2 * theory.rounding_error_bound(u, 37, 4, approx.degree, approx.condition(), v.abs().max().item())
+    for block in (1, 7, 40):
         assert (polynomial_attention(q, k, v, scale=0.5, block_size=block) - full).abs().max().item() <= tol
 
 
@@ -275,15 +275,16 @@ def test_registered_with_params_cost_and_limits():
 #                        Streaming, devices, benchmark script                    #
 ##################################################################################
 
+@pytest.mark.slow
 def test_streams_without_n_by_r_features():
-    # n = m = 8192, d = 8, degree 4: an (n, r) float32 feature matrix would be 16 MiB; the kernel
+    # n = m = 4096, d = 8, degree 4: an (n, r) float32 feature matrix would be 8 MiB; the kernel
     # holds (block, r') tiles and the (r', (d + 1)(dv + 1)) summary, so no single allocation
     # comes near it (the largest are the n·(d + 1) normalised inputs and the n·dv output).
     gen = torch.Generator().manual_seed(0)
-    n, d = 8192, 8
+    n, d = 4096, 8
     q, k, v = (torch.rand(n, d, generator=gen) * 2 - 1 for _ in range(3))
     with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
-        polynomial_attention(q, k, v, scale=1 / d, degree=4, block_size=256)
+        polynomial_attention(q, k, v, scale=1 / d, degree=4, block_size=512)
     largest = max(e.cpu_memory_usage for e in prof.events())
     assert n * (d + 1) * 4 <= largest < n * theory.feature_rank(d, 4) * 4 // 8
 
