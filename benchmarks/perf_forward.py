@@ -3,7 +3,7 @@
 Setting (issue 2): n = m = 2^17, d = dv = 8, q, k, v ~ U[−1, 1], scale = 1/d, eps = 1e-3,
 float32, torch.set_num_threads(2). Both kernels are timed in the same process with
 torch.utils.benchmark.Timer.blocked_autorange (median and IQR), so their ratio is meaningful on a
-shared machine. Errors are ‖T − Att‖_max against a float64 exact reference on a seeded random
+shared machine (the two are interleaved in rounds, so both see the same load). Errors are ‖T − Att‖_max against a float64 exact reference on a seeded random
 subset of query rows (the full float64 reference would cost as much as SDPA several times over).
 Rates use theory's cost model and are compared with a float32 matmul measured in the same run.
 
@@ -42,17 +42,21 @@ class Row:
     err_max: float  # ‖T − Att‖_max on the checked rows
 
 
-def _time(stmt: str, env: dict, threads: int, min_run_time: float, min_runs: int = 3) -> tuple[float, float, int]:
-    """Median and IQR (seconds per call) over ≥ ``min_runs`` blocked_autorange measurements: a
-    call longer than ``min_run_time`` yields one run per autorange, so repeat and merge."""
+def _time_interleaved(stmts: dict[str, str], env: dict, threads: int, min_run_time: dict[str, float],
+                      rounds: int) -> dict[str, tuple[float, float, int]]:
+    """Median and IQR (seconds per call) per statement from ``rounds`` rounds, each running one
+    blocked_autorange of every statement in turn, merged. Interleaving puts every kernel's
+    samples under the same (shared-machine) load, so their ratio is fair; a call longer than
+    its min_run_time contributes one sample per round."""
     from torch.utils.benchmark import Measurement, Timer
 
-    timer = Timer(stmt=stmt, globals=env, num_threads=threads)
-    runs = [timer.blocked_autorange(min_run_time=min_run_time)]
-    while sum(len(r.times) for r in runs) < min_runs:
-        runs.append(timer.blocked_autorange(min_run_time=min_run_time))
-    m = Measurement.merge(runs)[0]
-    return m.median, m.iqr, len(m.times)
+    timers = {name: Timer(stmt=stmt, globals=env, num_threads=threads, label=name) for name, stmt in stmts.items()}
+    runs: dict[str, list[Measurement]] = {name: [] for name in stmts}
+    for _ in range(rounds):
+        for name, timer in timers.items():
+            runs[name].append(timer.blocked_autorange(min_run_time=min_run_time[name]))
+    merged = {name: Measurement.merge(ms)[0] for name, ms in runs.items()}
+    return {name: (m.median, m.iqr, len(m.times)) for name, m in merged.items()}
 
 
 def _matmul_rate(threads: int, size: int = 2048) -> float:
@@ -60,7 +64,7 @@ def _matmul_rate(threads: int, size: int = 2048) -> float:
     import torch
 
     a = torch.rand(size, size)
-    median, _, _ = _time("a @ a", {"a": a}, threads, min_run_time=1.0)
+    median = _time_interleaved({"mm": "a @ a"}, {"a": a}, threads, {"mm": 1.0}, rounds=1)["mm"][0]
     return 2 * size**3 / median / 1e9
 
 
@@ -72,9 +76,9 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--check-rows", type=int, default=1024, help="query rows checked against float64")
-    ap.add_argument("--poly-min-time", type=float, default=3.0, help="blocked_autorange min_run_time, s")
+    ap.add_argument("--poly-min-time", type=float, default=2.0, help="blocked_autorange min_run_time, s")
     ap.add_argument("--sdpa-min-time", type=float, default=1.0, help="blocked_autorange min_run_time, s")
-    ap.add_argument("--min-runs", type=int, default=3, help="timed runs per kernel at least (for the IQR)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (≥ 3 samples each)")
     ap.add_argument("--json", metavar="PATH", help="also write the table and metadata as JSON")
     args = ap.parse_args(argv)
 
@@ -107,8 +111,11 @@ def main(argv: list[str] | None = None) -> dict:
 
     env = {"poly": polynomial_attention, "sdpa": sdpa_attention, "q": q, "k": k, "v": v,
            "q4": q4, "k4": k4, "v4": v4, "scale": scale, "eps": args.eps}
-    poly_t = _time("poly(q, k, v, scale=scale, eps=eps)", env, args.threads, args.poly_min_time, args.min_runs)
-    sdpa_t = _time("sdpa(q4, k4, v4, scale=scale)", env, args.threads, args.sdpa_min_time, args.min_runs)
+    timed = _time_interleaved(
+        {"polynomial": "poly(q, k, v, scale=scale, eps=eps)", "sdpa": "sdpa(q4, k4, v4, scale=scale)"},
+        env, args.threads, {"polynomial": args.poly_min_time, "sdpa": args.sdpa_min_time}, args.rounds,
+    )
+    poly_t, sdpa_t = timed["polynomial"], timed["sdpa"]
     peak = _matmul_rate(args.threads)
 
     poly_flops = theory.polynomial_forward_cost(n, n, d, d, g, factored=True).flops / 1e9
