@@ -251,9 +251,16 @@ def _limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
     return []
 
 
+def _describe(p: Problem, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Degree and rank the kernel will use (pass the inputs' realised radius as ``radius`` for the
+    exact figure; otherwise the problem's worst-case radius scale·d·B² is used)."""
+    approx = _approx_for(p, params)
+    return {"degree": approx.degree, "rank": theory.feature_rank(p.d, approx.degree), "radius": approx.radius}
+
+
 POLYNOMIAL = register(Kernel(
     name="polynomial", fn=polynomial_attention, op="forward", exact=False,
     description="Alman–Song polynomial method: symmetric-monomial features, streamed (O((n+m)·r·dv))",
     params={"eps": 1e-3, "degree": None, "radius": None, "block_size": None, "memory_budget": None},
-    cost=_cost, limits=_limits,
+    cost=_cost, limits=_limits, describe=_describe,
 ))
