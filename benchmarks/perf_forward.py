@@ -2,9 +2,10 @@
 
 Setting (issue 2): n = m = 2^17, d = dv = 8, q, k, v ~ U[−1, 1], scale = 1/d, eps = 1e-3,
 float32, torch.set_num_threads(2). Both kernels are timed in the same process with
-torch.utils.benchmark.Timer.blocked_autorange (median and IQR), so their ratio is meaningful on a
-shared machine (the two are interleaved in rounds, so both see the same load). Errors are ‖T − Att‖_max against a float64 exact reference on a seeded random
-subset of query rows (the full float64 reference would cost as much as SDPA several times over).
+torch.utils.benchmark.Timer.blocked_autorange (median and IQR), interleaved in rounds so both see
+the same load on a shared machine: their ratio is the figure that matters. Errors are
+‖T − Att‖_max against a float64 exact reference on a seeded random subset of query rows (the
+full float64 reference would cost as much as SDPA several times over).
 Rates use theory's cost model and are compared with a float32 matmul measured in the same run.
 
 Usage:
