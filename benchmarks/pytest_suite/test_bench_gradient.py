@@ -1,0 +1,19 @@
+"""pytest-benchmark: attention-training gradient dL/dX, seconds per call (groups "backward n=…").
+
+Short mode (CI): ``-m "not large" --benchmark-max-time=0.1 --benchmark-min-rounds=3``.
+"""
+from __future__ import annotations
+
+import pytest
+
+from benchmarks import common
+
+KERNELS = ("exact_gradient", "lowrank_gradient", "polynomial_autograd_gradient")
+SIZES = (512, pytest.param(2048, marks=pytest.mark.large))
+
+
+@pytest.mark.parametrize("device", common.DEVICES)
+@pytest.mark.parametrize("kernel", KERNELS)
+@pytest.mark.parametrize("n", SIZES)
+def test_gradient(measure, n: int, kernel: str, device: str) -> None:
+    measure(common.Point.of(kernel, "backward", n, d=4, bound=1.0, device=device))
