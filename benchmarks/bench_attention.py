@@ -19,8 +19,9 @@ PARAM_NAMES = ("n", "d", "bound", "kernel", "device")
 class Forward:
     """Seconds per forward call, q, k, v of shape (n, d), float32, 1/d scale, entries U[−B, B]."""
 
-    params = ((1024, 4096), (8,), (1.0,), KERNELS, common.DEVICES)
+    params = ((1024, 4096), (8,), (1.0,), KERNELS, ("cpu",))
     param_names = PARAM_NAMES
+    timer = common.TIMERS["cpu"]  # CPU time: see common.TIMERS
     # 3–10 samples, at most 3 s of samples per process: the regression subset stays ~1 min per commit.
     repeat = (3, 10, 3.0)
     warmup_time = 0.1
@@ -33,6 +34,13 @@ class Forward:
 
     def time_forward(self, n: int, d: int, bound: float, kernel: str, device: str) -> None:
         self.run()
+
+
+class ForwardCUDA(Forward):
+    """As :class:`Forward` on CUDA: wall clock around a synchronised call (skipped without a GPU)."""
+
+    params = Forward.params[:-1] + (("cuda",),)
+    timer = common.TIMERS["cuda"]
 
 
 class ForwardMemory:

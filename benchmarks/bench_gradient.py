@@ -18,8 +18,9 @@ PARAM_NAMES = ("n", "d", "bound", "kernel", "device")
 class Gradient:
     """Seconds per gradient call, n tokens, head dim d, entries of a1, a2 in U[−B, B], float32."""
 
-    params = ((512, 2048), (4,), (1.0,), KERNELS, common.DEVICES)
+    params = ((512, 2048), (4,), (1.0,), KERNELS, ("cpu",))
     param_names = PARAM_NAMES
+    timer = common.TIMERS["cpu"]  # CPU time: see common.TIMERS
     repeat = (3, 10, 3.0)  # as bench_attention.Forward
     warmup_time = 0.1
     timeout = 120
@@ -31,6 +32,13 @@ class Gradient:
 
     def time_gradient(self, n: int, d: int, bound: float, kernel: str, device: str) -> None:
         self.run()
+
+
+class GradientCUDA(Gradient):
+    """As :class:`Gradient` on CUDA: wall clock around a synchronised call (skipped without a GPU)."""
+
+    params = Gradient.params[:-1] + (("cuda",),)
+    timer = common.TIMERS["cuda"]
 
 
 class GradientAccuracy:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import importlib
+import time
+import timeit
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType, ModuleType
@@ -33,6 +35,16 @@ THREADS = 1
 DTYPE = "float32"
 SEED = 0  # the seed of every benchmark input (the same stream as a `ditbench run` case with seed 0)
 DEVICES = ("cpu", "cuda")  # cuda benchmarks skip in setup where no GPU exists
+
+# The clock of every time_* figure, per device. CPU: process CPU time. With one torch thread it is
+# the kernel's own work, and on a shared runner it leaves out the time neighbours hold the core:
+# measured here at load average 8 on 2 cores, exact attention at n = 2048, d = 4 took 0.216–0.298 s
+# wall but 0.040–0.048 s CPU per call (idle: ~0.04 s), which made fitted exponents 3.0 (wall) vs
+# 2.1 (CPU). CUDA: wall clock around a synchronised call (CPU time would miss the GPU's work).
+TIMERS: Mapping[str, Callable[[], float]] = MappingProxyType({
+    "cpu": time.process_time,
+    "cuda": timeit.default_timer,
+})
 
 # Kernel parameters used whenever a benchmark runs a kernel (defaults of the registry otherwise).
 # eps = 1e-3 is the paper-faithful sweeps' default target relative error (DESIGN §4, E2).
@@ -222,13 +234,15 @@ def exponent_points(kernel: str, device: str) -> tuple[Point, ...]:
 
 
 def fastest_call_seconds(point: Point, *, min_run_time: float = EXPONENT_MIN_RUN_TIME) -> float:
-    """Fastest per-call seconds among the blocks of ``torch.utils.benchmark.Timer.blocked_autorange``.
+    """Fastest per-call seconds among the blocks of ``torch.utils.benchmark.Timer.blocked_autorange``,
+    on the device's clock (:data:`TIMERS`: CPU time on CPU).
 
     The minimum, not the median: on a shared machine other processes only ever add time, so the
     fastest block is the best estimate of the kernel's own cost, and it is what keeps a fitted
     exponent stable when neighbours load the cores (docs/benchmarks.md has the measured spread).
     """
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": call(point)}, num_threads=THREADS)
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": call(point)}, num_threads=THREADS,
+                            timer=TIMERS[point.device])
     return float(min(timer.blocked_autorange(min_run_time=min_run_time).times))
 
 

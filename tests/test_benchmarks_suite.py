@@ -35,7 +35,7 @@ def _benchmark_classes():
 
 
 def _benchmark_methods(cls):
-    return [name for name in vars(cls) if name.startswith(ASV_PREFIXES)]
+    return [name for name in dir(cls) if name.startswith(ASV_PREFIXES)]
 
 
 CLASSES = list(_benchmark_classes())
@@ -63,6 +63,16 @@ def test_class_is_well_formed(cls):
         assert list(inspect.signature(getattr(cls, name)).parameters)[1:] == list(cls.param_names), name
         if name.startswith("track_"):
             assert getattr(cls, name).unit in {"err", "exponent"}, name
+
+
+def test_time_benchmarks_use_the_clock_of_their_device():
+    covered = set()
+    for cls in CLASSES:
+        if any(name.startswith("time_") for name in _benchmark_methods(cls)):
+            (device,) = cls.params[cls.param_names.index("device")]  # one device per class: one clock
+            assert cls.timer is common.TIMERS[device], cls.__name__
+            covered.add(device)
+    assert covered == set(common.DEVICES)
 
 
 def test_devices_axis_includes_cuda_and_kernels_exist_in_sweeps():

@@ -9,10 +9,11 @@ import pytest
 from benchmarks import common
 
 KERNELS = ("exact_gradient", "lowrank_gradient", "polynomial_autograd_gradient")
+DEVICES = tuple(pytest.param(dev, marks=pytest.mark.benchmark(timer=common.TIMERS[dev])) for dev in common.DEVICES)
 SIZES = (512, pytest.param(2048, marks=pytest.mark.large))
 
 
-@pytest.mark.parametrize("device", common.DEVICES)
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("n", SIZES)
 def test_gradient(measure, n: int, kernel: str, device: str) -> None:
