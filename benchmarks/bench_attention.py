@@ -22,7 +22,7 @@ class Forward:
     params = ((1024, 4096), (8,), (1.0,), KERNELS, ("cpu",))
     param_names = PARAM_NAMES
     timer = common.TIMERS["cpu"]  # CPU time: see common.TIMERS
-    # 3–10 samples, at most 3 s of samples per process: the regression subset stays ~1 min per commit.
+    # 3–10 samples, at most 3 s of samples per process (asv runs 2 processes per commit).
     repeat = (3, 10, 3.0)
     warmup_time = 0.1
     timeout = 120
