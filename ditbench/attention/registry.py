@@ -56,6 +56,8 @@ class Kernel:
     cost: Callable[[Problem, Mapping[str, Any]], Cost] | None = None
     # Extra, kernel-specific refusals: return readable reasons (empty list = supported).
     limits: Callable[[Problem, Mapping[str, Any]], list[str]] | None = None
+    # Derived settings for a problem, e.g. {"degree": 6, "rank": 3003} (recorded beside each timing).
+    describe: Callable[[Problem, Mapping[str, Any]], Mapping[str, Any]] | None = None
 
     def __call__(self, *tensors: torch.Tensor, scale: float | None = None, **params: Any) -> Any:
         unknown = set(params) - set(self.params)

@@ -1,0 +1,91 @@
+"""Skip points that would blow the time or memory budget, using the one cost model (theory).
+
+A kernel's ``predicted_cost`` gives FLOPs and extra bytes; the machine's rate turns FLOPs into
+seconds. The rate is *measured* at start-up as the effective FLOP rate of the exact streamed
+kernel at n = m = 2048 (cost-model FLOPs / median seconds). That rate includes exp, which is
+~100× slower per element than a multiply-add on CPU, so it is lower than the matmul peak and the
+predicted seconds are conservative (too high, never too low by much) for every kernel.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .. import theory
+from ..attention import KERNELS, exact_attention
+from .cases import Case
+from .timing import time_call
+
+# DESIGN §6, measured on the 2-core CI machines: float32 matmul ≈ 145 GFLOP/s, exp ≈ 0.5 G/s.
+# The fallback rate where calibration is skipped assumes exact attention's mix of the two at d = 8.
+ASSUMED_FLOPS_PER_S = 2.0e9
+
+
+@dataclass(frozen=True)
+class Rates:
+    """Effective compute rate of the machine for the cost model."""
+
+    flops_per_s: float  # effective FLOP/s of exact attention (exp included)
+    method: str  # "measured" | "assumed"
+
+    def seconds(self, flops: float) -> float:
+        return flops / self.flops_per_s
+
+
+def calibrate(device: str, threads: int, dtype: torch.dtype = torch.float32) -> Rates:
+    """Measure the effective rate of :func:`exact_attention` at n = m = 2048, d = dv = 8 (~0.2 s on
+    2 cores; large enough that per-call overheads do not dominate, as they would at n = 1024)."""
+    n, d = 2048, 8
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.rand(n, d, generator=gen, dtype=dtype).to(device) for _ in range(3))  # (n, d) each
+    timing = time_call(lambda: exact_attention(q, k, v, scale=1 / d), threads=threads, min_run_time=0.05)
+    flops = theory.exact_forward_cost(n, n, d, d).flops
+    return Rates(flops_per_s=flops / timing.median_s, method="measured")
+
+
+def available_memory(device: str) -> float:
+    """Bytes that can still be allocated: CUDA free memory, or MemAvailable from /proc/meminfo."""
+    if device == "cuda":
+        free, _total = torch.cuda.mem_get_info()
+        return float(free)
+    try:
+        text = Path("/proc/meminfo").read_text()
+    except OSError:
+        return math.inf  # unknown (not Linux): no memory-based skipping
+    match = re.search(r"^MemAvailable:\s+(\d+) kB", text, flags=re.MULTILINE)
+    return math.inf if match is None else float(match.group(1)) * 1024
+
+
+def predicted(case: Case) -> theory.Cost | None:
+    """The kernel's predicted cost for one call of ``case`` (None if the kernel has no model)."""
+    return KERNELS[case.kernel].predicted_cost(case.problem(), case.kwargs)
+
+
+def measurement_bytes(case: Case) -> float:
+    """Memory the measurement itself needs besides the kernel's own: inputs, output, and the float64
+    reference (float64 copies of the inputs plus one 2^22-element float64 tile pair; see exact.py)."""
+    item = case.torch_dtype.itemsize
+    tensors = (case.n + case.m) * case.d + case.m * case.dv + case.n * case.dv
+    return tensors * (item + 8) + 2 * (1 << 22) * 8
+
+
+def budget_reasons(case: Case, rates: Rates, memory_available: float) -> list[str]:
+    """Why ``case`` should be skipped rather than run (empty list = run it)."""
+    cost = predicted(case)
+    if cost is None:
+        return []
+    reasons = []
+    seconds = rates.seconds(cost.flops)
+    if seconds > case.time_budget_s:
+        reasons.append(f"predicted {seconds:.3g} s per call ({cost.flops:.3g} FLOP at {rates.flops_per_s:.3g} FLOP/s, "
+                       f"{rates.method}) exceeds the time budget of {case.time_budget_s:g} s")
+    need = cost.bytes + measurement_bytes(case)
+    limit = case.memory_fraction * memory_available
+    if need > limit:
+        reasons.append(f"predicted {need / 2**30:.3g} GiB exceeds the memory budget of {limit / 2**30:.3g} GiB "
+                       f"({case.memory_fraction:g} of {memory_available / 2**30:.3g} GiB available)")
+    return reasons

@@ -1,0 +1,93 @@
+"""``ditbench run``: run a preset or config sweep, then fit exponents and build the report.
+
+    ditbench run [--preset NAME | --config FILE] [--out DIR] [--device cpu|cuda] [--threads N]
+                 [--resume] [--no-report] [--executor worker|in-process]
+
+Writes DIR/results.csv, DIR/meta.json, DIR/fits.csv and (unless --no-report) DIR/report/.
+Exit status: 0 when every point is ok or skipped, 1 when some point failed, 2 on a bad spec.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import importlib
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .executor import EXECUTORS
+from .presets import get_preset, preset_names
+from .runner import run_sweep
+from .spec import load_config
+from .summary import summarize
+
+DEFAULT_PRESET = "default"
+DEFAULT_THREADS = 2  # the CI machines' core count (DESIGN §6); always recorded per row
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--preset", choices=preset_names(), default=None,
+                        help=f"shipped sweep preset (default: {DEFAULT_PRESET})")
+    source.add_argument("--config", type=Path, metavar="FILE", help="a TOML sweep file in the preset format")
+    parser.add_argument("--out", type=Path, metavar="DIR",
+                        help="output directory (default: results/<UTC time>-<preset>)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="override every sweep's device")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="torch threads per timed call")
+    parser.add_argument("--resume", action="store_true", help="finish the run in --out, skipping recorded points")
+    parser.add_argument("--no-report", action="store_true", help="do not build the HTML report")
+    parser.add_argument("--executor", choices=sorted(EXECUTORS), default="worker",
+                        help="where points run: a killable worker process (default) or this process (debugging)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def main(args: argparse.Namespace) -> int:
+    try:
+        preset = load_config(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
+        if args.resume and args.out is None:
+            raise ValueError("--resume needs --out DIR (the run to finish)")
+        out = args.out or Path("results") / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{preset.name}"
+        with EXECUTORS[args.executor]() as executor:
+            results = run_sweep(preset, out, threads=args.threads, device=args.device, resume=args.resume,
+                                executor=executor, progress=not args.quiet)
+    except ValueError as err:
+        print(f"ditbench run: error: {err}", file=sys.stderr)
+        return 2
+    fits = write_fits(results, out)
+    print(summarize(results, fits))
+    written = [out / "results.csv", out / "meta.json"] + ([out / "fits.csv"] if fits is not None else [])
+    print("wrote " + ", ".join(str(path) for path in written))
+    if not args.no_report:
+        build = _optional("ditbench.report", "build_report")
+        if build is None:
+            print("report: skipped (ditbench.report.build_report is not available in this build)")
+        else:
+            print(f"report: {build([out], out=out / 'report')}")
+    return 1 if (results["status"] == "failed").any() else 0
+
+
+def write_fits(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:
+    """``ditbench.fit.fit_table(results)`` written to ``out/fits.csv`` (None when fit is unavailable
+    or nothing ran ok)."""
+    fit_table = _optional("ditbench.fit", "fit_table")
+    if fit_table is None:
+        print("fits: skipped (ditbench.fit.fit_table is not available in this build)")
+        return None
+    if not (results["status"] == "ok").any():
+        return None
+    fits = fit_table(results)
+    fits.to_csv(out / "fits.csv", index=False)
+    return fits
+
+
+def _optional(module: str, name: str) -> Callable[..., Any] | None:
+    """``module.name`` if that module (a later layer: fit, report) provides it, else None."""
+    try:
+        return getattr(importlib.import_module(module), name, None)
+    except ModuleNotFoundError as err:
+        if err.name != module:
+            raise  # the module exists but one of its own imports is missing: a real error
+        return None

@@ -1,0 +1,115 @@
+"""A tiny, safe evaluator for bound expressions such as ``0.5*sqrt(log(n))``.
+
+Sweep specs may give the entry bound B as a formula of the problem size so that E2 can follow
+the Alman–Song threshold B = c·√(ln n). Formulas are parsed with :mod:`ast` and only numbers,
+the variables ``n, m, d``, the constants ``pi, e``, arithmetic (``+ - * / **``, unary ±) and the
+functions below are accepted — never :func:`eval`.
+"""
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+VARIABLES = ("n", "m", "d")
+CONSTANTS: Mapping[str, float] = {"pi": math.pi, "e": math.e}
+FUNCTIONS: Mapping[str, Callable[..., float]] = {
+    "sqrt": math.sqrt, "log": math.log, "log2": math.log2, "exp": math.exp, "min": min, "max": max,
+}
+_BINARY: Mapping[type, Callable[[float, float], float]] = {
+    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul,
+    ast.Div: operator.truediv, ast.Pow: operator.pow,
+}
+_UNARY: Mapping[type, Callable[[float], float]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+_ALLOWED = f"numbers, variables {list(VARIABLES)}, constants {sorted(CONSTANTS)}, " \
+           f"functions {sorted(FUNCTIONS)} and + - * / **"
+
+
+@dataclass(frozen=True)
+class Expression:
+    """A parsed formula over ``n, m, d``; ``text`` is kept verbatim for the ``bound_spec`` column."""
+
+    text: str
+    tree: ast.Expression
+
+    @property
+    def variables(self) -> frozenset[str]:
+        return frozenset(node.id for node in ast.walk(self.tree) if isinstance(node, ast.Name)) & set(VARIABLES)
+
+    def __call__(self, **values: float) -> float:
+        """Evaluate with ``values`` for the variables; raises ValueError on a domain error or non-finite result."""
+        try:
+            out = float(_evaluate(self.tree.body, values))
+        except (ValueError, TypeError, ZeroDivisionError, OverflowError) as err:
+            raise ValueError(f"expression {self.text!r} cannot be evaluated at {values}: {err}") from None
+        if not math.isfinite(out):
+            raise ValueError(f"expression {self.text!r} gives {out} at {values}; it must be finite")
+        return out
+
+
+def parse_expression(text: str) -> Expression:
+    """Parse ``text`` and check that it uses only the allowed names and operators.
+
+    Raises ValueError naming the offending piece and listing what is allowed.
+    """
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError(f"expression must be a non-empty string, got {text!r}")
+    try:
+        tree = ast.parse(text.strip(), mode="eval")
+    except SyntaxError as err:
+        raise ValueError(f"cannot parse expression {text!r}: {err.msg}; allowed: {_ALLOWED}") from None
+    for node in ast.walk(tree):
+        _check_node(node, text)
+    called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in FUNCTIONS and id(node) not in called:
+            raise ValueError(f"function {node.id!r} must be called, as in {node.id}(x), in {text!r}")
+    return Expression(text=text.strip(), tree=tree)
+
+
+def _check_node(node: ast.AST, text: str) -> None:
+    if isinstance(node, (ast.Expression, ast.Load, ast.operator, ast.unaryop)):
+        if isinstance(node, ast.operator) and type(node) not in _BINARY:
+            raise ValueError(f"operator {type(node).__name__} is not allowed in {text!r}; allowed: {_ALLOWED}")
+        if isinstance(node, ast.unaryop) and type(node) not in _UNARY:
+            raise ValueError(f"operator {type(node).__name__} is not allowed in {text!r}; allowed: {_ALLOWED}")
+        return
+    if isinstance(node, ast.Constant):
+        if isinstance(node.value, bool) or not isinstance(node.value, (int, float)):
+            raise ValueError(f"constant {node.value!r} is not a number in {text!r}; allowed: {_ALLOWED}")
+        return
+    if isinstance(node, ast.Name):
+        if node.id not in VARIABLES and node.id not in CONSTANTS and node.id not in FUNCTIONS:
+            raise ValueError(f"unknown name {node.id!r} in {text!r}; allowed: {_ALLOWED}")
+        return
+    if isinstance(node, ast.Call):
+        if not isinstance(node.func, ast.Name) or node.func.id not in FUNCTIONS or node.keywords:
+            raise ValueError(f"only calls like f(x) with f in {sorted(FUNCTIONS)} are allowed in {text!r}")
+        return
+    if isinstance(node, (ast.BinOp, ast.UnaryOp)):
+        return
+    raise ValueError(f"{type(node).__name__} is not allowed in {text!r}; allowed: {_ALLOWED}")
+
+
+def _evaluate(node: ast.AST, values: Mapping[str, float]) -> float:
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id in CONSTANTS:
+            return CONSTANTS[node.id]
+        if node.id not in values:
+            raise ValueError(f"no value given for variable {node.id!r}")
+        return values[node.id]
+    if isinstance(node, ast.BinOp):
+        left, right = _evaluate(node.left, values), _evaluate(node.right, values)
+        if isinstance(node.op, ast.Pow) and abs(right) > 64:
+            raise ValueError(f"exponent {right} too large (limit 64)")  # keeps ** from hanging
+        return _BINARY[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp):
+        return _UNARY[type(node.op)](_evaluate(node.operand, values))
+    if isinstance(node, ast.Call):
+        func = node.func.id  # type: ignore[attr-defined]  (checked in parse_expression)
+        return FUNCTIONS[func](*(_evaluate(arg, values) for arg in node.args))
+    raise ValueError(f"{type(node).__name__} is not allowed")

@@ -1,0 +1,61 @@
+"""Deliberately misbehaving kernels for testing the runner (slow, raising, crashing, NaN, fussy).
+
+Not imported by the package: tests import it, and pass ``imports=("ditbench.measure.fakes",)``
+to :class:`~ditbench.measure.executor.WorkerExecutor` so the worker registers them too.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from .. import theory
+from ..attention import KERNELS, Kernel, Problem, register, uniform_attention
+
+SLEEP_S = 600.0  # far beyond any test timeout: finishing at all means the kill failed
+
+
+def _slow(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
+    time.sleep(SLEEP_S)
+    return uniform_attention(q, k, v)
+
+
+def _raises(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
+    raise RuntimeError("fake kernel refuses on purpose")
+
+
+def _segfault(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
+    os.kill(os.getpid(), signal.SIGSEGV)
+    raise AssertionError("unreachable")
+
+
+def _nan(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
+    out = uniform_attention(q, k, v).clone()  # (n, dv)
+    out[0, 0] = float("nan")
+    return out
+
+
+def _small_only(p: Problem, params: Mapping[str, Any]) -> list[str]:
+    return [] if p.n <= 64 else [f"fake_small_only supports n ≤ 64, not n={p.n}"]
+
+
+def _huge_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
+    return theory.Cost(flops=1e30, bytes=1e30)
+
+
+FAKES = (
+    Kernel(name="fake_slow", fn=_slow, description="sleeps 600 s"),
+    Kernel(name="fake_raises", fn=_raises, description="raises RuntimeError"),
+    Kernel(name="fake_segfault", fn=_segfault, description="kills its process with SIGSEGV"),
+    Kernel(name="fake_nan", fn=_nan, description="uniform answer with one NaN"),
+    Kernel(name="fake_small_only", fn=uniform_attention, limits=_small_only, description="refuses n > 64"),
+    Kernel(name="fake_huge", fn=uniform_attention, cost=_huge_cost, description="cost model says 1e30 FLOP"),
+)
+for _kernel in FAKES:
+    if _kernel.name not in KERNELS:
+        register(_kernel)

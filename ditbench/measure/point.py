@@ -1,0 +1,110 @@
+"""Measure one case: build inputs, call the kernel once for peak memory and accuracy, then time it.
+
+This is what an executor runs, in whatever process or machine it owns. It returns one results
+row (a dict over :data:`ditbench.measure.results.COLUMNS`). A kernel that raises becomes a
+``failed`` row carrying the exception text; running out of memory becomes a ``skipped`` row.
+"""
+from __future__ import annotations
+
+import json
+import socket
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from ..attention import KERNELS, Kernel
+from .budget import predicted
+from .cases import Case
+from .memory import measure_peak
+from .timing import time_call
+from .workloads import WORKLOADS, error_metrics
+
+# Parameter names under which kernels state their rank (polynomial: from degree; peers: features).
+_RANK_PARAMS = ("rank", "num_features", "features", "landmarks")
+
+
+def base_row(case: Case) -> dict[str, Any]:
+    """The columns known before anything runs: the case's identity, parameters and prediction."""
+    kernel = KERNELS.get(case.kernel)
+    params = kernel.resolved_params(case.kwargs) if kernel is not None else dict(case.params)
+    cost = predicted(case) if kernel is not None else None
+    row: dict[str, Any] = {
+        "case_id": case.case_id, "experiment": case.experiment, "kernel": case.kernel, "op": case.op,
+        "n": case.n, "m": case.m, "d": case.d, "dv": case.dv, "bound": case.bound, "bound_spec": case.bound_spec,
+        "scale": case.scale, "scale_spec": case.scale_spec, "eps": params.get("eps"),
+        "params": json.dumps(dict(case.params), sort_keys=True), "dtype": case.dtype, "device": case.device,
+        "threads": case.threads, "seed": case.seed, "value_bound": case.value_bound, "timer": case.timer,
+        "predicted_flops": None if cost is None else cost.flops,
+        "predicted_bytes": None if cost is None else cost.bytes,
+        "host": socket.gethostname(),
+    }
+    row.update(_describe(kernel, case, params))
+    return row
+
+
+def _describe(kernel: Kernel | None, case: Case, params: Mapping[str, Any]) -> dict[str, Any]:
+    """degree and rank: from an optional ``kernel.describe(problem, params)`` hook, else from params."""
+    hook = getattr(kernel, "describe", None)
+    if callable(hook):
+        info = dict(hook(case.problem(), params))
+        return {"degree": info.get("degree"), "rank": info.get("rank")}
+    rank = next((params[name] for name in _RANK_PARAMS if params.get(name) is not None), None)
+    return {"degree": params.get("degree"), "rank": rank}
+
+
+def finish(row: dict[str, Any], status: str, reason: str = "", **values: Any) -> dict[str, Any]:
+    """Return ``row`` with ``status``, ``reason`` and measured ``values`` filled in."""
+    if status not in ("ok", "skipped", "failed"):
+        raise ValueError(f"status={status!r} must be one of ok, skipped, failed")
+    return {**row, **values, "status": status, "reason": reason}
+
+
+def measure_case(case: Case) -> dict[str, Any]:
+    """Run ``case`` here and return its row (status ok, skipped on out-of-memory, or failed)."""
+    start = time.perf_counter()
+    row = base_row(case)
+    torch.set_num_threads(case.threads)
+    try:
+        values = _measure(case)
+    except torch.OutOfMemoryError as err:
+        return finish(row, "skipped", f"out of memory: {_first_line(err)}", wall_s=time.perf_counter() - start)
+    except Exception as err:  # recorded, not hidden: the row carries the exception and where it came from
+        return finish(row, "failed", _describe_exception(err), wall_s=time.perf_counter() - start)
+    reason = f"{values['nonfinite']} non-finite output value(s)" if values["nonfinite"] else ""
+    return finish(row, "ok", reason, wall_s=time.perf_counter() - start, **values)
+
+
+def _measure(case: Case) -> dict[str, Any]:
+    workload = WORKLOADS[case.op]
+    kernel = KERNELS[case.kernel]
+    inputs = workload.make_inputs(case)
+    kwargs = case.kwargs
+
+    def call() -> torch.Tensor:
+        return kernel(*inputs, scale=case.scale, **kwargs)
+
+    out, peak_bytes, mem_method = measure_peak(call, case.device)  # first call: also the warm-up
+    metrics = error_metrics(out, workload.check(case, inputs))
+    del out
+    timing = time_call(call, threads=case.threads, min_run_time=case.min_run_time, method=case.timer,
+                       min_repeats=case.min_repeats,
+                       label=f"{case.experiment}/{case.kernel}")
+    return {
+        **metrics, "median_s": timing.median_s, "iqr_s": timing.iqr_s, "repeats": timing.repeats,
+        "calls_per_block": timing.calls_per_block, "peak_bytes": peak_bytes, "mem_method": mem_method,
+        "radius": workload.radius(case, inputs),
+    }
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _describe_exception(err: BaseException) -> str:
+    frame = traceback.extract_tb(err.__traceback__)[-1] if err.__traceback__ else None
+    where = f" (at {frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} in {frame.name})" if frame else ""
+    return f"{type(err).__name__}: {_first_line(err)}{where}"

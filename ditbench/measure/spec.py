@@ -1,0 +1,285 @@
+"""Sweep specifications as data: one frozen :class:`SweepSpec` per experiment, loaded from TOML.
+
+A spec lists the axes of a sweep (kernels, n, m, d, dv, entry bound B, scale, dtype, seeds,
+kernel parameters); :func:`ditbench.measure.cases.expand` turns it into cases. Everything a
+user can get wrong is checked here, before anything runs, with a message that names the field
+and the allowed values. Example (one ``[[sweep]]`` table of a preset file)::
+
+    [[sweep]]
+    experiment = "E2"
+    kernels = ["polynomial"]
+    n = {start = 1024, stop = 65536, factor = 2}   # geometric grid 2^10 … 2^16
+    d = 4
+    bound = [1, "1.0*sqrt(log(n))"]                 # constant B vs the threshold regime
+    scale = "1/d"
+    params = {eps = [1e-3]}
+"""
+from __future__ import annotations
+
+import math
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .expr import parse_expression
+
+OPS = ("forward", "backward")
+DTYPES = ("float32", "float64", "float16", "bfloat16")
+DEVICES = ("cpu", "cuda")
+TIMERS = ("blocked", "adaptive")  # torch.utils.benchmark.Timer.blocked_autorange / adaptive_autorange
+# Explicit n lists must be geometric (the exponent fit needs evenly spaced log n); ratios may
+# differ by rounding to integers, e.g. round(2^(k/2)): 2^(1/2) rounded at n ≥ 64 stays within 2 %.
+GEOMETRIC_RTOL = 0.05
+
+
+@dataclass(frozen=True)
+class SweepSpec:
+    """One experiment's sweep. Axes are tuples; cases are their Cartesian product."""
+
+    experiment: str  # e.g. "E1"; groups rows in results and fits
+    kernels: tuple[str, ...]  # names in ditbench.attention.KERNELS
+    n: tuple[int, ...]  # query tokens (geometric grid)
+    op: str = "forward"  # "forward" | "backward"
+    m: tuple[int, ...] | None = None  # key tokens; None means m = n
+    d: tuple[int, ...] = (8,)  # q/k feature dim
+    dv: tuple[int, ...] | None = None  # value dim; None means dv = d
+    bound: tuple[str, ...] = ("1",)  # entry bound B of q, k: number or expression of n, m, d
+    scale: tuple[str, ...] = ("1/sqrt(d)",)  # logit scale: number or expression (e.g. "1/d")
+    params: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # kernel parameter grids, e.g. (("eps", (1e-3,)),)
+    dtype: tuple[str, ...] = ("float32",)
+    device: str = "cpu"
+    seeds: tuple[int, ...] = (0,)
+    value_bound: float = 1.0  # v ~ U[−value_bound, value_bound]
+    min_run_time: float = 0.2  # seconds of timed calls per point (Timer autorange)
+    timer: str = "blocked"  # "blocked" | "adaptive"
+    min_repeats: int = 3  # at least this many timed blocks (for a meaningful IQR)
+    ref_rows: int = 1024  # float64 reference on at most this many seeded random query rows
+    timeout_s: float = 300.0  # per-point wall-clock limit; the worker is killed past it
+    time_budget_s: float = 30.0  # skip a point whose predicted single call exceeds this
+    memory_fraction: float = 0.5  # skip a point predicted to need more than this share of free memory
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        _validate(self)
+        for name in ("bound", "scale"):  # numbers become their text, so `bound_spec` is always text
+            object.__setattr__(self, name, tuple(_expr_text(name, x) for x in getattr(self, name)))
+
+    # ----- conversions ---------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SweepSpec:
+        """Build from a TOML-style mapping (scalars or lists per axis; grids as {start, stop, factor})."""
+        known = {f.name for f in fields(cls)}
+        unknown = set(raw) - known
+        if unknown:
+            raise ValueError(f"unknown spec field(s) {sorted(unknown)}; allowed fields: {sorted(known)}")
+        for name in ("experiment", "kernels", "n"):
+            if name not in raw:
+                raise ValueError(f"spec field {name!r} is required")
+        kwargs: dict[str, Any] = dict(raw)
+        kwargs["kernels"] = tuple(_as_list("kernels", raw["kernels"]))
+        kwargs["n"] = _grid("n", raw["n"], geometric=True)
+        for name in ("m", "dv"):
+            if raw.get(name) in (None, "n" if name == "m" else "d"):
+                kwargs[name] = None
+            else:
+                kwargs[name] = _grid(name, raw[name], geometric=False)
+        if "d" in raw:
+            kwargs["d"] = _grid("d", raw["d"], geometric=False)
+        for name in ("bound", "scale"):
+            if name in raw:
+                kwargs[name] = tuple(_expr_text(name, x) for x in _as_list(name, raw[name]))
+        for name in ("dtype", "seeds"):
+            if name in raw:
+                kwargs[name] = tuple(_as_list(name, raw[name]))
+        params = raw.get("params", {})
+        if not isinstance(params, Mapping):
+            raise ValueError(f"spec field 'params' must be a table of name = value or [values], got {params!r}")
+        kwargs["params"] = tuple(sorted((str(k), tuple(_as_list(f"params.{k}", v))) for k, v in params.items()))
+        return cls(**kwargs)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The inverse of :meth:`from_dict` (lists for axes; ``None`` fields left out)."""
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if f.name == "params":
+                value = {k: list(v) for k, v in value}
+            elif isinstance(value, tuple):
+                value = list(value)
+            out[f.name] = value
+        return out
+
+    @property
+    def param_grid(self) -> dict[str, tuple[Any, ...]]:
+        return dict(self.params)
+
+
+@dataclass(frozen=True)
+class Preset:
+    """A named list of sweeps (one per experiment), e.g. ``smoke``, ``default``, ``full``."""
+
+    name: str
+    specs: tuple[SweepSpec, ...]
+    description: str = ""
+    source: str = field(default="", compare=False)  # file it came from, for meta.json
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.description, "sweep": [s.to_dict() for s in self.specs]}
+
+
+def load_preset_text(text: str, *, name: str, source: str = "") -> Preset:
+    """Parse a preset/config TOML document: optional ``description`` and one ``[[sweep]]`` per spec."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{source or name}: invalid TOML: {err}") from None
+    unknown = set(raw) - {"description", "sweep", "name"}
+    if unknown:
+        raise ValueError(f"{source or name}: unknown top-level key(s) {sorted(unknown)}; "
+                         f"allowed: description, name, [[sweep]]")
+    sweeps = raw.get("sweep")
+    if not isinstance(sweeps, list) or not sweeps:
+        raise ValueError(f"{source or name}: needs at least one [[sweep]] table")
+    specs = []
+    for i, table in enumerate(sweeps):
+        try:
+            specs.append(SweepSpec.from_dict(table))
+        except ValueError as err:
+            raise ValueError(f"{source or name}: [[sweep]] #{i + 1} ({table.get('experiment', '?')}): {err}") from None
+    return Preset(name=str(raw.get("name", name)), specs=tuple(specs), description=str(raw.get("description", "")),
+                  source=source)
+
+
+def load_config(path: str | Path) -> Preset:
+    """Load a user config file (same format as the shipped presets)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ValueError(f"config file {str(path)!r} does not exist")
+    return load_preset_text(path.read_text(), name=path.stem, source=str(path))
+
+
+def dump_toml(preset: Preset) -> str:
+    """Write ``preset`` as TOML that :func:`load_preset_text` reads back to an equal preset."""
+    lines = [f"name = {_toml_value(preset.name)}", f"description = {_toml_value(preset.description)}"]
+    for spec in preset.specs:
+        lines += ["", "[[sweep]]"]
+        lines += [f"{key} = {_toml_value(value)}" for key, value in spec.to_dict().items()]
+    return "\n".join(lines) + "\n"
+
+
+# ----- helpers --------------------------------------------------------------------------------
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # shortest round-tripping form; TOML reads 1e-06 and 0.001 alike
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return "{" + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + "}"
+    raise ValueError(f"cannot write {value!r} ({type(value).__name__}) as TOML")
+
+
+def _as_list(name: str, value: Any) -> list[Any]:
+    if isinstance(value, (list, tuple)):
+        if not value:
+            raise ValueError(f"spec field {name!r} is an empty list; give at least one value")
+        return list(value)
+    return [value]
+
+
+def _grid(name: str, value: Any, *, geometric: bool) -> tuple[int, ...]:
+    """An int axis: a number, a list, or a geometric grid {start, stop, factor} (stop inclusive)."""
+    if isinstance(value, Mapping):
+        if set(value) != {"start", "stop", "factor"}:
+            raise ValueError(f"grid {name!r} must have exactly the keys start, stop, factor; got {sorted(value)}")
+        start, stop, factor = value["start"], value["stop"], value["factor"]
+        if not (_is_int(start) and start >= 1 and _is_int(stop) and stop >= start):
+            raise ValueError(f"grid {name!r}: need integers 1 ≤ start ≤ stop, got start={start}, stop={stop}")
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 1:
+            raise ValueError(f"grid {name!r}: factor={factor} must be a number > 1 (geometric grid)")
+        out, k = [], 0
+        while round(start * factor**k) <= stop:
+            out.append(int(round(start * factor**k)))
+            k += 1
+        return tuple(dict.fromkeys(out))  # rounding can repeat a value at small start
+    values = _as_list(name, value)
+    if not all(_is_int(x) and x >= 1 for x in values):
+        raise ValueError(f"spec field {name!r} must be integers ≥ 1 (or a {{start, stop, factor}} grid), "
+                         f"got {values}")
+    if len(set(values)) != len(values):
+        raise ValueError(f"spec field {name!r} repeats a value: {values}")
+    if geometric and len(values) >= 3:
+        ratios = [b / a for a, b in zip(values, values[1:])]
+        if min(ratios) <= 1 or max(ratios) > min(ratios) * (1 + GEOMETRIC_RTOL):
+            raise ValueError(
+                f"spec field {name!r} = {values} is not a geometric grid (increasing, constant ratio within "
+                f"{GEOMETRIC_RTOL:.0%}); ratios are {[round(r, 3) for r in ratios]}. Use {{start, stop, factor}}"
+            )
+    return tuple(int(x) for x in values)
+
+
+def _expr_text(name: str, value: Any) -> str:
+    if isinstance(value, bool) or value is None and name != "scale":
+        raise ValueError(f"spec field {name!r} must be a number or an expression, got {value!r}")
+    if value is None:
+        return "1/sqrt(d)"  # None means 1/√d, as in torch SDPA (DESIGN §2)
+    if isinstance(value, (int, float)):
+        if not (math.isfinite(value) and value > 0):
+            raise ValueError(f"spec field {name!r} = {value} must be finite and > 0")
+        return repr(value)
+    if not isinstance(value, str):
+        raise ValueError(f"spec field {name!r} must be a number or an expression string, got {value!r}")
+    try:
+        parse_expression(value)
+    except ValueError as err:
+        raise ValueError(f"spec field {name!r}: {err}") from None
+    return value.strip()
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool)
+
+
+def _validate(spec: SweepSpec) -> None:
+    def need(ok: bool, message: str) -> None:
+        if not ok:
+            raise ValueError(message)
+
+    need(isinstance(spec.experiment, str) and bool(spec.experiment),
+         f"experiment must be a non-empty string, got {spec.experiment!r}")
+    need(bool(spec.kernels) and all(isinstance(k, str) for k in spec.kernels),
+         f"kernels must be a non-empty list of names, got {spec.kernels!r}")
+    need(spec.op in OPS, f"op={spec.op!r} is not allowed; allowed values: {list(OPS)}")
+    need(spec.device in DEVICES, f"device={spec.device!r} is not allowed; allowed values: {list(DEVICES)}")
+    bad = [x for x in spec.dtype if x not in DTYPES]
+    need(not bad, f"dtype {bad} not allowed; allowed values: {list(DTYPES)}")
+    need(spec.timer in TIMERS, f"timer={spec.timer!r} is not allowed; allowed values: {list(TIMERS)}")
+    for name in ("n", "d") + (("m",) if spec.m else ()) + (("dv",) if spec.dv else ()):
+        values = getattr(spec, name)
+        need(bool(values) and all(_is_int(x) and x >= 1 for x in values), f"{name}={values!r} must be integers ≥ 1")
+    need(all(_is_int(s) and s >= 0 for s in spec.seeds) and bool(spec.seeds),
+         f"seeds={spec.seeds!r} must be integers ≥ 0")
+    for name in ("bound", "scale"):
+        for text in getattr(spec, name):
+            _expr_text(name, text)
+    for name, low, high in (("value_bound", 0, math.inf), ("min_run_time", 0, 3600), ("timeout_s", 0, 86400),
+                            ("time_budget_s", 0, 86400), ("memory_fraction", 0, 1)):
+        value = getattr(spec, name)
+        need(isinstance(value, (int, float)) and not isinstance(value, bool) and low < value <= high,
+             f"{name}={value!r} must be a number in ({low}, {high}]")
+    need(_is_int(spec.min_repeats) and spec.min_repeats >= 1,
+         f"min_repeats={spec.min_repeats!r} must be an integer ≥ 1")
+    need(_is_int(spec.ref_rows) and spec.ref_rows >= 1, f"ref_rows={spec.ref_rows!r} must be an integer ≥ 1")
+    need(len(set(spec.kernels)) == len(spec.kernels), f"kernels {list(spec.kernels)} repeat a name")
+    need(all(isinstance(v, tuple) and v for _, v in spec.params),
+         f"params values must be non-empty lists: {spec.params!r}")
+

@@ -1,0 +1,163 @@
+"""What goes on a run page: an ordered registry of section builders. Each builder takes a loaded
+:class:`~ditbench.report.data.Run` (plus its fits) and returns a :class:`Section`, or None when
+the run has no data for it — absent sections are omitted, never drawn empty."""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from . import figures, tables
+from .data import Run
+from .fitting import KernelCrossover, crossovers, fitted_lines, run_fits
+from .select import best_at_error_levels, by_experiment, nonfinite_errors, pareto_points
+
+
+@dataclass(frozen=True)
+class Section:
+    """One titled part of a run page: figures (each with a caption), then HTML tables.
+
+    ``intro`` and captions are plain text (escaped when the page is written); table HTML is
+    already escaped by :mod:`ditbench.report.tables`.
+    """
+
+    id: str
+    title: str
+    intro: str = ""
+    figures: tuple[tuple[go.Figure, str], ...] = ()
+    tables: tuple[tuple[str, str], ...] = ()  # (heading, html)
+
+
+@dataclass(frozen=True)
+class PageData:
+    """A run with the analyses several sections share (computed once per page)."""
+
+    run: Run
+    fits: pd.DataFrame | None
+
+
+def _figs(*pairs: tuple[go.Figure | None, str]) -> tuple[tuple[go.Figure, str], ...]:
+    return tuple((f, c) for f, c in pairs if f is not None)
+
+
+def scaling_section(p: PageData) -> Section | None:
+    ok = p.run.ok
+    figs: list[tuple[go.Figure | None, str]] = []
+    found: list[KernelCrossover] = []
+    for name, rows in by_experiment(ok[ok["op"] == "forward"]):
+        cross = crossovers(rows)
+        found += cross
+        figs.append((figures.scaling_figure(rows, fitted_lines(rows), cross, title=name),
+                     "Median time per size; shaded bands are 95% confidence bands of the fitted power law "
+                     "over the sizes the fit kept. Grey dashed lines have slopes 1 and 2 for comparison; a "
+                     "dotted vertical line marks a crossover n* (shaded: its interval)."))
+        figs.append((figures.speedup_figure(rows, title=name),
+                     "Speed-up of each kernel over the fastest exact kernel at the same size."))
+    kept = _figs(*figs)
+    if not kept:
+        return None
+    tabs = (("Crossovers n* (approximate kernel becomes faster than exact)", tables.crossover_table(found)),) \
+        if found else ()
+    return Section("scaling", "Scaling (E1)", "Forward time against sequence length n, one figure per experiment.", kept, tabs)
+
+
+def phase_section(p: PageData) -> Section | None:
+    pairs: list[tuple[go.Figure | None, str]] = [
+        (figures.phase_exponent_figure(p.fits),
+         "Fitted exponent per entry-bound regime with its 95% CI. Theory: bounded B (or B = o(√ln n)) "
+         "gives n^{1+o(1)}; past B = Θ(√ln n) no truly subquadratic algorithm exists under SETH."),
+    ]
+    for kernel in figures.phase_kernels(p.run.results):
+        pairs.append((figures.phase_time_heatmap(p.run.results, kernel),
+                      "Each square is one measured (n, B) point, coloured by log10 median time."))
+        pairs.append((figures.phase_error_heatmap(p.run.results, kernel),
+                      "Max error of the kernel (left) and of the uniform answer on the same cases (right), "
+                      "on one colour scale: a kernel is only useful where it is clearly darker."))
+    figs = _figs(*pairs)
+    if not figs:
+        return None
+    return Section("phase", "Phase transition (E2)",
+                   "How the cost of approximate attention changes as the entry bound B crosses √(ln n).", figs)
+
+
+def accuracy_section(p: PageData) -> Section | None:
+    figs = _figs((figures.accuracy_figure(p.run.results),
+                  "Measured max error against the a-priori bound 2ε/(1−ε)·‖V‖max (ε: the polynomial's "
+                  "relative error on the logit range, ‖V‖max = err_max / err_max_rel), by degree when the "
+                  "results record it, else by target ε. Tightness ≤ 1 means the bound holds; the grey "
+                  "dotted line is the uniform answer's error."))
+    return Section("accuracy", "Accuracy (E3)", "", figs) if figs else None
+
+
+def gradient_section(p: PageData) -> Section | None:
+    ok = p.run.ok
+    bwd = ok[ok["op"] == "backward"]
+    figs = _figs(
+        (figures.scaling_figure(bwd, fitted_lines(bwd), (), op="backward"),
+         "Gradient time per size with power-law fits (95% bands) and slope-1/slope-2 guides."),
+        (figures.gradient_figure(ok),
+         "Gradient time and max error of dL/dX against the float64 reference, with the uniform baseline."),
+    )
+    return Section("gradients", "Gradients (E4)", "", figs) if figs else None
+
+
+def pareto_section(p: PageData) -> Section | None:
+    found = pareto_points(p.run.results)
+    if found is None:
+        return None
+    points, where = found
+    front = best_at_error_levels(points)
+    fig = figures.pareto_figure(points, where)
+    best = front.iloc[-1]
+    intro = (f"All configurations at {where}. Stars mark the Pareto front; the most accurate point on "
+             f"the front is {best['label']} (err_max {best['err_max']:.3g}).")
+    return Section("pareto", "Error vs time (E6)", intro,
+                   _figs((fig, "Each point is one kernel configuration (median over seeds).")),
+                   (("Fastest configuration at each error level", tables.best_kernel_table(front)),))
+
+
+def fits_section(p: PageData) -> Section | None:
+    if p.fits is None or p.fits.empty:
+        return None
+    return Section("fits", "Fitted exponents",
+                   "Power-law fits t ∝ n^k (95% CI), regime label and the growth law preferred by AIC.",
+                   tables=(("", tables.fits_table(p.fits)),))
+
+
+def not_ok_section(p: PageData) -> Section | None:
+    rows, bad = p.run.not_ok, nonfinite_errors(p.run.results)
+    if rows.empty and bad.empty:
+        return None
+    counts = rows["status"].value_counts()
+    intro = ", ".join(f"{int(v)} {k}" for k, v in counts.items()) + " point(s), with the recorded reasons." \
+        if len(rows) else ""
+    if not bad.empty:
+        intro += (f" {len(bad)} ok point(s) returned non-finite output (infinite error): they appear in "
+                  "timing plots and are left out of error plots.")
+        rows = pd.concat([rows, bad.assign(status="ok, non-finite error", reason="non-finite output")])
+    return Section("skipped", "Skipped and failed points", intro.strip(), tables=(("", tables.not_ok_table(rows)),))
+
+
+def environment_section(p: PageData) -> Section:
+    intro = ""
+    if p.run.missing_columns:
+        intro = "results.csv lacks these DESIGN §5 columns (their sections are omitted): " + \
+                ", ".join(p.run.missing_columns) + "."
+    return Section("environment", "Environment", intro,
+                   tables=(("", tables.environment_card(p.run.meta, p.run.results)),))
+
+
+SectionBuilder = Callable[[PageData], Section | None]
+# Page order. A new section is one function and one line here.
+SECTIONS: tuple[SectionBuilder, ...] = (
+    scaling_section, phase_section, accuracy_section, gradient_section, pareto_section,
+    fits_section, not_ok_section, environment_section,
+)
+
+
+def build_sections(run: Run) -> tuple[PageData, list[Section]]:
+    """Run every builder of :data:`SECTIONS` on ``run``; drop the ones without data."""
+    data = PageData(run=run, fits=run_fits(run))
+    return data, [s for s in (build(data) for build in SECTIONS) if s is not None]
