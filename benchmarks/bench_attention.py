@@ -43,6 +43,14 @@ class ForwardCUDA(Forward):
     timer = common.TIMERS["cuda"]
 
 
+class ForwardSweep(Forward):
+    """As :class:`Forward` over a geometric n grid (E1 at d = 8, B = 1), for the dashboard and for
+    ``ditbench fit .asv/results`` (which needs ≥ 3 sizes per kernel). Not in the regression subset."""
+
+    params = ((1024, 2048, 4096, 8192), (8,), (1.0,), KERNELS, ("cpu",))
+    repeat = (3, 5, 3.0)
+
+
 class ForwardMemory:
     """Peak resident memory (bytes) of a process holding the inputs and running one forward call.
 

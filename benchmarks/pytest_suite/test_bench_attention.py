@@ -10,7 +10,7 @@ from benchmarks import common
 
 KERNELS = ("exact", "sdpa", "polynomial", "uniform")
 DEVICES = tuple(pytest.param(dev, marks=pytest.mark.benchmark(timer=common.TIMERS[dev])) for dev in common.DEVICES)
-SIZES = (1024, pytest.param(4096, marks=pytest.mark.large))
+SIZES = (1024, *(pytest.param(n, marks=pytest.mark.large) for n in (2048, 4096)))  # ≥ 3 sizes: fit-able
 
 
 @pytest.mark.parametrize("device", DEVICES)

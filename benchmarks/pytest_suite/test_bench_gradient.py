@@ -10,7 +10,7 @@ from benchmarks import common
 
 KERNELS = ("exact_gradient", "lowrank_gradient", "polynomial_autograd_gradient")
 DEVICES = tuple(pytest.param(dev, marks=pytest.mark.benchmark(timer=common.TIMERS[dev])) for dev in common.DEVICES)
-SIZES = (512, pytest.param(2048, marks=pytest.mark.large))
+SIZES = (512, *(pytest.param(n, marks=pytest.mark.large) for n in (1024, 2048)))  # ≥ 3 sizes: fit-able
 
 
 @pytest.mark.parametrize("device", DEVICES)
