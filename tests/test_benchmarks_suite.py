@@ -19,9 +19,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import bench_attention, bench_gradient, common
-
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    # `benchmarks/` is not an installed package: plain `pytest tests` (tox) does not put the
+    # repository root on sys.path. Appended, so an installed ditbench still wins over the tree.
+    sys.path.append(str(ROOT))
+
+from benchmarks import bench_attention, bench_gradient, common  # noqa: E402
 ASV_MODULES = (bench_attention, bench_gradient)
 ASV_PREFIXES = ("time_", "peakmem_", "track_", "mem_", "timeraw_")
 PARAM_AXES = {"n", "d", "bound", "kernel", "device"}
