@@ -1,7 +1,8 @@
 """Theory the kernels implement (DESIGN §3): logit radius, degree and rank of the polynomial
 method, error bounds, the B = √(ln n) threshold, and the one cost model (FLOPs and bytes).
 
-This is the lowest layer: it imports nothing from the rest of ditbench.
+This is the lowest layer: it imports nothing from the rest of ditbench except the numpy-only
+:mod:`ditbench.expapprox` (the verified exp approximation that fixes the degree).
 """
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import Tensor
+
+from .expapprox import MAX_DEGREE, minimal_approx
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,32 @@ def logit_radius(q: Tensor, k: Tensor, scale: float | None = None) -> float:
     return float(s * qn * kn)
 
 
+def degree_for(radius: float, eps: float, max_degree: int = MAX_DEGREE) -> int:
+    """Minimal degree g at which the kernels' construction (Chebyshev interpolant of exp on
+    [−radius, radius], in monomials, float64) has relative error ≤ eps, verified on a dense grid.
+
+    radius: logit radius R ≥ 0 (all |scale·⟨q, k⟩| ≤ R). eps in (0, 1).
+    Raises ValueError naming radius, eps and max_degree when no degree up to the cap qualifies.
+    """
+    return minimal_approx(float(radius), float(eps), int(max_degree)).degree
+
+
+def max_degree_within(
+    n: int, m: int, d: int, dv: int, memory_budget: float, *, itemsize: int = 4, block: int = 1024,
+    factored: bool = False,
+) -> int:
+    """Largest degree whose :func:`polynomial_forward_cost` memory (bytes) fits ``memory_budget``
+    (−1 when not even degree 0 fits). The rank grows like g^d/d!, so a linear scan is short."""
+    degree = -1
+    while polynomial_forward_cost(
+        n, m, d, dv, degree + 1, itemsize=itemsize, block=block, factored=factored
+    ).bytes <= memory_budget:
+        degree += 1
+        if degree > 10_000:  # an absurd budget: every degree a float64 interpolant can verify fits
+            break
+    return degree
+
+
 def feature_rank(d: int, degree: int) -> int:
     """Rank of the symmetric-monomial features: Σ_{i≤g} C(i+d−1, i) = C(g+d, d)."""
     return math.comb(degree + d, d)
@@ -60,6 +89,24 @@ def output_error_bound(eps: float, v_max: float) -> float:
     return 2.0 * eps / (1.0 - eps) * float(v_max)
 
 
+def rounding_error_bound(unit_roundoff: float, m: int, d: int, degree: int, condition: float, v_max: float) -> float:
+    """Worst-case extra ‖T − Att‖_max from floating-point rounding in the polynomial kernel.
+
+    Every normaliser is a sum of N ≤ m + r + 2g + 4 rounded terms (r = C(g + d, d), g + 2
+    rounded factors per term), each bounded by Σ|b_i| (monomials of the normalised inputs are
+    ≤ 1), so its relative error is ≤ γ_N·κ with γ_N = N·u/(1 − N·u) and κ = Σ|b_i|/min P
+    (:meth:`ditbench.expapprox.ExpApprox.condition`); numerators likewise carry ≤ γ_N·κ·‖V‖_max
+    relative to the normaliser. Hence ≤ 2γ_Nκ/(1 − γ_Nκ)·‖V‖_max (inf when γ_Nκ ≥ 1).
+    A worst case: random rounding is usually ~√N smaller.
+
+    unit_roundoff: u of the dtype (torch.finfo(dtype).eps / 2).
+    """
+    terms = m + feature_rank(d, degree) + 2 * degree + 4
+    gamma = terms * unit_roundoff / (1.0 - terms * unit_roundoff) if terms * unit_roundoff < 1 else math.inf
+    rel = gamma * condition
+    return math.inf if rel >= 1 else 2.0 * rel / (1.0 - rel) * float(v_max)
+
+
 def exact_forward_cost(n: int, m: int, d: int, dv: int, *, itemsize: int = 4, block: int | None = None) -> Cost:
     """Exact attention: 2·n·m·(d + dv) for the two products plus n·m exponentials.
 
@@ -70,13 +117,26 @@ def exact_forward_cost(n: int, m: int, d: int, dv: int, *, itemsize: int = 4, bl
 
 
 def polynomial_forward_cost(
-    n: int, m: int, d: int, dv: int, degree: int, *, itemsize: int = 4, block: int = 1024
+    n: int, m: int, d: int, dv: int, degree: int, *, itemsize: int = 4, block: int = 1024, factored: bool = False
 ) -> Cost:
     """Polynomial method: 2·(n + m)·r·(dv + 1) for the two products plus (n + m)·r to build features.
 
     Memory: the (r, dv + 1) key summary plus one (block, r) feature tile per side.
+
+    ``factored=True`` counts the streamed kernel's layout instead (ditbench.attention.polynomial):
+    only the r' = C(g − 1 + d, d) monomials of degree < g are built and the top degree rides on
+    the high factor (1, x) of width d + 1, so the products are (r' × w) with w = (d + 1)(dv + 1):
+    2·(n + m)·r'·w for the products plus (n + m)·(r' + 2w) for features, the key-side outer
+    products and the query-side weighted sum; memory 2·r'·w (summary and weighted summary)
+    plus one (block, r' + w) tile per side.
     """
-    r = feature_rank(d, degree)
-    flops = 2.0 * (n + m) * r * (dv + 1) + (n + m) * r
-    mem = (r * (dv + 1) + 2 * min(block, max(n, m)) * r) * itemsize
+    if not factored:
+        r = feature_rank(d, degree)
+        flops = 2.0 * (n + m) * r * (dv + 1) + (n + m) * r
+        mem = (r * (dv + 1) + 2 * min(block, max(n, m)) * r) * itemsize
+        return Cost(flops=flops, bytes=float(mem))
+    r_low = feature_rank(d, max(degree - 1, 0))
+    width = (d + 1 if degree >= 1 else 1) * (dv + 1)
+    flops = 2.0 * (n + m) * r_low * width + (n + m) * (r_low + 2 * width)
+    mem = (2 * r_low * width + 2 * min(block, max(n, m)) * (r_low + width)) * itemsize
     return Cost(flops=flops, bytes=float(mem))
