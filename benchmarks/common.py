@@ -210,12 +210,13 @@ class Sweep:
 # Sizes where each kernel's leading term dominates, measured with CPU time on one thread: exact
 # kernels past the cache transition at n ≈ 2^11 (the 2^11 × 2^11 float32 tile no longer fits);
 # the polynomial method (eps = 1e-3, d = 4) has a fixed per-call cost that flattens its curve
-# below ~2^14 (local slopes 0.5–1.6 from 2^13 to 2^20, 0.96 overall), so its grid spans ×64 in
-# steps of 4. With an n×n intermediate the largest size would take ~2 min, inside `timeout`.
+# (local slopes 0.5–1.6 from 2^13 to 2^20, 0.96 overall), so its fitted k here reads ~0.85–1.0.
+# Its grid stops at 2^16 so that a quadratic regression still finishes inside `timeout`
+# (an n×n intermediate at 2^18 costs minutes per call and GiBs of memory on this machine).
 EXPONENT_SWEEPS: Mapping[str, Sweep] = MappingProxyType({
     "exact": Sweep("forward", (2048, 4096, 8192, 16384)),
     "sdpa": Sweep("forward", (2048, 4096, 8192, 16384)),
-    "polynomial": Sweep("forward", (4096, 16384, 65536, 262144)),
+    "polynomial": Sweep("forward", (4096, 8192, 16384, 32768, 65536)),
     "uniform": Sweep("forward", (8192, 32768, 131072, 524288)),
     "exact_gradient": Sweep("backward", (256, 512, 1024, 2048)),
     "lowrank_gradient": Sweep("backward", (2048, 4096, 8192, 16384)),
