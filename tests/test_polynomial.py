@@ -269,3 +269,45 @@ def test_registered_with_params_cost_and_limits():
     gen = torch.Generator().manual_seed(0)
     q, k, v = _inputs(gen, (10, 8), (12, 8), 4, bound=1.0)
     assert torch.equal(kernel(q, k, v, scale=1 / 8, eps=1e-4), polynomial_attention(q, k, v, scale=1 / 8, eps=1e-4))
+
+
+##################################################################################
+#                        Streaming, devices, benchmark script                    #
+##################################################################################
+
+def test_streams_without_n_by_r_features():
+    # n = m = 8192, d = 8, degree 4: an (n, r) float32 feature matrix would be 16 MiB; the kernel
+    # holds (block, r') tiles and the (r', (d + 1)(dv + 1)) summary, so no single allocation
+    # comes near it (the largest are the n·(d + 1) normalised inputs and the n·dv output).
+    gen = torch.Generator().manual_seed(0)
+    n, d = 8192, 8
+    q, k, v = (torch.rand(n, d, generator=gen) * 2 - 1 for _ in range(3))
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU], profile_memory=True) as prof:
+        polynomial_attention(q, k, v, scale=1 / d, degree=4, block_size=256)
+    largest = max(e.cpu_memory_usage for e in prof.events())
+    assert n * (d + 1) * 4 <= largest < n * theory.feature_rank(d, 4) * 4 // 8
+
+
+@pytest.mark.cuda
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu():
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = _inputs(gen, (2, 300, 8), (2, 200, 8), 8, bound=1.0, dtype=torch.float32)
+    out = polynomial_attention(q.cuda(), k.cuda(), v.cuda(), scale=1 / 8)
+    assert out.device.type == "cuda"
+    assert _err(out.cpu(), q, k, v, 1 / 8) <= _tolerance(q, k, v, 1 / 8, 1e-3)
+
+
+def test_benchmark_script_does_no_work_at_import(monkeypatch):
+    import importlib.util
+    import os
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "perf_forward.py"
+    spec = importlib.util.spec_from_file_location("perf_forward_probe", path)
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    spec.loader.exec_module(module)
+    assert callable(module.main) and "OMP_WAIT_POLICY" not in os.environ

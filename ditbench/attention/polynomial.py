@@ -1,8 +1,8 @@
 """Alman–Song polynomial-method attention (DESIGN §3.1): T = D̃⁻¹Φ(Q)(Ψ(K)ᵀV), streamed.
 
 Hot path (no n×r matrix, no Python loop over monomials):
-1. One float64 reduction gives ρ_q = max‖q_i‖₂, ρ_k = max‖k_j‖₂ and the Cauchy–Schwarz logit
-   bound R₀ = scale·ρ_q·ρ_k ≤ R (the radius the polynomial is built for).
+1. One reduction gives ρ_q = max‖q_i‖₂, ρ_k = max‖k_j‖₂ and the Cauchy–Schwarz logit bound
+   R₀ = scale·ρ_q·ρ_k (inflated by its rounding) ≤ R, the radius the polynomial is built for.
 2. Inputs are normalised, q̂ = q/ρ_q and k̂ = k/ρ_k, so every raw monomial has |q̂^α| ≤ 1, and
    ⟨q̂, k̂⟩·γ = logit/R with γ = R₀/R ≤ 1. All weights — b_i·γ^i·mult(α) — are folded *once*
    into the (r, dv + 1) key summary instead of into every feature.
@@ -11,7 +11,7 @@ Hot path (no n×r matrix, no Python loop over monomials):
    top degree rides on the "high" factor h = (1, x_0, …, x_{d−1}):
    key pass   Z = Σ_blocks M(k̂)·[h(k̂) ⊗ (V, 1)]               (r', (d + 1)·(dv + 1)),
    weights    W = Ω ∘ Z, Ω holding w_α at α's canonical (low, high) position and 0 elsewhere,
-   query pass [num, den] = Σ_j h_j(q̂)·(M(q̂)ᵀ W)_j per block;  T = num/den.
+   query pass [num, den] = Σ_j h_j(q̂)·(Wᵀ M(q̂))_j per block;  T = num/den.
    This builds 1/3 of the features at g = 4, d = 8 and turns the skinny (r × (dv + 1)) products
    into ones (d + 1)× wider, which BLAS runs several times closer to peak (measured in
    benchmarks/perf_forward.py); theory.polynomial_forward_cost(factored=True) counts it.
@@ -41,10 +41,6 @@ from .registry import Kernel, Problem, register
 TILE_BYTES = 2 << 20
 # Default cap on the kernel's extra memory (feature tiles + key summary), bytes.
 DEFAULT_MEMORY_BUDGET = 2 << 30
-# An explicit radius may undershoot the float64 Cauchy–Schwarz bound by this relative amount:
-# the bound itself carries ~d float64 roundings, and a polynomial built for R(1 − 64u) is still
-# within eps at R (its error moves by O(64u·R)).
-_RADIUS_RTOL = 64 * torch.finfo(torch.float64).eps
 
 
 def _default_block(batch: int, d: int, dv: int, degree: int, itemsize: int) -> int:
@@ -110,6 +106,10 @@ def polynomial_attention(
         ``(..., n, dv)`` in the inputs' dtype. With P's relative error ε on every logit,
         ‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max in exact arithmetic (theory.output_error_bound).
         Raises ValueError if any normaliser is not positive and finite (never returns NaN).
+
+    Autograd flows through every step and differentiates the polynomial actually used: with an
+    explicit radius and degree that is exactly ∂T/∂(q, k, v); with ``radius=None`` the radius (and
+    so P) is treated as a constant of the inputs.
     """
     n, m, d, dv = check_qkv(q, k, v)
     if q.dtype not in (torch.float32, torch.float64):
@@ -122,17 +122,20 @@ def polynomial_attention(
     batch_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     batch = math.prod(batch_shape)
 
-    norms = torch.stack([torch.linalg.vector_norm(q, dim=-1, dtype=torch.float64).max(),
-                         torch.linalg.vector_norm(k, dim=-1, dtype=torch.float64).max()])  # (2,)
+    norms = torch.stack([torch.linalg.vector_norm(q, dim=-1).amax(),
+                         torch.linalg.vector_norm(k, dim=-1).amax()])  # (2,) in the inputs' dtype
     rho_q, rho_k = norms.tolist()  # the one host sync before the loops
-    bound = s * rho_q * rho_k  # Cauchy–Schwarz: every |logit| ≤ bound
+    # Cauchy–Schwarz: every |logit| ≤ s·ρ_q·ρ_k; each norm carries ≤ (d + 2)·u relative
+    # rounding, so inflating by 1 + 2(d + 2)u keeps `bound` a true upper bound.
+    slack = 2 * (d + 2) * torch.finfo(q.dtype).eps
+    bound = s * rho_q * rho_k * (1 + slack)
     if radius is None:
         r_poly = bound
     else:
         r_poly = float(radius)
         if not (math.isfinite(r_poly) and r_poly >= 0):
             raise ValueError(f"radius={radius} must be finite and ≥ 0")
-        if r_poly < bound * (1 - _RADIUS_RTOL):
+        if r_poly < bound * (1 - 2 * slack):  # below the bound even after rounding
             raise ValueError(
                 f"radius={r_poly:g} is smaller than the inputs' logit bound scale·max‖q‖·max‖k‖={bound:g}; "
                 f"pass radius ≥ {bound:g} or None"
@@ -144,7 +147,7 @@ def polynomial_attention(
     _check_memory(batch, n, m, d, dv, approx, itemsize, block, budget, r_poly, eps)
 
     # Per-degree coefficients in the normalised variable: logit/R = γ·⟨q̂, k̂⟩.
-    gamma = bound / r_poly if r_poly > 0 else 0.0
+    gamma = s * rho_q * rho_k / r_poly if r_poly > 0 else 0.0  # exactly the ρ's used below
     coeffs = torch.tensor([b * gamma**i for i, b in enumerate(approx.coefficients)],
                           dtype=torch.float64, device=q.device)  # (g + 1,)
     low, canon = _factored_layout(d, approx.degree, q.device)  # low table, (r,) flat positions
@@ -153,27 +156,30 @@ def polynomial_attention(
     omega = omega.to(q.dtype).view(low.rank, high, 1)  # (r', d + 1, 1)
 
     qt = (q.expand(*batch_shape, n, d).reshape(batch, n, d) / (rho_q or 1.0)).transpose(-1, -2)  # (B, d, n)
-    kt = (k.expand(*batch_shape, m, d).reshape(batch, m, d) / (rho_k or 1.0)).transpose(-1, -2)  # (B, d, m)
+    kn = k.expand(*batch_shape, m, d).reshape(batch, m, d) / (rho_k or 1.0)  # (B, m, d)
+    kt = kn.transpose(-1, -2)  # (B, d, m)
     va = torch.cat([v.expand(*batch_shape, m, dv).reshape(batch, m, dv),
                     v.new_ones(batch, m, 1)], dim=-1)  # (B, m, dv + 1)
+    ka = torch.cat([kn.new_ones(batch, m, 1), kn], dim=-1)[..., :high]  # (B, m, d + 1): h(k̂), token-major
 
     z = v.new_zeros(batch, low.rank, high * (dv + 1))  # (B, r', (d + 1)(dv + 1))
     for start in range(0, m, block):
         kb = kt[..., start : start + block].contiguous()  # (B, d, b)
-        hv = _high(kb, high).transpose(-1, -2)[..., :, None] * va[:, start : start + block, None, :]  # (B, b, d + 1, dv + 1)
-        z = z + raw_monomials(kb, low) @ hv.flatten(-2)  # (B, r', (d + 1)(dv + 1))
-    w = (z.view(batch, low.rank, high, dv + 1) * omega).flatten(-2)  # (B, r', (d + 1)(dv + 1))
+        hv = ka[:, start : start + block, :, None] * va[:, start : start + block, None, :]  # (B, b, d + 1, dv + 1)
+        z = torch.baddbmm(z, raw_monomials(kb, low), hv.flatten(-2))  # (B, r', (d + 1)(dv + 1))
+    # Weighted summary, transposed so the query product is (w × r')·(r' × b) with both operands
+    # contiguous (a transposed feature operand costs BLAS a copy of the whole tile).
+    wt = (z.view(batch, low.rank, high, dv + 1) * omega).flatten(-2).transpose(-1, -2).contiguous()  # (B, (d + 1)(dv + 1), r')
 
     out, den_min = [], []
     for start in range(0, n, block):
         qb = qt[..., start : start + block].contiguous()  # (B, d, b)
-        y = raw_monomials(qb, low).transpose(-1, -2) @ w  # (B, b, (d + 1)(dv + 1))
-        y = y.view(*y.shape[:-1], high, dv + 1)  # (B, b, d + 1, dv + 1)
-        res = (_high(qb, high).transpose(-1, -2)[..., None] * y).sum(dim=-2)  # (B, b, dv + 1)
-        den = res[..., dv:]  # (B, b, 1)
+        y = (wt @ raw_monomials(qb, low)).view(batch, high, dv + 1, -1)  # (B, d + 1, dv + 1, b)
+        res = (_high(qb, high)[:, :, None, :] * y).sum(dim=1)  # (B, dv + 1, b)
+        den = res[:, dv:]  # (B, 1, b)
         den_min.append(den.detach().amin())
-        out.append(res[..., :dv] / den)  # (B, b, dv)
-    result = torch.cat(out, dim=-2)  # (B, n, dv)
+        out.append(res[:, :dv] / den)  # (B, dv, b)
+    result = torch.cat(out, dim=-1).transpose(-1, -2)  # (B, n, dv)
     worst = torch.stack(den_min).amin()
     if not bool(torch.isfinite(worst)) or not bool(worst > 0):
         raise ValueError(
@@ -181,7 +187,7 @@ def polynomial_attention(
             f"radius {r_poly:g}, dtype {q.dtype}: rounding overwhelmed P's positivity; "
             f"use float64, a larger eps or a smaller radius"
         )
-    return result.reshape(*batch_shape, n, dv)
+    return result.reshape(*batch_shape, n, dv)  # copies the transposed layout once (n·dv)
 
 
 def _high(xb: Tensor, width: int) -> Tensor:
