@@ -165,9 +165,11 @@ def exact_gradient_cost(n: int, d: int, *, itemsize: int = 4, block: int | None 
     return Cost(flops=flops, bytes=float((3 * rows * n + 5 * n * d) * itemsize))
 
 
-def lowrank_gradient_cost(n: int, d: int, degree: int, *, itemsize: int = 4, block: int = 1024) -> Cost:
+def lowrank_gradient_cost(
+    n: int, d: int, degree: int, *, itemsize: int = 4, block: int = 1024, direct: bool = False
+) -> Cost:
     """The chained low-rank gradient (ditbench.gradient.lowrank_gradient), ranks from
-    :func:`gradient_ranks`.
+    :func:`gradient_ranks`; ``direct=True`` counts its ``q_factor="direct"`` variant (k2 = d).
 
     The p1 term s·A1ᵀ(U1⊘U2)(V1⊘V2)ᵀA2 is contracted as G_U = Σ_i U1[i] ⊗ U2[i] ⊗ A1[i] and
     G_V = Σ_j V1[j] ⊗ V2[j] ⊗ A2[j] (each (k1, k2, d), 2n·k1·k2·d flops as one matmul per block),
@@ -176,6 +178,8 @@ def lowrank_gradient_cost(n: int, d: int, degree: int, *, itemsize: int = 4, blo
     accumulators and (n, d) intermediates (h, c̃).
     """
     k1, k2, _ = gradient_ranks(d, degree)
+    if direct:
+        k2 = d
     rows = min(block, n)
     flops = 4.0 * n * k1 * k2 * d + 10.0 * n * k1 * d + 2.0 * n * k1 * k2 + 2.0 * n * k1 + 2.0 * k1 * k2 * d * d
     mem = rows * (2 * k2 * d + 2 * k1 + k2) + 2 * k1 * k2 * d + k1 * k2 + 4 * n * d

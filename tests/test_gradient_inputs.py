@@ -129,3 +129,17 @@ def test_gradient_cost_model_ranks():
     small = theory.lowrank_gradient_cost(1000, 4, 2, block=100)
     assert theory.lowrank_gradient_cost(2000, 4, 2, block=100).flops < 2.01 * small.flops  # linear in n
     assert theory.exact_gradient_cost(2000, 4).flops > 3.9 * theory.exact_gradient_cost(1000, 4).flops  # quadratic
+
+
+@pytest.mark.parametrize("q_factor", ["paper", "direct"])
+def test_lowrank_flops_match_cost_model(gen, q_factor):
+    from torch.utils.flop_counter import FlopCounterMode
+
+    n, d = 256, 4
+    args = _args(gen, n=n, d=d)
+    _, info = lowrank_gradient(*args, scale=0.5, eps=1e-3, q_factor=q_factor, return_info=True)
+    with FlopCounterMode(display=False) as counter:
+        lowrank_gradient(*args, scale=0.5, degree=info.degree, q_factor=q_factor, block_size=64)
+    counted = counter.get_total_flops()  # matmuls only
+    model = theory.lowrank_gradient_cost(n, d, info.degree, block=64, direct=q_factor == "direct").flops
+    assert 4 * n * info.k1 * info.k2 * d <= counted <= model  # the two Kronecker contractions dominate

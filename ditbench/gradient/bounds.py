@@ -83,6 +83,6 @@ def gradient_error_bound(
     h_norm = float(torch.linalg.vector_norm(h - h.mean(dim=0), dim=-1).max())  # H (centred)
     c_norm = float(torch.linalg.vector_norm(h, dim=-1).max() + torch.linalg.vector_norm(e.double(), dim=-1).max())
     d_eps = derivative_relative_error(approx) * GRID_SLACK if autograd else None
-    kappa = logit_gradient_factor(max(eps, 1e-300), h_norm, c_norm, d_eps)
+    kappa = logit_gradient_factor(max(eps, 1e-300), h_norm, c_norm, d_eps)  # eps = 0 (R = 0, P = exp) is exact
     a1_cols = float(a1.double().abs().sum(dim=0).max())  # ‖A1‖₁
     return g.scale * kappa * a1_cols * float(a2.double().abs().max())

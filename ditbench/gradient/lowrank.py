@@ -81,10 +81,8 @@ def default_block(d: int, degree: int, q_factor: QFactor, itemsize: int) -> int:
 
 
 def predicted_bytes(n: int, d: int, degree: int, q_factor: QFactor, itemsize: int, block: int) -> float:
-    if q_factor == "paper":
-        return theory.lowrank_gradient_cost(n, d, degree, itemsize=itemsize, block=block).bytes
-    k1, k2, _ = _ranks(d, degree, q_factor)
-    return float((min(block, n) * (2 * k2 * d + 2 * k1 + k2) + 2 * k1 * k2 * d + k1 * k2 + 4 * n * d) * itemsize)
+    return theory.lowrank_gradient_cost(n, d, degree, itemsize=itemsize, block=block,
+                                        direct=q_factor == "direct").bytes
 
 
 def check_memory(n: int, d: int, approx: ExpApprox, q_factor: QFactor, itemsize: int, block: int,

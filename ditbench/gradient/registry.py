@@ -34,12 +34,8 @@ def _lowrank_block(p: Problem, params: Mapping[str, Any], degree: int) -> int:
 
 def _lowrank_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
     g = _approx_for(p, params).degree
-    block = _lowrank_block(p, params, g)
-    if params["q_factor"] == "paper":
-        return theory.lowrank_gradient_cost(p.n, p.d, g, itemsize=p.dtype.itemsize, block=block)
-    k1 = theory.feature_rank(p.d, g)  # direct factor: k2 = d
-    flops = 4.0 * p.n * k1 * p.d * p.d + 12.0 * p.n * k1 * p.d + 2.0 * p.n * k1
-    return theory.Cost(flops=flops, bytes=lowrank_mod.predicted_bytes(p.n, p.d, g, "direct", p.dtype.itemsize, block))
+    return theory.lowrank_gradient_cost(p.n, p.d, g, itemsize=p.dtype.itemsize, block=_lowrank_block(p, params, g),
+                                        direct=params["q_factor"] == "direct")
 
 
 def _lowrank_limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
