@@ -17,7 +17,6 @@ memory O(block·k2·d + k1·k2·d). Features are rebuilt per block rather than s
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Literal
 
