@@ -140,3 +140,61 @@ def polynomial_forward_cost(
     flops = 2.0 * (n + m) * r_low * width + (n + m) * (r_low + 2 * width)
     mem = (2 * r_low * width + 2 * min(block, max(n, m)) * (r_low + width)) * itemsize
     return Cost(flops=flops, bytes=float(mem))
+
+
+##################################################################################
+#                 Gradient cost model (DESIGN §3.2, ditbench.gradient)           #
+##################################################################################
+
+def gradient_ranks(d: int, degree: int) -> tuple[int, int, int]:
+    """Ranks of the chained low-rank gradient: k1 = C(g + d, d) (f ≈ U1V1ᵀ), k2 = k1 + d
+    (q ≈ U2V2ᵀ), k3 = k1·k2 (p1 ≈ U3V3ᵀ, never materialised)."""
+    k1 = feature_rank(d, degree)
+    return k1, k1 + d, k1 * (k1 + d)
+
+
+def exact_gradient_cost(n: int, d: int, *, itemsize: int = 4, block: int | None = None) -> Cost:
+    """Closed-form dL/dX streamed over row blocks (ditbench.gradient.exact_gradient).
+
+    Pass 1 (f·h): logits 2n²d, n² exps, f·h 2n²d. Pass 2: logits 2n²d, n² exps, q = c·hᵀ 2n²d,
+    p = f∘(q − r) 2n², p·A2 2n²d. Total 10n²d + 4n² (+ O(nd²) for A1X, h and A1ᵀ(pA2)).
+    Memory: three (block, n) tiles (logits/f, q, p) plus five (n, d) intermediates.
+    """
+    rows = n if block is None else min(block, n)
+    flops = 10.0 * n * n * d + 4.0 * n * n + 8.0 * n * d * d
+    return Cost(flops=flops, bytes=float((3 * rows * n + 5 * n * d) * itemsize))
+
+
+def lowrank_gradient_cost(
+    n: int, d: int, degree: int, *, itemsize: int = 4, block: int = 1024, direct: bool = False
+) -> Cost:
+    """The chained low-rank gradient (ditbench.gradient.lowrank_gradient), ranks from
+    :func:`gradient_ranks`; ``direct=True`` counts its ``q_factor="direct"`` variant (k2 = d).
+
+    The p1 term s·A1ᵀ(U1⊘U2)(V1⊘V2)ᵀA2 is contracted as G_U = Σ_i U1[i] ⊗ U2[i] ⊗ A1[i] and
+    G_V = Σ_j V1[j] ⊗ V2[j] ⊗ A2[j] (each (k1, k2, d), 2n·k1·k2·d flops as one matmul per block),
+    then G_Uᵀ G_V (2k1·k2·d²). Plus features 2n·k1, five (n × k1 × d) products 10n·k1·d, r̃ 2n·k1·k2.
+    Memory: per block (block, k2·d) Kronecker tiles and (block, k1) features, two (k1, k2·d)
+    accumulators and (n, d) intermediates (h, c̃).
+    """
+    k1, k2, _ = gradient_ranks(d, degree)
+    if direct:
+        k2 = d
+    rows = min(block, n)
+    flops = 4.0 * n * k1 * k2 * d + 10.0 * n * k1 * d + 2.0 * n * k1 * k2 + 2.0 * n * k1 + 2.0 * k1 * k2 * d * d
+    mem = rows * (2 * k2 * d + 2 * k1 + k2) + 2 * k1 * k2 * d + k1 * k2 + 4 * n * d
+    return Cost(flops=flops, bytes=float(mem * itemsize))
+
+
+def polynomial_autograd_gradient_cost(n: int, d: int, degree: int, *, itemsize: int = 4, block: int = 1024) -> Cost:
+    """Autograd through the streamed polynomial forward (ditbench.gradient.polynomial_autograd_gradient).
+
+    Time: the factored forward (:func:`polynomial_forward_cost`, n = m, dv = d) and a backward of
+    about twice its FLOPs. Memory: autograd keeps every block's features for the backward, so
+    about three (n, r' + (d + 1)²) tensors (monomials, high-factor products and their outputs)
+    — O(n·r), not O(block·r).
+    """
+    fwd = polynomial_forward_cost(n, n, d, d, degree, itemsize=itemsize, block=block, factored=True)
+    r_low = feature_rank(d, max(degree - 1, 0))
+    width = (d + 1) * (d + 1)
+    return Cost(flops=3.0 * fwd.flops, bytes=fwd.bytes + 3.0 * 2 * n * (r_low + width) * itemsize)
