@@ -53,7 +53,7 @@ def make_inputs(n: int, d: int, seed: int) -> tuple[torch.Tensor, ...]:
     return tuple(torch.rand(*s, generator=gen) - 0.5 for s in shapes)
 
 
-def time_call(stmt: Callable[[], Any], threads: int, *, repeats: int | None, min_run_time: float):
+def measure_call(stmt: Callable[[], Any], threads: int, *, repeats: int | None, min_run_time: float):
     """(median s, IQR s, number of timings, last output): `repeats` single calls (slow routes,
     whose last output is kept so that it need not be recomputed) or blocked_autorange."""
     last: dict[str, Any] = {}
@@ -72,7 +72,7 @@ def run(ns: list[int], d: int, eps: float, threads: int, seed: int, exact_repeat
     for n, reps in zip(ns, exact_repeats):
         args = make_inputs(n, d, seed)
         scale = 1.0 / d
-        t_exact, iqr_exact, r_exact, out_exact = time_call(lambda: exact_gradient(*args, scale=scale), threads,
+        t_exact, iqr_exact, r_exact, out_exact = measure_call(lambda: exact_gradient(*args, scale=scale), threads,
                                                            repeats=reps, min_run_time=min_run_time)
         if n <= reference_max_n:
             ref, ref_name = exact_gradient(*(t.double() for t in args), scale=scale), "float64 exact_gradient"
@@ -91,7 +91,7 @@ def run(ns: list[int], d: int, eps: float, threads: int, seed: int, exact_repeat
         rows.append(row("exact_gradient", "-", t_exact, iqr_exact, r_exact, out_exact))
         for route in ROUTES:
             out, info = route.fn(*args, scale=scale, eps=eps, return_info=True, **route.kwargs)
-            t, iqr, reps_, _ = time_call(lambda: route.fn(*args, scale=scale, eps=eps, **route.kwargs), threads,
+            t, iqr, reps_, _ = measure_call(lambda: route.fn(*args, scale=scale, eps=eps, **route.kwargs), threads,
                                       repeats=None, min_run_time=min_run_time)
             rows.append(row(route.name, route.rank(info), t, iqr, reps_, out))
     return rows
