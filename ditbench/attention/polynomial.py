@@ -1,9 +1,266 @@
-"""Alman–Song polynomial-method attention (DESIGN §3.1). Filled in by the foundation work."""
+"""Alman–Song polynomial-method attention (DESIGN §3.1): T = D̃⁻¹Φ(Q)(Ψ(K)ᵀV), streamed.
+
+Hot path (no n×r matrix, no Python loop over monomials):
+1. One reduction gives ρ_q = max‖q_i‖₂, ρ_k = max‖k_j‖₂ and the Cauchy–Schwarz logit bound
+   R₀ = scale·ρ_q·ρ_k (inflated by its rounding) ≤ R, the radius the polynomial is built for.
+2. Inputs are normalised, q̂ = q/ρ_q and k̂ = k/ρ_k, so every raw monomial has |q̂^α| ≤ 1, and
+   ⟨q̂, k̂⟩·γ = logit/R with γ = R₀/R ≤ 1. All weights — b_i·γ^i·mult(α) — are folded *once*
+   into the (r, dv + 1) key summary instead of into every feature.
+3. Factored top degree: every monomial of degree g is (a degree-(g−1) monomial)·x_j, so only
+   the r' = C(g − 1 + d, d) monomials of degree < g are built (M, an (r', block) tile) and the
+   top degree rides on the "high" factor h = (1, x_0, …, x_{d−1}):
+   key pass   Z = Σ_blocks M(k̂)·[h(k̂) ⊗ (V, 1)]               (r', (d + 1)·(dv + 1)),
+   weights    W = Ω ∘ Z, Ω holding w_α at α's canonical (low, high) position and 0 elsewhere,
+   query pass [num, den] = Σ_j h_j(q̂)·(Wᵀ M(q̂))_j per block;  T = num/den.
+   This builds 1/3 of the features at g = 4, d = 8 and turns the skinny (r × (dv + 1)) products
+   into ones (d + 1)× wider, which BLAS runs several times closer to peak (measured in
+   benchmarks/perf_forward.py); theory.polynomial_forward_cost(factored=True) counts it.
+Memory O((n + m)·d + r'·d·dv + block·r'). The public :class:`PolynomialFeatures` (split weights)
+gives the same Φ and Ψ explicitly for the gradient work.
+"""
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import torch
 from torch import Tensor
 
+from .. import theory
+from .._checks import check_eps, check_positive_int, check_qkv, resolve_scale
+from ..expapprox import GRID_SLACK, ExpApprox, exp_approx, minimal_approx
+from .features import MonomialTable, monomial_table, monomial_weights, raw_monomials
+from .registry import Kernel, Problem, register
 
-def polynomial_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None, eps: float = 1e-3,
-                         degree: int | None = None, radius: float | None = None) -> Tensor:
-    raise NotImplementedError("polynomial_attention is being implemented")
+# Bytes of one (batch, r, block) feature tile: 2 MiB keeps a tile in a per-core L2/L3 share on
+# the reference CPU while amortising the ~g·d small torch calls that build it (measured in
+# benchmarks/perf_forward.py: 1–4 MiB tiles are within noise of each other at d = 8).
+TILE_BYTES = 2 << 20
+# Default cap on the kernel's extra memory (feature tiles + key summary), bytes.
+DEFAULT_MEMORY_BUDGET = 2 << 30
+
+
+def _default_block(batch: int, d: int, dv: int, degree: int, itemsize: int) -> int:
+    """Token rows per tile so one (batch, r' + (d + 1)(dv + 1), block) tile set is about
+    TILE_BYTES (a multiple of 64, at least 64)."""
+    width = theory.feature_rank(d, max(degree - 1, 0)) + (d + 1) * (dv + 1)
+    return max(64, TILE_BYTES // (batch * width * itemsize) // 64 * 64)
+
+
+def _choose_approx(radius: float, eps: float, degree: int | None) -> ExpApprox:
+    if degree is None:
+        return minimal_approx(radius, eps)
+    approx = exp_approx(radius, check_positive_int("degree", degree, minimum=0))
+    if approx.relative_error >= 1.0:
+        raise ValueError(
+            f"degree={degree} has relative error {approx.relative_error:.3g} ≥ 1 for exp on "
+            f"[−{radius:g}, {radius:g}]: P can be non-positive, so normalisers could vanish; "
+            f"use degree ≥ {minimal_approx(radius, 0.5).degree} or degree=None with eps"
+        )
+    return approx
+
+
+def _check_memory(batch: int, n: int, m: int, d: int, dv: int, approx: ExpApprox, itemsize: int,
+                  block: int, budget: float, radius: float, eps: float) -> None:
+    need = batch * theory.polynomial_forward_cost(
+        n, m, d, dv, approx.degree, itemsize=itemsize, block=block, factored=True).bytes
+    if need <= budget:
+        return
+    fits = theory.max_degree_within(n, m, d, dv, budget / batch, itemsize=itemsize, block=block, factored=True)
+    if fits < 0:
+        hint = "not even degree 0 fits; raise memory_budget or lower block_size"
+    else:
+        best = exp_approx(radius, fits).relative_error * GRID_SLACK
+        hint = (f"degree ≤ {fits} (rank {theory.feature_rank(d, fits)}) fits, i.e. eps ≥ {best:.2g} at "
+                f"radius {radius:g}" if best < 1 else f"degree ≤ {fits} fits but cannot reach eps < 1 at radius {radius:g}")
+    raise ValueError(
+        f"degree {approx.degree} (rank {theory.feature_rank(d, approx.degree)}, eps={eps:g}, radius={radius:g}) "
+        f"needs {need / 2**20:.1f} MiB > memory_budget={budget / 2**20:.1f} MiB; {hint}"
+    )
+
+
+def polynomial_attention(
+    q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None, eps: float = 1e-3,
+    degree: int | None = None, radius: float | None = None, block_size: int | None = None,
+    memory_budget: float | None = None,
+) -> Tensor:
+    """Polynomial-method approximation of softmax(scale·q kᵀ)·v.
+
+    Args:
+        q: ``(..., n, d)`` queries. k: ``(..., m, d)`` keys. v: ``(..., m, dv)`` values. Leading
+            dims broadcast; float32 or float64; any device (computation stays on it).
+        scale: logit scale; ``None`` means 1/√d.
+        eps: target relative error of P ≈ exp on [−radius, radius], in (0, 1).
+        degree: polynomial degree; ``None`` = the minimal verified degree for ``eps``. An explicit
+            degree overrides ``eps`` (its realised error is what the guarantee then uses).
+        radius: logit radius R the polynomial is built for; ``None`` = scale·max‖q‖₂·max‖k‖₂.
+            ValueError if smaller than that bound.
+        block_size: token rows per feature tile; ``None`` = about 2 MiB tiles.
+        memory_budget: cap in bytes on extra memory (default 2 GiB); ValueError naming the
+            degree/eps that would fit when exceeded.
+
+    Returns:
+        ``(..., n, dv)`` in the inputs' dtype. With P's relative error ε on every logit,
+        ‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max in exact arithmetic (theory.output_error_bound).
+        Raises ValueError if any normaliser is not positive and finite (never returns NaN).
+
+    Autograd flows through every step and differentiates the polynomial actually used: with an
+    explicit radius and degree that is exactly ∂T/∂(q, k, v); with ``radius=None`` the radius (and
+    so P) is treated as a constant of the inputs.
+    """
+    n, m, d, dv = check_qkv(q, k, v)
+    if q.dtype not in (torch.float32, torch.float64):
+        raise ValueError(f"polynomial_attention supports float32 and float64, not {q.dtype}")
+    s = resolve_scale(scale, d)
+    eps = check_eps(eps)
+    budget = DEFAULT_MEMORY_BUDGET if memory_budget is None else float(memory_budget)
+    if not budget > 0:
+        raise ValueError(f"memory_budget={memory_budget} must be > 0 bytes")
+    batch_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+    batch = math.prod(batch_shape)
+
+    norms = torch.stack([torch.linalg.vector_norm(q, dim=-1).amax(),
+                         torch.linalg.vector_norm(k, dim=-1).amax()])  # (2,) in the inputs' dtype
+    rho_q, rho_k = norms.tolist()  # the one host sync before the loops
+    # Cauchy–Schwarz: every |logit| ≤ s·ρ_q·ρ_k; each norm carries ≤ (d + 2)·u relative
+    # rounding, so inflating by 1 + 2(d + 2)u keeps `bound` a true upper bound.
+    slack = 2 * (d + 2) * torch.finfo(q.dtype).eps
+    bound = s * rho_q * rho_k * (1 + slack)
+    if radius is None:
+        r_poly = bound
+    else:
+        r_poly = float(radius)
+        if not (math.isfinite(r_poly) and r_poly >= 0):
+            raise ValueError(f"radius={radius} must be finite and ≥ 0")
+        if r_poly < bound * (1 - 2 * slack):  # below the bound even after rounding
+            raise ValueError(
+                f"radius={r_poly:g} is smaller than the inputs' logit bound scale·max‖q‖·max‖k‖={bound:g}; "
+                f"pass radius ≥ {bound:g} or None"
+            )
+    approx = _choose_approx(r_poly, eps, degree)
+    itemsize = q.dtype.itemsize
+    block = (_default_block(batch, d, dv, approx.degree, itemsize) if block_size is None
+             else check_positive_int("block_size", block_size))
+    _check_memory(batch, n, m, d, dv, approx, itemsize, block, budget, r_poly, eps)
+
+    # Per-degree coefficients in the normalised variable: logit/R = γ·⟨q̂, k̂⟩.
+    gamma = s * rho_q * rho_k / r_poly if r_poly > 0 else 0.0  # exactly the ρ's used below
+    coeffs = torch.tensor([b * gamma**i for i, b in enumerate(approx.coefficients)],
+                          dtype=torch.float64, device=q.device)  # (g + 1,)
+    low, canon = _factored_layout(d, approx.degree, q.device)  # low table, (r,) flat positions
+    high = d + 1 if approx.degree >= 1 else 1  # width of the high factor h
+    omega = coeffs.new_zeros(low.rank * high).index_copy_(0, canon, monomial_weights(d, coeffs))
+    omega = omega.to(q.dtype).view(low.rank, high, 1)  # (r', d + 1, 1)
+
+    qt = (q.expand(*batch_shape, n, d).reshape(batch, n, d) / (rho_q or 1.0)).transpose(-1, -2)  # (B, d, n)
+    kn = k.expand(*batch_shape, m, d).reshape(batch, m, d) / (rho_k or 1.0)  # (B, m, d)
+    kt = kn.transpose(-1, -2)  # (B, d, m)
+    va = torch.cat([v.expand(*batch_shape, m, dv).reshape(batch, m, dv),
+                    v.new_ones(batch, m, 1)], dim=-1)  # (B, m, dv + 1)
+    ka = torch.cat([kn.new_ones(batch, m, 1), kn], dim=-1)[..., :high]  # (B, m, d + 1): h(k̂), token-major
+
+    z = v.new_zeros(batch, low.rank, high * (dv + 1))  # (B, r', (d + 1)(dv + 1))
+    for start in range(0, m, block):
+        kb = kt[..., start : start + block].contiguous()  # (B, d, b)
+        hv = ka[:, start : start + block, :, None] * va[:, start : start + block, None, :]  # (B, b, d + 1, dv + 1)
+        z = torch.baddbmm(z, raw_monomials(kb, low), hv.flatten(-2))  # (B, r', (d + 1)(dv + 1))
+    # Weighted summary, transposed so the query product is (w × r')·(r' × b) with both operands
+    # contiguous (a transposed feature operand costs BLAS a copy of the whole tile).
+    wt = (z.view(batch, low.rank, high, dv + 1) * omega).flatten(-2).transpose(-1, -2).contiguous()  # (B, (d + 1)(dv + 1), r')
+
+    out, den_min = [], []
+    for start in range(0, n, block):
+        qb = qt[..., start : start + block].contiguous()  # (B, d, b)
+        y = (wt @ raw_monomials(qb, low)).view(batch, high, dv + 1, -1)  # (B, d + 1, dv + 1, b)
+        res = (_high(qb, high)[:, :, None, :] * y).sum(dim=1)  # (B, dv + 1, b)
+        den = res[:, dv:]  # (B, 1, b)
+        den_min.append(den.detach().amin())
+        out.append(res[:, :dv] / den)  # (B, dv, b)
+    result = torch.cat(out, dim=-1).transpose(-1, -2)  # (B, n, dv)
+    worst = torch.stack(den_min).amin()
+    if not bool(torch.isfinite(worst)) or not bool(worst > 0):
+        raise ValueError(
+            f"a normaliser is {float(worst):.3g} (must be positive and finite) at degree {approx.degree}, "
+            f"radius {r_poly:g}, dtype {q.dtype}: rounding overwhelmed P's positivity; "
+            f"use float64, a larger eps or a smaller radius"
+        )
+    return result.reshape(*batch_shape, n, dv)  # copies the transposed layout once (n·dv)
+
+
+def _high(xb: Tensor, width: int) -> Tensor:
+    """The high factor h = (1, x_0, …, x_{d−1}) of a ``(B, d, b)`` block → ``(B, width, b)``."""
+    ones = xb.new_ones(*xb.shape[:-2], 1, xb.shape[-1])  # (B, 1, b)
+    return ones if width == 1 else torch.cat([ones, xb], dim=-2)
+
+
+@lru_cache(maxsize=64)
+def _factored_layout(d: int, degree: int, device: torch.device) -> tuple[MonomialTable, Tensor]:
+    """The table of degree < g monomials (degree 0 when g = 0) and, for every monomial α of the
+    full degree-g table, its flat position low·(d + 1) + high in the (r', d + 1) product layout:
+    (α, 0) when |α| < g, (α − e_j, 1 + j) when |α| = g with j its largest index."""
+    full = monomial_table(d, degree)
+    low = monomial_table(d, max(degree - 1, 0))
+    if degree == 0:
+        return low, torch.zeros(1, dtype=torch.int64, device=device)
+    high = d + 1
+    canon = np.empty(full.rank, dtype=np.int64)
+    canon[: low.rank] = np.arange(low.rank) * high  # the low table is a prefix of the full one
+    # Top degree: degree 1 is (constant)·x_j; higher degrees come from the table's last level.
+    steps = [(1 + j, 0, 1, j) for j in range(d)] if degree == 1 else full.levels[-1]
+    for dst, src, count, coord in steps:
+        canon[dst : dst + count] = np.arange(src, src + count) * high + 1 + coord
+    return low, torch.as_tensor(canon, device=device)
+
+
+##################################################################################
+#                                Registration                                    #
+##################################################################################
+
+def _approx_for(p: Problem, params: Mapping[str, Any]) -> ExpApprox:
+    radius = params["radius"] if params["radius"] is not None else p.radius_bound()
+    if radius is None:
+        raise ValueError("polynomial: the problem has no entry bound and no radius was given")
+    return _choose_approx(float(radius), float(params["eps"]), params["degree"])
+
+
+def _block(p: Problem, params: Mapping[str, Any], degree: int) -> int:
+    if params["block_size"] is not None:
+        return int(params["block_size"])
+    return _default_block(1, p.d, p.dv, degree, p.dtype.itemsize)
+
+
+def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
+    g = _approx_for(p, params).degree
+    return theory.polynomial_forward_cost(p.n, p.m, p.d, p.dv, g, itemsize=p.dtype.itemsize,
+                                         block=_block(p, params, g), factored=True)
+
+
+def _limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
+    if p.dtype not in (torch.float32, torch.float64):
+        return []  # the generic dtype check already explains this
+    try:
+        approx = _approx_for(p, params)
+        budget = DEFAULT_MEMORY_BUDGET if params["memory_budget"] is None else float(params["memory_budget"])
+        _check_memory(1, p.n, p.m, p.d, p.dv, approx, p.dtype.itemsize, _block(p, params, approx.degree),
+                      budget, approx.radius, float(params["eps"]))
+    except ValueError as err:  # only our own refusals: degree unreachable or over budget
+        return [f"polynomial: {err}"]
+    return []
+
+
+def _describe(p: Problem, params: Mapping[str, Any]) -> dict[str, Any]:
+    """Degree and rank the kernel will use (pass the inputs' realised radius as ``radius`` for the
+    exact figure; otherwise the problem's worst-case radius scale·d·B² is used)."""
+    approx = _approx_for(p, params)
+    return {"degree": approx.degree, "rank": theory.feature_rank(p.d, approx.degree), "radius": approx.radius}
+
+
+POLYNOMIAL = register(Kernel(
+    name="polynomial", fn=polynomial_attention, op="forward", exact=False,
+    description="Alman–Song polynomial method: symmetric-monomial features, streamed (O((n+m)·r·dv))",
+    params={"eps": 1e-3, "degree": None, "radius": None, "block_size": None, "memory_budget": None},
+    cost=_cost, limits=_limits, describe=_describe,
+))

@@ -1,0 +1,103 @@
+"""Registration of the gradient routines as ``op="backward"`` kernels in
+:data:`ditbench.attention.KERNELS`, called ``KERNELS[name](a1, a2, a3, x, y, e, scale=None, **params)``.
+
+A backward :class:`~ditbench.attention.Problem` reads n = m (tokens) and d = dv (feature dim);
+``bound`` is the entry bound B of A1·X and A2, so every |logit| ≤ scale·d·B².
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from .. import theory
+from ..attention.registry import Kernel, Problem, register
+from ..expapprox import ExpApprox
+from . import lowrank as lowrank_mod
+from .autograd import polynomial_autograd_gradient
+from .exact import autograd_gradient, default_block, exact_gradient
+from .lowrank import choose_approx, lowrank_gradient
+from .problem import DEFAULT_MEMORY_BUDGET
+
+
+def _approx_for(p: Problem, params: Mapping[str, Any]) -> ExpApprox:
+    radius = p.radius_bound()
+    if radius is None:
+        raise ValueError("the problem has no entry bound, so the logit radius (and degree) is unknown")
+    return choose_approx(radius, float(params["eps"]), params["degree"])
+
+
+def _lowrank_block(p: Problem, params: Mapping[str, Any], degree: int) -> int:
+    if params["block_size"] is not None:
+        return int(params["block_size"])
+    return lowrank_mod.default_block(p.d, degree, params["q_factor"], p.dtype.itemsize)
+
+
+def _lowrank_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
+    g = _approx_for(p, params).degree
+    return theory.lowrank_gradient_cost(p.n, p.d, g, itemsize=p.dtype.itemsize, block=_lowrank_block(p, params, g),
+                                        direct=params["q_factor"] == "direct")
+
+
+def _lowrank_limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
+    try:
+        approx = _approx_for(p, params)
+        budget = DEFAULT_MEMORY_BUDGET if params["memory_budget"] is None else float(params["memory_budget"])
+        lowrank_mod.check_memory(p.n, p.d, approx, params["q_factor"], p.dtype.itemsize,
+                                 _lowrank_block(p, params, approx.degree), budget, float(params["eps"]))
+    except ValueError as err:  # only our own refusals: degree unreachable or over budget
+        return [f"lowrank_gradient: {err}"]
+    return []
+
+
+def _poly_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
+    g = _approx_for(p, params).degree
+    return theory.polynomial_autograd_gradient_cost(p.n, p.d, g, itemsize=p.dtype.itemsize,
+                                                    block=params["block_size"] or 1024)
+
+
+def _poly_limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
+    try:
+        cost = _poly_cost(p, params)
+    except ValueError as err:  # degree unreachable for eps at this radius
+        return [f"polynomial_autograd_gradient: {err}"]
+    budget = DEFAULT_MEMORY_BUDGET if params["memory_budget"] is None else float(params["memory_budget"])
+    if cost.bytes > budget:
+        return [f"polynomial_autograd_gradient needs about {cost.bytes / 2**20:.1f} MiB > memory_budget="
+                f"{budget / 2**20:.1f} MiB"]
+    return []
+
+
+def _exact_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
+    block = params["block_size"] or default_block(p.n)
+    return theory.exact_gradient_cost(p.n, p.d, itemsize=p.dtype.itemsize, block=block)
+
+
+def _autograd_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
+    # Forward 4n²d + n² exps; the backward recomputes the tile and does ~3 more n×n×d products.
+    flops = 12.0 * p.n * p.n * p.d + 3.0 * p.n * p.n
+    rows = 256 if params["streamed"] else p.n  # SDPA's CPU flash tile vs the full n×n softmax
+    return theory.Cost(flops=flops, bytes=float(3 * rows * p.n * p.dtype.itemsize))
+
+
+EXACT_GRADIENT = register(Kernel(
+    name="exact_gradient", fn=exact_gradient, op="backward", exact=True,
+    description="closed-form dL/dX streamed over row blocks (O(n²d) time, O(n·block) memory)",
+    params={"block_size": None}, cost=_exact_cost,
+))
+AUTOGRAD_GRADIENT = register(Kernel(
+    name="autograd_gradient", fn=autograd_gradient, op="backward", exact=True,
+    description="torch autograd through exact attention (SDPA flash when streamed, else materialised)",
+    params={"streamed": True}, cost=_autograd_cost,
+))
+LOWRANK_GRADIENT = register(Kernel(
+    name="lowrank_gradient", fn=lowrank_gradient, op="backward", exact=False,
+    description="AS24 chained low-rank gradient (ranks k1, k2 = k1 + d, k3 = k1·k2; O(n·k1·k2·d))",
+    params={"eps": 1e-3, "degree": None, "q_factor": "paper", "block_size": None, "memory_budget": None},
+    cost=_lowrank_cost, limits=_lowrank_limits,
+))
+POLYNOMIAL_AUTOGRAD_GRADIENT = register(Kernel(
+    name="polynomial_autograd_gradient", fn=polynomial_autograd_gradient, op="backward", exact=False,
+    description="autograd through the streamed polynomial forward (O(n·r·d) time, O(n·r) memory)",
+    params={"eps": 1e-3, "degree": None, "block_size": None, "memory_budget": None},
+    cost=_poly_cost, limits=_poly_limits,
+))
