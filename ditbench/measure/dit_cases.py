@@ -31,7 +31,7 @@ from ..dit.configs import VAE_DOWNSAMPLE, DiTConfig, get_config
 from ..dit.workload import WorkloadSpec, build_workload
 from .cases import GEOMETRIES, Case, Geometry
 from .spec import SweepSpec
-from .workloads import CaseRefused, Prepared, Workload, register_workload
+from .workloads import CaseRefused, Measurement, Prepared, register_measurement
 
 FAMILY = "dit"
 
@@ -150,5 +150,5 @@ def dit_setup_flops(case: Case) -> float:
 
 GEOMETRIES[FAMILY] = dit_geometries
 for _op in ("forward", "backward"):
-    register_workload(Workload(FAMILY, _op, prepare, cost=dit_cost, overhead_bytes=dit_overhead_bytes,
-                               setup_flops=dit_setup_flops))
+    register_measurement(Measurement(FAMILY, _op, prepare, cost=dit_cost, overhead_bytes=dit_overhead_bytes,
+                                     setup_flops=dit_setup_flops))

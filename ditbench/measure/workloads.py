@@ -1,8 +1,8 @@
 """Workloads: how one case is measured — the zero-argument call to time and how its output is scored.
 
-:data:`WORKLOADS` is keyed by (workload family, op). This module holds the ``attention`` family
-(synthetic q, k, v; seeded inputs, the float64 exact reference, the uniform baseline, error
-metrics); :mod:`ditbench.measure.dit_cases` registers ``dit`` (E5).
+:data:`MEASUREMENTS` is keyed by (workload family, op). This module holds the ``attention``
+family — :data:`WORKLOADS` (by op: seeded synthetic inputs, the float64 exact reference, the
+uniform baseline) and the error metrics; :mod:`ditbench.measure.dit_cases` registers ``dit`` (E5).
 
 Every timed point is checked against a float64 exact answer (DESIGN §1). For large n the
 forward reference is computed on a seeded random subset of query rows (``ref_rows`` of them),
@@ -48,6 +48,18 @@ class Target:
 
 
 @dataclass(frozen=True)
+class Workload:
+    """Synthetic attention inputs for one op and how to check a kernel's output (keyed by op in
+    :data:`WORKLOADS`; the benchmarks reuse these too)."""
+
+    op: str
+    make_inputs: Callable[[Case], tuple[Tensor, ...]]
+    check: Callable[[Case, tuple[Tensor, ...]], Check]
+    # The realised logit radius R ≥ max |scale·logit| on these inputs (Cauchy–Schwarz, theory.logit_radius).
+    radius: Callable[[Case, tuple[Tensor, ...]], float]
+
+
+@dataclass(frozen=True)
 class Prepared:
     """A built case: ``call`` is what is timed; ``score(out)`` turns its first output into the
     error columns (err_max, err_max_rel, err_fro_rel, err_uniform, err_vs_uniform, nonfinite,
@@ -58,8 +70,8 @@ class Prepared:
 
 
 @dataclass(frozen=True)
-class Workload:
-    """How to measure cases of one (family, op): build them, and predict their cost for the budget."""
+class Measurement:
+    """How cases of one (workload family, op) are measured: built, scored, and costed for the budget."""
 
     family: str  # key of ditbench.measure.spec.FAMILIES
     op: str
@@ -74,24 +86,24 @@ class CaseRefused(ValueError):
     need more memory than allowed inside a DiT): the point is recorded as ``skipped`` with the message."""
 
 
-# (workload family, op) → Workload; the "dit" entries are added by ditbench.measure.dit_cases.
-WORKLOADS: dict[tuple[str, str], Workload] = {}
+# (workload family, op) → Measurement; the "dit" entries are added by ditbench.measure.dit_cases.
+MEASUREMENTS: dict[tuple[str, str], Measurement] = {}
 
 
-def register_workload(workload: Workload) -> Workload:
-    key = (workload.family, workload.op)
-    if key in WORKLOADS:
-        raise ValueError(f"workload {key} is already registered")
-    WORKLOADS[key] = workload
-    return workload
+def register_measurement(measurement: Measurement) -> Measurement:
+    key = (measurement.family, measurement.op)
+    if key in MEASUREMENTS:
+        raise ValueError(f"measurement {key} is already registered")
+    MEASUREMENTS[key] = measurement
+    return measurement
 
 
-def workload_for(case: Case) -> Workload:
+def measurement_for(case: Case) -> Measurement:
     try:
-        return WORKLOADS[case.workload, case.op]
+        return MEASUREMENTS[case.workload, case.op]
     except KeyError:
-        raise ValueError(f"no workload registered for family {case.workload!r}, op {case.op!r}; "
-                         f"registered: {sorted(WORKLOADS)}") from None
+        raise ValueError(f"no measurement registered for workload family {case.workload!r}, op {case.op!r}; "
+                         f"registered: {sorted(MEASUREMENTS)}") from None
 
 
 # Kernel → the registered kernel it approximates when that is not softmax attention. Kept here
@@ -188,26 +200,27 @@ def backward_check(case: Case, inputs: tuple[Tensor, ...]) -> Check:
 ##################################################################################################
 # the attention family: one kernel call on synthetic inputs
 ##################################################################################################
-def _attention(make_inputs: Callable[[Case], tuple[Tensor, ...]],
-               check: Callable[[Case, tuple[Tensor, ...]], Check],
-               radius: Callable[[Case, tuple[Tensor, ...]], float]) -> Callable[[Case], Prepared]:
-    """prepare() for one op: inputs, the kernel call, and scoring against ``check``.
+WORKLOADS: Mapping[str, Workload] = {
+    "forward": Workload("forward", forward_inputs, forward_check,
+                        radius=lambda case, x: theory.logit_radius(x[0], x[1], case.scale)),
+    "backward": Workload("backward", backward_inputs, backward_check,
+                         radius=lambda case, x: theory.logit_radius(x[0] @ x[3], x[1], case.scale)),
+}
 
-    ``radius``: the realised logit radius R ≥ max |scale·logit| (Cauchy–Schwarz, theory.logit_radius).
-    """
-    def prepare(case: Case) -> Prepared:
-        inputs = make_inputs(case)
-        kernel, kwargs = KERNELS[case.kernel], case.kwargs
 
-        def call() -> Tensor:
-            return kernel(*inputs, scale=case.scale, **kwargs)
+def attention_prepare(case: Case) -> Prepared:
+    """One kernel call on the op's synthetic inputs, scored against its float64 check."""
+    workload = WORKLOADS[case.op]
+    inputs = workload.make_inputs(case)
+    kernel, kwargs = KERNELS[case.kernel], case.kwargs
 
-        def score(out: Tensor) -> dict[str, Any]:
-            return {**error_metrics(out, check(case, inputs)), "radius": radius(case, inputs)}
+    def call() -> Tensor:
+        return kernel(*inputs, scale=case.scale, **kwargs)
 
-        return Prepared(call=call, score=score)
+    def score(out: Tensor) -> dict[str, Any]:
+        return {**error_metrics(out, workload.check(case, inputs)), "radius": workload.radius(case, inputs)}
 
-    return prepare
+    return Prepared(call=call, score=score)
 
 
 def attention_cost(case: Case) -> theory.Cost | None:
@@ -228,14 +241,9 @@ def attention_overhead_bytes(case: Case) -> float:
     return tensors * (item + 8) + 2 * (1 << 22) * 8
 
 
-register_workload(Workload(
-    "attention", "forward", _attention(forward_inputs, forward_check,
-                                       radius=lambda case, x: theory.logit_radius(x[0], x[1], case.scale)),
-    cost=attention_cost, overhead_bytes=attention_overhead_bytes))
-register_workload(Workload(
-    "attention", "backward", _attention(backward_inputs, backward_check,
-                                        radius=lambda case, x: theory.logit_radius(x[0] @ x[3], x[1], case.scale)),
-    cost=attention_cost, overhead_bytes=attention_overhead_bytes))
+for _op in WORKLOADS:
+    register_measurement(Measurement("attention", _op, attention_prepare, cost=attention_cost,
+                                     overhead_bytes=attention_overhead_bytes))
 
 
 ##################################################################################################
