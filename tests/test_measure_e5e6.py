@@ -200,14 +200,14 @@ def test_peers_preset_covers_every_forward_kernel_with_its_own_parameters():
     assert {k for k, _ in s.kernel_params} == {"polynomial", "performer", "hyperattention", "nystrom", "polysketch"}
 
 
-def test_a_refused_kernel_whose_cost_model_raises_is_skipped_not_a_crash(tmp_path, monkeypatch):
+def test_a_refused_kernel_whose_cost_model_and_describe_hook_raise_is_skipped_not_a_crash(tmp_path, monkeypatch):
     from ditbench.attention import Kernel, uniform_attention
 
     def cost(problem, params):  # like the polynomial kernel's when no degree reaches eps
         raise ValueError("no polynomial reaches eps")
 
     monkeypatch.setitem(KERNELS, "fake_unreachable", Kernel(
-        name="fake_unreachable", fn=uniform_attention, cost=cost,
+        name="fake_unreachable", fn=uniform_attention, cost=cost, describe=cost,
         limits=lambda problem, params: ["fake_unreachable: no degree reaches eps"]))
     frame = run([spec(kernels=["fake_unreachable", "uniform"], **FAST)], tmp_path)
     rows = frame.set_index(["kernel", "n"])

@@ -49,9 +49,11 @@ def base_row(case: Case) -> dict[str, Any]:
 
 
 def _describe(kernel: Kernel | None, case: Case, params: Mapping[str, Any]) -> dict[str, Any]:
-    """degree and rank: from an optional ``kernel.describe(problem, params)`` hook, else from params."""
+    """degree and rank: from an optional ``kernel.describe(problem, params)`` hook, else from params.
+    The hook is not consulted where the kernel refuses the problem (it may raise there, e.g. the
+    polynomial kernel when no degree reaches eps)."""
     hook = getattr(kernel, "describe", None)
-    if callable(hook):
+    if callable(hook) and kernel is not None and not kernel.unsupported_reasons(case.problem(), params):
         info = dict(hook(case.problem(), params))
         return {"degree": info.get("degree"), "rank": info.get("rank")}
     rank = next((params[name] for name in _RANK_PARAMS if params.get(name) is not None), None)
