@@ -162,8 +162,9 @@ def check_spec(spec: SweepSpec) -> None:
         for field_name in ("bound", "scale"):
             value = getattr(geometry, field_name)
             if value is not None and not value > 0:
+                where = {"n": geometry.n, "m": geometry.m, "d": geometry.d}
                 raise ValueError(f"{spec.experiment}: {field_name} {getattr(geometry, field_name + '_spec')!r} = "
-                                 f"{value} at {{'n': {geometry.n}, 'm': {geometry.m}, 'd': {geometry.d}}}; it must be > 0")
+                                 f"{value} at {where}; it must be > 0")
 
 
 def expand(spec: SweepSpec, *, threads: int, device: str | None = None) -> list[Case]:

@@ -322,7 +322,8 @@ def _split_params(params: Any, kernels: Sequence[str]) -> tuple[tuple, tuple]:
         bad = [name for name, v in value.items() if isinstance(v, Mapping)]
         if bad:
             raise ValueError(f"params.{key}.{bad[0]} must be a value or a list of values, not a table")
-        own.append((str(key), tuple(sorted((str(k), tuple(_as_list(f"params.{key}.{k}", v))) for k, v in value.items()))))
+        grid = sorted((str(k), tuple(_as_list(f"params.{key}.{k}", v))) for k, v in value.items())
+        own.append((str(key), tuple(grid)))
     shared_names = {name for name, _ in shared}
     for kernel, grid in own:
         twice = sorted(shared_names & {name for name, _ in grid})
