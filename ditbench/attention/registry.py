@@ -58,6 +58,9 @@ class Kernel:
     limits: Callable[[Problem, Mapping[str, Any]], list[str]] | None = None
     # Derived settings for a problem, e.g. {"degree": 6, "rank": 3003} (recorded beside each timing).
     describe: Callable[[Problem, Mapping[str, Any]], Mapping[str, Any]] | None = None
+    # Registered kernel this one approximates when that is not softmax attention (measure also
+    # scores the kernel against it, in the err_target_* columns).
+    target: str | None = None
 
     def __call__(self, *tensors: torch.Tensor, scale: float | None = None, **params: Any) -> Any:
         unknown = set(params) - set(self.params)

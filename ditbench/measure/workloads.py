@@ -10,7 +10,7 @@ which costs O(ref_rows·m·d) instead of O(n·m·d); the subset is recorded in t
 
 A kernel that approximates something other than softmax attention (PolySketch approximates exact
 degree-4 polynomial attention, ``poly4_exact``) is scored twice: against softmax in the ``err_*``
-columns and against its own target in ``err_target_*`` (:data:`TARGETS`).
+columns and against its own target in ``err_target_*`` (``Kernel.target``).
 """
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ class Check:
     reference: Tensor  # (r, ·) float64 exact answer on those rows
     uniform: Tensor  # (r, ·) or broadcastable: float64 trivial O(n) answer on the same rows
     rel_scale: float  # divisor of err_max_rel: ‖V‖_max (forward) or ‖reference‖_max (backward)
-    target: Target | None = None  # the kernel's non-softmax target on the same rows (see TARGETS)
+    target: Target | None = None  # the kernel's non-softmax target on the same rows (Kernel.target)
 
 
 @dataclass(frozen=True)
 class Target:
-    """A non-softmax target's reference on the same rows as :class:`Check` (see :data:`TARGETS`)."""
+    """A non-softmax target's reference on the same rows as :class:`Check` (``Kernel.target``)."""
 
     kernel: str  # registry name of the target, e.g. "poly4_exact"
     reference: Tensor  # (r, dv) float64 target answer on the checked rows
@@ -106,15 +106,10 @@ def measurement_for(case: Case) -> Measurement:
                          f"registered: {sorted(MEASUREMENTS)}") from None
 
 
-# Kernel → the registered kernel it approximates when that is not softmax attention. Kept here
-# until the registry carries it (a ``Kernel.target`` field would replace this; see target_of).
-TARGETS: Mapping[str, str] = {"polysketch": "poly4_exact"}
-
-
 def target_of(kernel: str) -> str | None:
-    """The non-softmax target of ``kernel`` (a registry ``target`` field wins over :data:`TARGETS`)."""
-    declared = getattr(KERNELS.get(kernel), "target", None)
-    return declared if declared is not None else TARGETS.get(kernel)
+    """The registered non-softmax target of ``kernel`` (``Kernel.target``), if any."""
+    registered = KERNELS.get(kernel)
+    return None if registered is None else registered.target
 
 
 def uniform_(shape: tuple[int, ...], bound: float, gen: torch.Generator) -> Tensor:

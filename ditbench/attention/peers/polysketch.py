@@ -143,6 +143,6 @@ POLY4_EXACT = register(Kernel(
 POLYSKETCH = register(Kernel(
     name="polysketch", fn=polysketch_attention, exact=False,
     description="PolySketch: self-tensored degree-2 Gaussian sketch of size r; approximates poly4_exact (not softmax)",
-    params={"sketch_size": 32, "seed": 0}, cost=_polysketch_cost,
+    params={"sketch_size": 32, "seed": 0}, cost=_polysketch_cost, target="poly4_exact",
     limits=lambda p, params: _reasons(params["sketch_size"], params["seed"]),
 ))
