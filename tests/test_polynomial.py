@@ -244,7 +244,7 @@ def test_degree_with_relative_error_above_one_refused():
 def test_non_positive_normaliser_raises_instead_of_nan(monkeypatch):
     # Force P = −1 (as rounding could in float32 at huge radius) to exercise the guard itself.
     bad = ExpApprox(radius=1.0, degree=0, coefficients=(-1.0,), relative_error=0.5)
-    monkeypatch.setattr(poly_mod, "_choose_approx", lambda radius, eps, degree: bad)
+    monkeypatch.setattr(poly_mod, "choose_approx", lambda radius, eps, degree: bad)
     with pytest.raises(ValueError, match="normaliser"):
         polynomial_attention(torch.randn(3, 2), torch.randn(4, 2), torch.randn(4, 2))
 

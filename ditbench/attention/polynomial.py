@@ -50,7 +50,10 @@ def _default_block(batch: int, d: int, dv: int, degree: int, itemsize: int) -> i
     return max(64, TILE_BYTES // (batch * width * itemsize) // 64 * 64)
 
 
-def _choose_approx(radius: float, eps: float, degree: int | None) -> ExpApprox:
+def choose_approx(radius: float, eps: float, degree: int | None) -> ExpApprox:
+    """The verified P ≈ exp on [−radius, radius]: minimal degree for ``eps``, or the given degree
+    (refused when its relative error is ≥ 1, since then P can vanish and a normaliser with it).
+    Shared by the forward kernel and the gradient routines so both use one P."""
     if degree is None:
         return minimal_approx(radius, eps)
     approx = exp_approx(radius, check_positive_int("degree", degree, minimum=0))
@@ -140,7 +143,7 @@ def polynomial_attention(
                 f"radius={r_poly:g} is smaller than the inputs' logit bound scale·max‖q‖·max‖k‖={bound:g}; "
                 f"pass radius ≥ {bound:g} or None"
             )
-    approx = _choose_approx(r_poly, eps, degree)
+    approx = choose_approx(r_poly, eps, degree)
     itemsize = q.dtype.itemsize
     block = (_default_block(batch, d, dv, approx.degree, itemsize) if block_size is None
              else check_positive_int("block_size", block_size))
@@ -223,7 +226,7 @@ def _approx_for(p: Problem, params: Mapping[str, Any]) -> ExpApprox:
     radius = params["radius"] if params["radius"] is not None else p.radius_bound()
     if radius is None:
         raise ValueError("polynomial: the problem has no entry bound and no radius was given")
-    return _choose_approx(float(radius), float(params["eps"]), params["degree"])
+    return choose_approx(float(radius), float(params["eps"]), params["degree"])
 
 
 def _block(p: Problem, params: Mapping[str, Any], degree: int) -> int:

@@ -18,7 +18,7 @@ from torch import Tensor
 from .. import theory
 from .._checks import check_eps, check_positive_int
 from ..attention.polynomial import polynomial_attention
-from .lowrank import choose_approx
+from ..attention.polynomial import choose_approx
 from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype, logit_radius
 
 

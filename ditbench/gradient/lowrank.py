@@ -26,7 +26,8 @@ from torch import Tensor
 from .. import theory
 from .._checks import check_eps, check_positive_int
 from ..attention.features import PolynomialFeatures
-from ..expapprox import GRID_SLACK, ExpApprox, exp_approx, minimal_approx
+from ..attention.polynomial import choose_approx
+from ..expapprox import GRID_SLACK, ExpApprox, exp_approx
 from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype, logit_radius
 
 QFactor = Literal["paper", "direct"]
@@ -53,18 +54,6 @@ class LowRankInfo:
     predicted_bytes: float
 
 
-def choose_approx(radius: float, eps: float, degree: int | None) -> ExpApprox:
-    """The verified P ≈ exp on [−radius, radius]: minimal degree for ``eps``, or the given degree
-    (refused when its relative error is ≥ 1, since then P can vanish and a normaliser with it)."""
-    if degree is None:
-        return minimal_approx(radius, eps)
-    approx = exp_approx(radius, check_positive_int("degree", degree, minimum=0))
-    if approx.relative_error >= 1.0:
-        raise ValueError(
-            f"degree={degree} has relative error {approx.relative_error:.3g} ≥ 1 for exp on [−{radius:g}, {radius:g}]; "
-            f"use degree ≥ {minimal_approx(radius, 0.5).degree} or degree=None with eps"
-        )
-    return approx
 
 
 def _ranks(d: int, degree: int, q_factor: QFactor) -> tuple[int, int, int]:

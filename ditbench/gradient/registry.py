@@ -15,7 +15,8 @@ from ..expapprox import ExpApprox
 from . import lowrank as lowrank_mod
 from .autograd import polynomial_autograd_gradient
 from .exact import autograd_gradient, default_block, exact_gradient
-from .lowrank import choose_approx, lowrank_gradient
+from ..attention.polynomial import choose_approx
+from .lowrank import lowrank_gradient
 from .problem import DEFAULT_MEMORY_BUDGET
 
 
