@@ -163,7 +163,7 @@ def _print(result: dict, table: list[Row]) -> None:
           f"(float32 matmul here: {result['machine']['matmul_f32_gflops']:.0f} GFLOP/s; polynomial at "
           f"{table[0].gflops / result['machine']['matmul_f32_gflops']:.0%} of it)")
     print(f"errors on {e['checked_rows']} random query rows vs float64 exact: polynomial {table[0].err_max:.2e} "
-          f"≤ bound 2ε/(1−ε)‖V‖ = {e['bound_exact_arithmetic']:.2e}: {e['within_bound']}; "
+          f"≤ bound 2ε/(1+√(1−ε²))‖V‖ = {e['bound_exact_arithmetic']:.2e}: {e['within_bound']}; "
           f"uniform answer {e['err_uniform']:.2e}")
     if not math.isfinite(e["bound_with_float32_rounding_worst_case"]):
         print("(the worst-case float32 rounding bound is vacuous at this m; the exact-arithmetic bound is checked)")

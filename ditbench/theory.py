@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .expapprox import MAX_DEGREE, minimal_approx
+from .expapprox import MAX_DEGREE, minimal_approx, minimax_degree
 
 
 @dataclass(frozen=True)
@@ -39,14 +39,22 @@ def logit_radius(q: Tensor, k: Tensor, scale: float | None = None) -> float:
     return float(s * qn * kn)
 
 
-def degree_for(radius: float, eps: float, max_degree: int = MAX_DEGREE) -> int:
-    """Minimal degree g at which the kernels' construction (Chebyshev interpolant of exp on
-    [−radius, radius], in monomials, float64) has relative error ≤ eps, verified on a dense grid.
+def degree_for(radius: float, eps: float, max_degree: int = MAX_DEGREE, method: str = "minimax") -> int:
+    """Minimal degree g of a polynomial P with relative error |P(x)e^{−x} − 1| ≤ eps on
+    [−radius, radius].
+
+    ``method="minimax"``: the true minimal degree (the relative-error minimax polynomial, Remez in
+    high precision, certified bracket; :func:`ditbench.expapprox.minimax_degree`). The kernels
+    build that P for a radius ≤ 0.55 % larger and round it to float64, which costs at most one more
+    degree (:func:`ditbench.expapprox.minimal_approx`). ``method="chebyshev"``: the first
+    construction's verified degree (Chebyshev interpolant, float64 monomials), for comparison.
 
     radius: logit radius R ≥ 0 (all |scale·⟨q, k⟩| ≤ R). eps in (0, 1).
     Raises ValueError naming radius, eps and max_degree when no degree up to the cap qualifies.
     """
-    return minimal_approx(float(radius), float(eps), int(max_degree)).degree
+    if method == "minimax":
+        return minimax_degree(float(radius), float(eps), int(max_degree))
+    return minimal_approx(float(radius), float(eps), int(max_degree), method).degree
 
 
 def max_degree_within(
@@ -83,10 +91,26 @@ def entry_threshold(n: int) -> float:
 
 
 def output_error_bound(eps: float, v_max: float) -> float:
-    """‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max when P has relative error ≤ ε on every logit."""
+    """Tight ‖T − Att‖_max ≤ 2ε/(1 + √(1 − ε²))·‖V‖_max (≈ ε·‖V‖) when P has relative error ≤ ε
+    on every logit (derived in docs/polynomial.md: the largest total-variation distance between a
+    distribution p and its reweighting p(1 + δ)/Σp(1 + δ), |δ| ≤ ε, is ε/(1 + √(1 − ε²)), reached
+    with δ = ±ε on masses (√(1 − ε²) − 1 + ε)/(2ε) and the rest, and values ±‖V‖_max there)."""
+    if not (0.0 < eps < 1.0):
+        raise ValueError(f"eps={eps} must lie in the open interval (0, 1)")
+    return 2.0 * eps / (1.0 + math.sqrt(1.0 - eps * eps)) * float(v_max)
+
+
+def loose_output_error_bound(eps: float, v_max: float) -> float:
+    """The first, 2×-loose form 2ε/(1−ε)·‖V‖_max (kept to show the tightening)."""
     if not (0.0 < eps < 1.0):
         raise ValueError(f"eps={eps} must lie in the open interval (0, 1)")
     return 2.0 * eps / (1.0 - eps) * float(v_max)
+
+
+def worst_mass(eps: float) -> float:
+    """The mass α* = (√(1 − ε²) − 1 + ε)/(2ε) (→ 1/2) that the tight bound's worst case puts on
+    the keys with δ = +ε."""
+    return (math.sqrt(1.0 - eps * eps) - 1.0 + eps) / (2.0 * eps)
 
 
 def rounding_error_bound(unit_roundoff: float, m: int, d: int, degree: int, condition: float, v_max: float) -> float:
@@ -99,12 +123,57 @@ def rounding_error_bound(unit_roundoff: float, m: int, d: int, degree: int, cond
     relative to the normaliser. Hence ≤ 2γ_Nκ/(1 − γ_Nκ)·‖V‖_max (inf when γ_Nκ ≥ 1).
     A worst case: random rounding is usually ~√N smaller.
 
-    unit_roundoff: u of the dtype (torch.finfo(dtype).eps / 2).
+    unit_roundoff: u of the dtype (torch.finfo(dtype).eps / 2). Vacuous in float32 for R ≳ 3
+    (κ ≈ e^{2R} taken at the worst row of the worst input); the realistic term on given inputs
+    is ditbench.attention.polybounds.rounding_bound.
     """
     terms = m + feature_rank(d, degree) + 2 * degree + 4
     gamma = terms * unit_roundoff / (1.0 - terms * unit_roundoff) if terms * unit_roundoff < 1 else math.inf
     rel = gamma * condition
     return math.inf if rel >= 1 else 2.0 * rel / (1.0 - rel) * float(v_max)
+
+
+# λ of the probabilistic rounding model (Higham & Mary 2019, Thm 3.1): each term's bound holds
+# with probability ≥ 1 − 2·exp(−λ²(1 − u)²/2) = 1 − 3e-11 at λ = 7.
+ROUNDING_LAMBDA = 7.0
+
+
+def polynomial_rounding_depth(m: int, d: int, degree: int, block: int) -> int:
+    """Rounded operations along one term of the streamed polynomial kernel's sums
+    (ditbench.attention.polynomial): the normalisation q/ρ (1) and monomial products (g − 1) on
+    each side, ω and the high factor h ⊗ (v, 1) (3), the key contraction inside a tile (block)
+    and across tiles (⌈m/block⌉), the weighted summary (1), the query contraction over the
+    r' = C(g − 1 + d, d) low monomials and the d + 1 high factors, and the division (1)."""
+    r_low = feature_rank(d, max(degree - 1, 0))
+    tile = min(block, m)
+    return 2 * max(degree, 1) + 4 + tile + math.ceil(m / tile) + r_low + d + 1 + 1
+
+
+def rounding_term(unit_roundoff: float, depth: int, condition: float, v_max: float, *,
+                  model: str = "storage", lam: float = ROUNDING_LAMBDA) -> float:
+    """2ρ/(1 − ρ)·‖V‖_max with ρ = γ·κ: the rounding part of ‖T − Att‖_max when every normaliser
+    and numerator is a sum of terms each carrying ≤ ``depth`` roundings, whose magnitudes add up to
+    ``condition`` (κ) times the normaliser (ditbench.attention.polybounds). inf when ρ ≥ 1.
+
+    model ``"storage"`` (the realistic default): γ = u, one rounding per stored term — every term
+    of the sum exists once as a working-precision number (features, key summary), so the computed
+    sum carries that error even when all accumulation is perfect; accumulation errors, largely
+    independent, are not multiplied in (measured on adversarial rows, docs/polynomial.md: 20–200×
+    below this estimate, which is therefore a practical upper estimate, not a theorem);
+    ``"probabilistic"``: γ = exp(λ√N·u + N·u²/(1 − u)) − 1 (Higham & Mary 2019, each term's
+    roundings independent); ``"worst"``: γ = N·u/(1 − N·u) (Higham 2002, Lemma 3.1), rigorous.
+    """
+    n, u = float(depth), float(unit_roundoff)
+    if model == "storage":
+        gamma = u
+    elif model == "probabilistic":
+        gamma = math.expm1(lam * math.sqrt(n) * u + n * u * u / (1 - u))
+    elif model == "worst":
+        gamma = n * u / (1 - n * u) if n * u < 1 else math.inf
+    else:
+        raise ValueError(f"model={model!r} must be 'storage', 'probabilistic' or 'worst'")
+    rho = gamma * float(condition)
+    return math.inf if rho >= 1 else 2.0 * rho / (1.0 - rho) * float(v_max)
 
 
 def exact_forward_cost(n: int, m: int, d: int, dv: int, *, itemsize: int = 4, block: int | None = None) -> Cost:

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from .. import theory
 from .._checks import check_eps, check_positive_int, check_qkv, resolve_scale
-from ..expapprox import GRID_SLACK, ExpApprox, exp_approx, minimal_approx
+from ..expapprox import GRID_SLACK, ExpApprox, check_method, exp_approx, minimal_approx
 from .features import MonomialTable, monomial_table, monomial_weights, raw_monomials
 from .registry import Kernel, Problem, register
 
@@ -50,20 +50,47 @@ def _default_block(batch: int, d: int, dv: int, degree: int, itemsize: int) -> i
     return max(64, TILE_BYTES // (batch * width * itemsize) // 64 * 64)
 
 
-def choose_approx(radius: float, eps: float, degree: int | None) -> ExpApprox:
-    """The verified P ≈ exp on [−radius, radius]: minimal degree for ``eps``, or the given degree
-    (refused when its relative error is ≥ 1, since then P can vanish and a normaliser with it).
-    Shared by the forward kernel and the gradient routines so both use one P."""
+def choose_approx(radius: float, eps: float, degree: int | None, method: str = "minimax") -> ExpApprox:
+    """The verified P ≈ exp on [−radius, radius]: minimal degree for ``eps`` (built for a radius
+    ≤ 0.55 % larger, ``.radius``), or the given degree at exactly ``radius`` (refused when its
+    relative error is ≥ 1, since then P can vanish and a normaliser with it). ``method``: the
+    construction (ditbench.expapprox.METHODS). Shared by the forward kernel and the gradient
+    routines so both use one P."""
     if degree is None:
-        return minimal_approx(radius, eps)
-    approx = exp_approx(radius, check_positive_int("degree", degree, minimum=0))
+        return minimal_approx(radius, eps, method=method)
+    approx = exp_approx(radius, check_positive_int("degree", degree, minimum=0), check_method(method))
     if approx.relative_error >= 1.0:
         raise ValueError(
             f"degree={degree} has relative error {approx.relative_error:.3g} ≥ 1 for exp on "
             f"[−{radius:g}, {radius:g}]: P can be non-positive, so normalisers could vanish; "
-            f"use degree ≥ {minimal_approx(radius, 0.5).degree} or degree=None with eps"
+            f"use degree ≥ {minimal_approx(radius, 0.5, method=method).degree} or degree=None with eps"
         )
     return approx
+
+
+def polynomial_radius(q: Tensor, k: Tensor, s: float, radius: float | None) -> tuple[float, float, float]:
+    """(ρ_q, ρ_k, R): the max norms and the logit radius the kernel requests P for.
+
+    Cauchy–Schwarz: every |logit| ≤ s·ρ_q·ρ_k; each norm carries ≤ (d + 2)·u relative rounding,
+    so inflating by 1 + 2(d + 2)u keeps the bound a true upper bound. An explicit ``radius`` below
+    it is refused (ValueError naming both)."""
+    d = q.shape[-1]
+    norms = torch.stack([torch.linalg.vector_norm(q, dim=-1).amax(),
+                         torch.linalg.vector_norm(k, dim=-1).amax()])  # (2,) in the inputs' dtype
+    rho_q, rho_k = norms.tolist()  # one host sync
+    slack = 2 * (d + 2) * torch.finfo(q.dtype).eps
+    bound = s * rho_q * rho_k * (1 + slack)
+    if radius is None:
+        return rho_q, rho_k, bound
+    r_poly = float(radius)
+    if not (math.isfinite(r_poly) and r_poly >= 0):
+        raise ValueError(f"radius={radius} must be finite and ≥ 0")
+    if r_poly < bound * (1 - 2 * slack):  # below the bound even after rounding
+        raise ValueError(
+            f"radius={r_poly:g} is smaller than the inputs' logit bound scale·max‖q‖·max‖k‖={bound:g}; "
+            f"pass radius ≥ {bound:g} or None"
+        )
+    return rho_q, rho_k, r_poly
 
 
 def _check_memory(batch: int, n: int, m: int, d: int, dv: int, approx: ExpApprox, itemsize: int,
@@ -76,7 +103,7 @@ def _check_memory(batch: int, n: int, m: int, d: int, dv: int, approx: ExpApprox
     if fits < 0:
         hint = "not even degree 0 fits; raise memory_budget or lower block_size"
     else:
-        best = exp_approx(radius, fits).relative_error * GRID_SLACK
+        best = exp_approx(radius, fits, approx.method).relative_error * GRID_SLACK
         hint = (f"degree ≤ {fits} (rank {theory.feature_rank(d, fits)}) fits, i.e. eps ≥ {best:.2g} at "
                 f"radius {radius:g}" if best < 1 else f"degree ≤ {fits} fits but cannot reach eps < 1 at radius {radius:g}")
     raise ValueError(
@@ -88,7 +115,7 @@ def _check_memory(batch: int, n: int, m: int, d: int, dv: int, approx: ExpApprox
 def polynomial_attention(
     q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None, eps: float = 1e-3,
     degree: int | None = None, radius: float | None = None, block_size: int | None = None,
-    memory_budget: float | None = None,
+    memory_budget: float | None = None, construction: str = "minimax",
 ) -> Tensor:
     """Polynomial-method approximation of softmax(scale·q kᵀ)·v.
 
@@ -104,10 +131,13 @@ def polynomial_attention(
         block_size: token rows per feature tile; ``None`` = about 2 MiB tiles.
         memory_budget: cap in bytes on extra memory (default 2 GiB); ValueError naming the
             degree/eps that would fit when exceeded.
+        construction: how P ≈ exp is built: ``"minimax"`` (relative-error Remez, the default) or
+            ``"chebyshev"`` (the first construction, more degrees at large R; for comparison).
 
     Returns:
         ``(..., n, dv)`` in the inputs' dtype. With P's relative error ε on every logit,
-        ‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max in exact arithmetic (theory.output_error_bound).
+        ‖T − Att‖_max ≤ 2ε/(1 + √(1 − ε²))·‖V‖_max in exact arithmetic (theory.output_error_bound);
+        floating-point rounding adds ditbench.attention.polybounds.rounding_bound.
         Raises ValueError if any normaliser is not positive and finite (never returns NaN).
 
     Autograd flows through every step and differentiates the polynomial actually used: with an
@@ -125,25 +155,9 @@ def polynomial_attention(
     batch_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     batch = math.prod(batch_shape)
 
-    norms = torch.stack([torch.linalg.vector_norm(q, dim=-1).amax(),
-                         torch.linalg.vector_norm(k, dim=-1).amax()])  # (2,) in the inputs' dtype
-    rho_q, rho_k = norms.tolist()  # the one host sync before the loops
-    # Cauchy–Schwarz: every |logit| ≤ s·ρ_q·ρ_k; each norm carries ≤ (d + 2)·u relative
-    # rounding, so inflating by 1 + 2(d + 2)u keeps `bound` a true upper bound.
-    slack = 2 * (d + 2) * torch.finfo(q.dtype).eps
-    bound = s * rho_q * rho_k * (1 + slack)
-    if radius is None:
-        r_poly = bound
-    else:
-        r_poly = float(radius)
-        if not (math.isfinite(r_poly) and r_poly >= 0):
-            raise ValueError(f"radius={radius} must be finite and ≥ 0")
-        if r_poly < bound * (1 - 2 * slack):  # below the bound even after rounding
-            raise ValueError(
-                f"radius={r_poly:g} is smaller than the inputs' logit bound scale·max‖q‖·max‖k‖={bound:g}; "
-                f"pass radius ≥ {bound:g} or None"
-            )
-    approx = choose_approx(r_poly, eps, degree)
+    rho_q, rho_k, r_poly = polynomial_radius(q, k, s, radius)  # the one host sync before the loops
+    approx = choose_approx(r_poly, eps, degree, construction)
+    r_poly = approx.radius  # ≥ the bound (the minimal construction rounds the radius up)
     itemsize = q.dtype.itemsize
     block = (_default_block(batch, d, dv, approx.degree, itemsize) if block_size is None
              else check_positive_int("block_size", block_size))
@@ -226,7 +240,7 @@ def _approx_for(p: Problem, params: Mapping[str, Any]) -> ExpApprox:
     radius = params["radius"] if params["radius"] is not None else p.radius_bound()
     if radius is None:
         raise ValueError("polynomial: the problem has no entry bound and no radius was given")
-    return choose_approx(float(radius), float(params["eps"]), params["degree"])
+    return choose_approx(float(radius), float(params["eps"]), params["degree"], params["construction"])
 
 
 def _block(p: Problem, params: Mapping[str, Any], degree: int) -> int:
@@ -254,16 +268,32 @@ def _limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _describe(p: Problem, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Degree and rank the kernel will use (pass the inputs' realised radius as ``radius`` for the
-    exact figure; otherwise the problem's worst-case radius scale·d·B² is used)."""
-    approx = _approx_for(p, params)
-    return {"degree": approx.degree, "rank": theory.feature_rank(p.d, approx.degree), "radius": approx.radius}
+def _describe(p: Problem, params: Mapping[str, Any], inputs: tuple[Tensor, ...] | None = None,
+              rows: Tensor | None = None) -> dict[str, Any]:
+    """What the kernel uses: degree, rank, the radius P was built for and P's realised relative
+    error. Without ``inputs``, for the problem's worst-case radius scale·d·B² (the prediction);
+    with ``inputs`` (q, k, v) exactly what a call on them runs (realised radius), plus the
+    guarantee on them: ``err_bound`` (exact arithmetic) and ``rounding_bound`` (the inputs'
+    dtype, on query ``rows``; ditbench.attention.polybounds)."""
+    if inputs is None:
+        approx = _approx_for(p, params)
+        return {"degree": approx.degree, "rank": theory.feature_rank(p.d, approx.degree), "radius": approx.radius,
+                "approx_error": approx.relative_error}
+    from .polybounds import guarantee
+
+    q, k, v = inputs[:3]
+    s = resolve_scale(p.scale, q.shape[-1])
+    _, _, r_poly = polynomial_radius(q, k, s, params["radius"])
+    approx = choose_approx(r_poly, float(params["eps"]), params["degree"], params["construction"])
+    block = _block(p, params, approx.degree)
+    return {"degree": approx.degree, "rank": theory.feature_rank(p.d, approx.degree), "radius": approx.radius,
+            "approx_error": approx.relative_error, **guarantee(q, k, v, s, approx, block=block, rows=rows)}
 
 
 POLYNOMIAL = register(Kernel(
     name="polynomial", fn=polynomial_attention, op="forward", exact=False,
     description="Alman–Song polynomial method: symmetric-monomial features, streamed (O((n+m)·r·dv))",
-    params={"eps": 1e-3, "degree": None, "radius": None, "block_size": None, "memory_budget": None},
+    params={"eps": 1e-3, "degree": None, "radius": None, "block_size": None, "memory_budget": None,
+            "construction": "minimax"},
     cost=_cost, limits=_limits, describe=_describe,
 ))

@@ -84,7 +84,7 @@ def phase_section(p: PageData) -> Section | None:
 
 def accuracy_section(p: PageData) -> Section | None:
     figs = _figs((figures.accuracy_figure(p.run.results),
-                  "Measured max error against the a-priori bound 2ε/(1−ε)·‖V‖max (ε: the polynomial's "
+                  "Measured max error against the a-priori bound 2ε/(1+√(1−ε²))·‖V‖max (ε: the polynomial's "
                   "relative error on the logit range, ‖V‖max = err_max / err_max_rel), by degree when the "
                   "results record it, else by target ε. Tightness ≤ 1 means the bound holds; the grey "
                   "dotted line is the uniform answer's error."))
