@@ -45,6 +45,7 @@ EXTRA_COLUMNS = (
     "err_target_max",  # ‖T − target‖_max on the same rows as err_max
     "err_target_fro_rel",  # ‖T − target‖_F / ‖target‖_F
     "err_target_uniform",  # ‖mean of V − target‖_max: the trivial answer scored against the target
+    "impl",  # which implementation ran where a kernel has several (polynomial: fused | torch), else empty
 )
 COLUMNS = REQUIRED_COLUMNS + EXTRA_COLUMNS
 STATUSES = ("ok", "skipped", "failed")
