@@ -113,6 +113,7 @@ RESULTS: tuple[Column, ...] = (
     _c("err_target_max", "float", "‖T − target‖_max on the same rows as err_max"),
     _c("err_target_fro_rel", "float", "‖T − target‖_F / ‖target‖_F"),
     _c("err_target_uniform", "float", "‖mean of V − target‖_max: the trivial answer scored against the target"),
+    _c("impl", "text", "implementation that ran where a kernel has several (polynomial: fused | torch)", key=True),
 )
 RESULTS_BY_NAME: Mapping[str, Column] = {c.name: c for c in RESULTS}
 COLUMNS: tuple[str, ...] = tuple(c.name for c in RESULTS)  # results.csv header, in this order
