@@ -116,6 +116,7 @@ RESULTS: tuple[Column, ...] = (
     _c("err_target_max", "float", "‖T − target‖_max on the same rows as err_max"),
     _c("err_target_fro_rel", "float", "‖T − target‖_F / ‖target‖_F"),
     _c("err_target_uniform", "float", "‖mean of V − target‖_max: the trivial answer scored against the target"),
+    _c("impl", "text", "implementation that ran where a kernel has several (polynomial: fused | torch)", key=True),
     # Written by measure so that fit and report read files only (no kernel registry, no theory):
     _c("exact", "bool", "the kernel computes the exact answer up to rounding (its registry entry)"),
     _c("threshold", "float", "entry bound √(ln n) past which no almost-linear algorithm exists under SETH "

@@ -59,9 +59,9 @@ def _describe(kernel: Kernel | None, case: Case, params: Mapping[str, Any]) -> d
     hook = getattr(kernel, "describe", None)
     if callable(hook) and kernel is not None and not kernel.unsupported_reasons(case.problem(), params):
         info = dict(hook(case.problem(), params))
-        return {"degree": info.get("degree"), "rank": info.get("rank")}
+        return {"degree": info.get("degree"), "rank": info.get("rank"), "impl": info.get("impl")}
     rank = next((params[name] for name in _RANK_PARAMS if params.get(name) is not None), None)
-    return {"degree": params.get("degree"), "rank": rank}
+    return {"degree": params.get("degree"), "rank": rank, "impl": None}
 
 
 def finish(row: dict[str, Any], status: str, reason: str = "", **values: Any) -> dict[str, Any]:
