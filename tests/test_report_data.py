@@ -28,6 +28,7 @@ E3_EPS = (0.3, 0.06, 0.01, 1.5e-3, 2e-4, 2.5e-5)  # polynomial relative error at
 E3_TIGHTNESS = 0.2  # measured error = 0.2 × the a-priori bound
 V_MAX = 0.999  # ‖V‖_max of U[−1, 1] values
 ERR_UNIFORM = 1.5e-3  # the uniform answer's error at B = 1 (DESIGN §2)
+EXACT_KERNELS = ("sdpa", "exact", "grad_exact")  # rows say so in the `exact` column, as measure writes it
 
 
 def _row(**kw) -> dict:
@@ -39,6 +40,12 @@ def _row(**kw) -> dict:
     base.update(kw)
     if base["m"] is None:
         base["m"] = base["n"]
+    # The self-describing columns measure writes (exact flag, √(ln n) threshold, a-priori bound).
+    base["exact"] = base["kernel"] in EXACT_KERNELS
+    base["threshold"] = math.sqrt(math.log(base["n"]))
+    eps = base["eps"]
+    if base["op"] == "forward" and not base["exact"] and eps is not None and 0 < eps < 1:
+        base["err_bound"] = 2 * eps / (1 - eps) * V_MAX
     if base["status"] == "ok":
         base["iqr_s"] = 0.05 * base["median_s"]
         if base["err_max"] is not None:

@@ -216,9 +216,20 @@ def attention_prepare(case: Case) -> Prepared:
         return kernel(*inputs, scale=case.scale, **kwargs)
 
     def score(out: Tensor) -> dict[str, Any]:
-        return {**error_metrics(out, workload.check(case, inputs)), "radius": workload.radius(case, inputs)}
+        check = workload.check(case, inputs)
+        return {**error_metrics(out, check), "radius": workload.radius(case, inputs),
+                "err_bound": _error_bound(case, check)}
 
     return Prepared(call=call, score=score)
+
+
+def _error_bound(case: Case, check: Check) -> float | None:
+    """The a-priori 2ε/(1−ε)·‖V‖_max of an approximate forward kernel with a target 0 < eps < 1."""
+    kernel = KERNELS[case.kernel]
+    eps = kernel.resolved_params(case.kwargs).get("eps")
+    if case.op != "forward" or kernel.exact or eps is None or not 0 < float(eps) < 1:
+        return None
+    return theory.output_error_bound(float(eps), check.rel_scale)
 
 
 def attention_cost(case: Case) -> theory.Cost | None:

@@ -66,7 +66,7 @@ def scaling_section(p: PageData) -> Section | None:
 
 def phase_section(p: PageData) -> Section | None:
     pairs: list[tuple[go.Figure | None, str]] = [
-        (figures.phase_exponent_figure(p.fits),
+        (figures.phase_exponent_figure(p.fits, p.run.results),
          "Fitted exponent per entry-bound regime with its 95% CI. Theory: bounded B (or B = o(√ln n)) "
          "gives n^{1+o(1)}; past B = Θ(√ln n) no truly subquadratic algorithm exists under SETH."),
     ]
