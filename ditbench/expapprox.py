@@ -162,8 +162,10 @@ def _radius_too_large(radius: float, eps: float, max_degree: int) -> str:
 def _chebyshev(radius: float, degree: int) -> tuple[np.ndarray, np.ndarray, float | None]:
     """Interpolate exp(R·t) at the g + 1 Chebyshev points of the first kind, convert to monomials
     in t (float64). No reference points; no exact-arithmetic error."""
-    c = cheb.chebinterpolate(lambda t: np.exp(radius * t), degree)  # (g + 1,) Chebyshev coefficients
-    return cheb.cheb2poly(c), np.empty(0), None
+    # (numpy's stubs type chebinterpolate's callable by its coefficient type, not a float function)
+    c = np.asarray(cheb.chebinterpolate(lambda t: np.exp(radius * t), degree),  # type: ignore[type-var]
+                   dtype=np.float64)  # (g + 1,) Chebyshev coefficients
+    return np.asarray(cheb.cheb2poly(c), dtype=np.float64), np.empty(0), None
 
 
 def _minimax(radius: float, degree: int) -> tuple[np.ndarray, np.ndarray, float | None]:
@@ -197,7 +199,8 @@ def exp_approx(radius: float, degree: int, method: str = "minimax") -> ExpApprox
     degree = int(degree)
     check_method(method)
     if radius > MAX_RADIUS:
-        raise ValueError(f"radius={radius:g} exceeds {MAX_RADIUS:g}: the float64 monomial form of P is meaningless there")
+        raise ValueError(f"radius={radius:g} exceeds {MAX_RADIUS:g}: "
+                         "the float64 monomial form of P is meaningless there")
     if radius == 0.0:
         b = np.zeros(degree + 1)
         b[0] = 1.0  # exp(0) = 1 exactly

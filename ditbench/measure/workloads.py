@@ -131,6 +131,7 @@ def reference_rows(n: int, limit: int, seed: int) -> Tensor | None:
 def forward_inputs(case: Case) -> tuple[Tensor, Tensor, Tensor]:
     """q (n, d), k (m, d) ~ U[−B, B]; v (m, dv) ~ U[−value_bound, value_bound]; case dtype/device."""
     gen = torch.Generator().manual_seed(case.seed)
+    assert case.bound is not None  # synthetic families always draw with an entry bound
     q = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
     k = uniform_((case.m, case.d), case.bound, gen)  # (m, d)
     v = uniform_((case.m, case.dv), case.value_bound, gen)  # (m, dv)
@@ -159,6 +160,7 @@ def backward_inputs(case: Case) -> tuple[Tensor, ...]:
     and E4. The gradient problem is square (m = n), as in AS24.
     """
     gen = torch.Generator().manual_seed(case.seed)
+    assert case.bound is not None  # synthetic families always draw with an entry bound
     a1 = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
     a2 = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
     a3 = uniform_((case.n, case.d), case.value_bound, gen)  # (n, d)
@@ -188,7 +190,8 @@ def backward_check(case: Case, inputs: tuple[Tensor, ...]) -> Check:
         raise RuntimeError("no float64 gradient reference: ditbench.gradient.exact_gradient is missing in this build")
     args = tuple(x.to(device="cpu", dtype=torch.float64) for x in inputs)
     ref = exact_gradient(*args, scale=case.scale)  # (d, d)
-    return Check(rows=None, reference=ref, uniform=uniform_gradient(*args, scale=case.scale),
+    a1, a2, a3, x, y, e = args
+    return Check(rows=None, reference=ref, uniform=uniform_gradient(a1, a2, a3, x, y, e, scale=case.scale),
                  rel_scale=float(ref.abs().max()))
 
 
@@ -213,9 +216,47 @@ def attention_prepare(case: Case) -> Prepared:
         return kernel(*inputs, scale=case.scale, **kwargs)
 
     def score(out: Tensor) -> dict[str, Any]:
-        return {**error_metrics(out, workload.check(case, inputs)), "radius": workload.radius(case, inputs)}
+        check = workload.check(case, inputs)
+        return {**error_metrics(out, check), "radius": workload.radius(case, inputs),
+                "err_bound": _error_bound(case, check), **realised(case, inputs, check.rows)}
 
     return Prepared(call=call, score=score)
+
+
+def realised(case: Case, inputs: tuple[Tensor, ...], rows: Tensor | None) -> dict[str, Any]:
+    """What the kernel ran on these inputs, from its ``describe(problem, params, inputs, rows)`` hook:
+    degree, rank, poly_radius (the radius its polynomial was built for), approx_error, and where
+    the kernel states them err_bound / rounding_bound (the float-rounding term on the checked rows)
+    with a ``warning`` when that term exceeds the exact-arithmetic bound. Replaces base_row's
+    prediction, which used the worst-case radius scale·d·B²."""
+    kernel = KERNELS[case.kernel]
+    if kernel.describe is None:
+        return {}
+    info = dict(kernel.describe(case.problem(), kernel.resolved_params(case.kwargs), inputs, rows))
+    out: dict[str, Any] = {name: info[key] for name, key in (("degree", "degree"), ("rank", "rank"),
+                           ("poly_radius", "radius"), ("approx_error", "approx_error"), ("impl", "impl"),
+                           ("err_bound", "err_bound"), ("rounding_bound", "rounding_bound")) if key in info}
+    out["warning"] = rounding_warning(case.dtype, out.get("err_bound"), out.get("rounding_bound"))
+    return out
+
+
+def rounding_warning(dtype: str, err_bound: float | None, rounding: float | None) -> str:
+    """Text for the row's ``warning`` column: non-empty where the kernel's rounding term in ``dtype``
+    exceeds its exact-arithmetic bound (the ε-guarantee then does not hold in that precision)."""
+    if err_bound is None or rounding is None or not rounding > err_bound:
+        return ""
+    hint = " (holds only in float64)" if dtype != "float64" else ""
+    return (f"{dtype} rounding term {rounding:.2g} exceeds the eps-bound {err_bound:.2g}: "
+            f"the a-priori guarantee is not established in {dtype}{hint}")
+
+
+def _error_bound(case: Case, check: Check) -> float | None:
+    """The a-priori 2ε/(1−ε)·‖V‖_max of an approximate forward kernel with a target 0 < eps < 1."""
+    kernel = KERNELS[case.kernel]
+    eps = kernel.resolved_params(case.kwargs).get("eps")
+    if case.op != "forward" or kernel.exact or eps is None or not 0 < float(eps) < 1:
+        return None
+    return theory.output_error_bound(float(eps), check.rel_scale)
 
 
 def attention_cost(case: Case) -> theory.Cost | None:
