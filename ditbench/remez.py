@@ -217,8 +217,9 @@ def _extrema(ctx: Any, r: Any, g: int, b: list[Any], guess: list[Any] | None) ->
 
     if guess is not None:
         seeds = [_newton(h, dh, _fix(ctx, t, bits), bits) for t in guess[1:-1]]
-        if all(t is not None for t in seeds):
-            points = [-one, *seeds, one]  # type: ignore[list-item]
+        found = [t for t in seeds if t is not None]
+        if len(found) == len(seeds):
+            points = [-one, *found, one]
             if all(u < v for u, v in zip(points, points[1:])):
                 values = [err(t) for t in points]
                 if all((u < 0) != (v < 0) for u, v in zip(values, values[1:])):

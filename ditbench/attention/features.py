@@ -174,7 +174,8 @@ class PolynomialFeatures:
         if degree is None:
             approx = minimal_approx(float(radius), eps, method=construction)
         else:
-            approx = exp_approx(float(radius), check_positive_int("degree", degree, minimum=0), check_method(construction))
+            approx = exp_approx(float(radius), check_positive_int("degree", degree, minimum=0),
+                                check_method(construction))
         return cls(d=d, scale=s, radius=approx.radius, approx=approx)
 
     @property

@@ -42,7 +42,8 @@ def _describe(kind: str) -> Any:
             scale = p.resolved_scale
             approx = choose_approx(logit_radius(a1 @ x, a2, scale), float(params["eps"]), params["degree"])
         k1 = theory.feature_rank(p.d, approx.degree)
-        info = {"degree": approx.degree, "rank": k1, "radius": approx.radius, "approx_error": approx.relative_error}
+        info: dict[str, Any] = {"degree": approx.degree, "rank": k1, "radius": approx.radius,
+                                "approx_error": approx.relative_error}
         if kind == "lowrank":
             info["ranks"] = theory.gradient_ranks(p.d, approx.degree)
         return info

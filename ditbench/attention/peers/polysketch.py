@@ -147,5 +147,5 @@ POLYSKETCH = register(Kernel(
     description="PolySketch: self-tensored degree-2 Gaussian sketch of size r; approximates poly4_exact (not softmax)",
     params={"sketch_size": 32, "seed": 0}, cost=_polysketch_cost, target="poly4_exact",
     limits=lambda p, params: _reasons(params["sketch_size"], params["seed"]),
-    describe=lambda p, params, inputs=None, rows=None: {"rank": params["sketch_size"] ** 2},  # what ran: the feature count
+    describe=lambda p, params, inputs=None, rows=None: {"rank": params["sketch_size"] ** 2},  # what ran: r² features
 ))
