@@ -45,7 +45,7 @@ def _row(**kw) -> dict:
     base["threshold"] = math.sqrt(math.log(base["n"]))
     eps = base["eps"]
     if base["op"] == "forward" and not base["exact"] and eps is not None and 0 < eps < 1:
-        base["err_bound"] = 2 * eps / (1 - eps) * V_MAX
+        base["err_bound"] = 2 * eps / (1 + math.sqrt(1 - eps * eps)) * V_MAX  # theory.output_error_bound
     if base["status"] == "ok":
         base["iqr_s"] = 0.05 * base["median_s"]
         if base["err_max"] is not None:

@@ -109,17 +109,37 @@ class Geometry:
     setting: tuple[tuple[str, Any], ...] = ()
 
 
+# Input distributions of the attention family (setting.inputs; ditbench.measure.workloads.forward_inputs).
+ATTENTION_INPUTS = ("uniform", "planted")
+
+
 def attention_geometries(spec: SweepSpec) -> Iterator[Geometry]:
-    """The spec's own axes (n innermost, so the smallest points of every setting finish first)."""
-    for d, bound_text, scale_text in itertools.product(spec.d, spec.bound, spec.scale):
-        for dv in spec.dv or (d,):
+    """The spec's own axes (n innermost, so the smallest points of every setting finish first);
+    ``per_n.d`` replaces the d axis by an expression of n."""
+    d_expr = dict(spec.per_n).get("d")
+    settings = [tuple(zip([k for k, _ in spec.setting], combo))
+                for combo in itertools.product(*(v for _, v in spec.setting))]
+    for setting, d_axis, bound_text, scale_text in itertools.product(
+            settings, (None,) if d_expr else spec.d, spec.bound, spec.scale):
+        for dv_axis in spec.dv or (None,):
             for m_value in spec.m or (None,):
                 for n in spec.n:
                     m = n if m_value is None else m_value
+                    d = d_axis if d_expr is None else _per_n_dim(d_expr, n, m, spec.experiment)
+                    dv = d if dv_axis is None else dv_axis
                     values = {"n": n, "m": m, "d": d}
                     yield Geometry(n=n, m=m, d=d, dv=dv,
                                    bound=_evaluate("bound", bound_text, values, spec.experiment), bound_spec=bound_text,
-                                   scale=_evaluate("scale", scale_text, values, spec.experiment), scale_spec=scale_text)
+                                   scale=_evaluate("scale", scale_text, values, spec.experiment), scale_spec=scale_text,
+                                   setting=setting)
+
+
+def _per_n_dim(text: str, n: int, m: int, experiment: str) -> int:
+    value = _evaluate("per_n.d", text, {"n": n, "m": m, "d": 0}, experiment)
+    d = int(round(value))
+    if d < 1:
+        raise ValueError(f"{experiment}: per_n.d = {text!r} is {value:g} at n={n}; it must round to an integer ≥ 1")
+    return d
 
 
 # workload family → its sizes; ditbench.measure.dit_cases registers "dit".
@@ -158,6 +178,15 @@ def check_spec(spec: SweepSpec) -> None:
         if bad:
             raise ValueError(f"{spec.experiment}: params.{kernel} {bad}: kernel {kernel!r} does not accept "
                              f"{'them' if len(bad) > 1 else 'it'}; it accepts {sorted(own) or 'no parameters'}")
+    bad = [v for k, vals in spec.setting for v in vals if k == "inputs" and v not in ATTENTION_INPUTS]
+    if spec.workload == "attention" and bad:
+        raise ValueError(f"{spec.experiment}: setting.inputs {bad} not allowed; "
+                         f"allowed values: {list(ATTENTION_INPUTS)}")
+    for name, _ in spec.per_n:
+        if name != "d" and name not in accepted:
+            known = sorted(accepted) or "none"
+            raise ValueError(f"{spec.experiment}: per_n.{name} is accepted by none of the kernels "
+                             f"{list(spec.kernels)}; per_n takes d or a kernel parameter ({known})")
     for geometry in geometries(spec):
         for field_name in ("bound", "scale"):
             value = getattr(geometry, field_name)
@@ -180,8 +209,9 @@ def expand(spec: SweepSpec, *, threads: int, device: str | None = None) -> list[
     cases: dict[str, Case] = {}
     for kernel_name, dtype, seed in itertools.product(spec.kernels, spec.dtype, spec.seeds):
         kernel = KERNELS[kernel_name]
-        for params in _param_product(spec.grid_for(kernel_name, kernel.params)):
+        for base_params in _param_product(spec.grid_for(kernel_name, kernel.params)):
             for g in shapes:
+                params = _with_per_n(spec, kernel.params, base_params, g)
                 case = Case(
                     experiment=spec.experiment, kernel=kernel_name, op=spec.op, n=g.n, m=g.m, d=g.d, dv=g.dv,
                     bound=g.bound, bound_spec=g.bound_spec, scale=g.scale, scale_spec=g.scale_spec,
@@ -193,6 +223,14 @@ def expand(spec: SweepSpec, *, threads: int, device: str | None = None) -> list[
                 )
                 cases.setdefault(case.case_id, case)
     return list(cases.values())
+
+
+def _with_per_n(spec: SweepSpec, accepted: Mapping[str, Any], params: tuple[tuple[str, Any], ...],
+                g: Geometry) -> tuple[tuple[str, Any], ...]:
+    """``params`` plus the kernel parameters that ``per_n`` gives as expressions of n, m, d."""
+    extra = {name: _evaluate(f"per_n.{name}", text, {"n": g.n, "m": g.m, "d": g.d}, spec.experiment)
+             for name, text in spec.per_n if name != "d" and name in accepted}
+    return tuple(sorted({**dict(params), **extra}.items())) if extra else params
 
 
 def _param_product(grid: Mapping[str, tuple[Any, ...]]) -> Iterator[tuple[tuple[str, Any], ...]]:

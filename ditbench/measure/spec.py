@@ -55,7 +55,11 @@ class Family:
 
 
 FAMILIES: Mapping[str, Family] = {
-    "attention": Family(setting={}, description="synthetic q, k ~ U[−B, B], v: one attention call (E1–E4, E6)"),
+    # setting.inputs: "uniform" (default: q, k ~ U[−B, B]) | "planted" (each query's own key matches
+    # its signs at full size B: a large-margin match, far from uniform attention; E2's hard inputs)
+    "attention": Family(setting={"inputs": False},
+                        description="synthetic q, k ~ U[−B, B] (or planted matches), v: one attention call "
+                                    "(E1–E4, E6)"),
     # The DiT fixes the sizes: n = m = L = (image_size / 8 / p)², d = dv = head dim, scale 1/√d (as DiT).
     # Its backward is autograd through the model, so the kernels are forward kernels for either op.
     "dit": Family(setting={"model": True, "image_size": True, "blocks": False, "batch": False},
@@ -88,6 +92,10 @@ class SweepSpec:
     kernel_params: tuple[tuple[str, tuple[tuple[str, tuple[Any, ...]], ...]], ...] = ()
     workload: str = "attention"  # key of FAMILIES: what wraps the attention call
     setting: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # the workload's own axes, e.g. (("model", ("DiT-S/8",)),)
+    # Axes that follow n, as expressions of n, m (and d for kernel parameters), evaluated per point:
+    # (("d", "round(log2(n)/2)"), ("eps", "n**-0.5")) — the theorem's regime d = Θ(log n), ε = n^−a.
+    # "d" replaces the d axis (and dv when dv is not given); any other name is a kernel parameter.
+    per_n: tuple[tuple[str, str], ...] = ()
     dtype: tuple[str, ...] = ("float32",)
     device: str = "cpu"
     seeds: tuple[int, ...] = (0,)
@@ -142,6 +150,10 @@ class SweepSpec:
             if name in raw:
                 kwargs[name] = tuple(_as_list(name, raw[name]))
         kwargs["params"], kwargs["kernel_params"] = _split_params(raw.get("params", {}), kwargs["kernels"])
+        per_n = raw.get("per_n", {})
+        if not isinstance(per_n, Mapping) or not all(isinstance(v, str) for v in per_n.values()):
+            raise ValueError(f"per_n={per_n!r} must be a table of expressions, e.g. {{d = \"round(log2(n)/2)\"}}")
+        kwargs["per_n"] = tuple(sorted(per_n.items()))
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -158,6 +170,10 @@ class SweepSpec:
                     kernel: {k: list(v) for k, v in grid} for kernel, grid in self.kernel_params}
             elif f.name == "setting":
                 value = {k: list(v) for k, v in value}
+            elif f.name == "per_n":
+                if not value:
+                    continue
+                value = dict(value)
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -386,6 +402,13 @@ def _validate(spec: SweepSpec) -> None:
     need(len(set(spec.kernels)) == len(spec.kernels), f"kernels {list(spec.kernels)} repeat a name")
     need(all(isinstance(v, tuple) and v for _, v in spec.params),
          f"params values must be non-empty lists: {spec.params!r}")
+    for name, text in spec.per_n:
+        try:
+            parse_expression(text)
+        except ValueError as err:
+            raise ValueError(f"{spec.experiment}: per_n.{name} = {text!r}: {err}") from None
+        need(name not in {p for p, _ in spec.params} | {p for _, g in spec.kernel_params for p, _ in g},
+             f"per_n.{name} is also given in params; give it in one place")
     for kernel, grid in spec.kernel_params:
         need(kernel in spec.kernels, f"params.{kernel} is a per-kernel table, but {kernel!r} is not in kernels "
                                      f"{list(spec.kernels)}")

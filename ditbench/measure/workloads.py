@@ -117,6 +117,23 @@ def uniform_(shape: tuple[int, ...], bound: float, gen: torch.Generator) -> Tens
     return (torch.rand(*shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
 
 
+def planted_(n: int, m: int, d: int, bound: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Large-margin planted matches, the shape of the SETH hardness reductions: q = B·S with S
+    random signs (n, d); key π(i) of a random permutation π is B·S_i, query i's own match, at the
+    largest logit inputs in [−B, B]^d allow (scale·d·B²), while every other pair's logit is a
+    sum of d random ±scale·B² (spread scale·B²·√d). With scale·d·B² = c²·ln n the match carries
+    about n^{c²} of weight against n·O(1): far from uniform attention once c ≳ 1 (with small d only
+    2^d sign patterns exist, so queries sharing one share their matches: ties at the top). Keys beyond
+    min(n, m) are U[−B, B]. float64 on CPU; returns q (n, d), k (m, d)."""
+    signs = torch.randint(0, 2, (n, d), generator=gen, dtype=torch.float64) * 2 - 1  # (n, d)
+    q = signs * bound  # (n, d)
+    k = uniform_((m, d), bound, gen)  # (m, d)
+    planted = min(n, m)
+    perm = torch.randperm(m, generator=gen)[:planted]  # (planted,) key slot of query i's match
+    k[perm] = signs[:planted] * bound
+    return q, k
+
+
 def reference_rows(n: int, limit: int, seed: int) -> Tensor | None:
     """Sorted seeded random subset of ``limit`` of the ``n`` query rows, or None when limit ≥ n (all rows)."""
     if limit >= n:
@@ -129,11 +146,15 @@ def reference_rows(n: int, limit: int, seed: int) -> Tensor | None:
 # forward: out = softmax(scale·q kᵀ) v
 ##################################################################################################
 def forward_inputs(case: Case) -> tuple[Tensor, Tensor, Tensor]:
-    """q (n, d), k (m, d) ~ U[−B, B]; v (m, dv) ~ U[−value_bound, value_bound]; case dtype/device."""
+    """q (n, d), k (m, d) ~ U[−B, B] (or :func:`planted_` for setting inputs = "planted");
+    v (m, dv) ~ U[−value_bound, value_bound]; case dtype/device."""
     gen = torch.Generator().manual_seed(case.seed)
     assert case.bound is not None  # synthetic families always draw with an entry bound
-    q = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
-    k = uniform_((case.m, case.d), case.bound, gen)  # (m, d)
+    if case.settings.get("inputs", "uniform") == "planted":
+        q, k = planted_(case.n, case.m, case.d, case.bound, gen)
+    else:
+        q = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
+        k = uniform_((case.m, case.d), case.bound, gen)  # (m, d)
     v = uniform_((case.m, case.dv), case.value_bound, gen)  # (m, dv)
     return tuple(x.to(device=case.device, dtype=case.torch_dtype) for x in (q, k, v))  # type: ignore[return-value]
 
