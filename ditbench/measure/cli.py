@@ -46,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
         preset = load_config(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
         if args.resume and args.out is None:
             raise ValueError("--resume needs --out DIR (the run to finish)")
-        out = args.out or Path("results") / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{preset.name}"
+        out = args.out or Path("results") / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{preset.name}"
         with EXECUTORS[args.executor]() as executor:
             results = run_sweep(preset, out, threads=args.threads, device=args.device, resume=args.resume,
                                 executor=executor, progress=not args.quiet)

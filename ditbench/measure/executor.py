@@ -41,7 +41,7 @@ class Executor(ABC):
     def run(self, case: Case) -> Row:
         """Measure one case and return its row; never raises for a failure of the case itself."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: a no-op by default, not abstract)
         """Release processes or connections."""
 
     def __enter__(self) -> Executor:
@@ -148,6 +148,7 @@ class WorkerExecutor(Executor):
 
 def _wait_readable(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
     """True once the worker has written something (or closed its end); False after ``timeout_s``."""
+    assert proc.stdout is not None  # started with stdout=PIPE
     readable, _, _ = select.select([proc.stdout], [], [], timeout_s)
     return bool(readable)
 

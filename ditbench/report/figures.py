@@ -18,7 +18,7 @@ from plotly.subplots import make_subplots
 
 from .fitting import FittedLine, KernelCrossover
 from .select import (
-    UNIFORM, approximate_kernels, bound_regime, by_series, exact_baseline, medians_by_n,
+    UNIFORM, approximate_kernels, by_series, exact_baseline, medians_by_n,
     series_columns,
 )
 
@@ -128,7 +128,8 @@ def _add_reference_slopes(fig: go.Figure, rows: pd.DataFrame) -> None:
     t0 = float(np.exp(np.log(rows.loc[rows["n"] == n0, "median_s"]).mean()))
     grid = np.array([n0, n1])
     for k, dash in ((1, "dash"), (2, "longdash")):
-        fig.add_trace(go.Scatter(x=grid, y=t0 * (grid / n0) ** k, mode="lines", name=f"reference slope {k} (∝ n{'²' if k == 2 else ''})",
+        fig.add_trace(go.Scatter(x=grid, y=t0 * (grid / n0) ** k, mode="lines",
+                                 name=f"reference slope {k} (∝ n{'²' if k == 2 else ''})",
                                  line=dict(color="#999999", dash=dash, width=1.5), hoverinfo="skip"))
 
 
@@ -137,6 +138,7 @@ def _add_crossover(fig: go.Figure, c: KernelCrossover) -> None:
     if not c.drawable:
         return  # below/beyond the measured range or never: listed in the crossover table only
     r = c.result
+    assert r.n_star is not None  # drawable: the lines cross inside the range
     if r.low is not None and r.high is not None:
         fig.add_vrect(x0=r.low, x1=r.high, fillcolor="#ffbf00", opacity=0.15, line_width=0)
     fig.add_vline(x=r.n_star, line=dict(color="#b8860b", dash="dot", width=2))
@@ -268,7 +270,8 @@ def phase_error_heatmap(rows: pd.DataFrame, kernel: str) -> go.Figure | None:
     for i, (col, _) in enumerate(panels, start=1):
         fig.add_trace(go.Scatter(
             x=p["n"], y=p["bound"], mode="markers", showlegend=False,
-            marker=dict(symbol="square", size=20, color=np.log10(np.maximum(p[col], ERROR_FLOOR)), coloraxis="coloraxis"),
+            marker=dict(symbol="square", size=20, color=np.log10(np.maximum(p[col], ERROR_FLOOR)),
+                        coloraxis="coloraxis"),
             customdata=p[col], hovertemplate="n=%{x}<br>B=%{y:.3g}<br>%{customdata:.3g}<extra>" + col + "</extra>",
         ), row=1, col=i)
         _threshold_curve(fig, p, row=1, col=i)
@@ -395,7 +398,8 @@ def pareto_figure(points: pd.DataFrame, where: str) -> go.Figure | None:
         ))
     front = points[points["front"]].sort_values("median_s")
     fig.add_trace(go.Scatter(x=front["median_s"], y=np.maximum(front["err_max"], ERROR_FLOOR), mode="lines",
-                             line=dict(color="black", shape="hv", width=1.5), name="Pareto front (★)", hoverinfo="skip"))
+                             line=dict(color="black", shape="hv", width=1.5), name="Pareto front (★)",
+                             hoverinfo="skip"))
     fig.update_xaxes(type="log", title_text="median time (seconds)")
     fig.update_yaxes(type="log", title_text="max error ‖T − Att‖max")
     return _style(fig, f"Error vs time across kernels at {where}; lower-left is better")

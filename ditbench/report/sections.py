@@ -60,7 +60,8 @@ def scaling_section(p: PageData) -> Section | None:
         return None
     tabs = (("Crossovers n* (approximate kernel becomes faster than exact)", tables.crossover_table(found)),) \
         if found else ()
-    return Section("scaling", "Scaling (E1)", "Forward time against sequence length n, one figure per experiment.", kept, tabs)
+    return Section("scaling", "Scaling (E1)", "Forward time against sequence length n, one figure per experiment.",
+                   kept, tabs)
 
 
 def phase_section(p: PageData) -> Section | None:

@@ -189,6 +189,7 @@ def pareto_points(rows: pd.DataFrame, regime: str | None = None) -> tuple[pd.Dat
             best, chosen = score, (key, g)
     if best is None or best[0] < 2:
         return None
+    assert chosen is not None  # set together with best
     (_, n, regime, d), g = chosen
     # Parameters that tell one kernel's configurations apart (e.g. degree, feature rank).
     config = [c for c in ("degree", "rank", "eps", "params") if c in g.columns]

@@ -57,6 +57,7 @@ def _evaluate(field_name: str, text: str, values: Mapping[str, int], experiment:
 def forward_inputs(case: Case) -> tuple[Tensor, Tensor, Tensor]:
     """q (n, d), k (m, d) ~ U[−B, B]; v (m, dv) ~ U[−value_bound, value_bound]; case dtype/device."""
     gen = torch.Generator().manual_seed(case.seed)
+    assert case.bound is not None  # synthetic families always draw with an entry bound
     q = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
     k = uniform_((case.m, case.d), case.bound, gen)  # (m, d)
     v = uniform_((case.m, case.dv), case.value_bound, gen)  # (m, dv)
@@ -85,6 +86,7 @@ def backward_inputs(case: Case) -> tuple[Tensor, ...]:
     and E4. The gradient problem is square (m = n), as in AS24.
     """
     gen = torch.Generator().manual_seed(case.seed)
+    assert case.bound is not None  # synthetic families always draw with an entry bound
     a1 = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
     a2 = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
     a3 = uniform_((case.n, case.d), case.value_bound, gen)  # (n, d)
@@ -109,7 +111,8 @@ def uniform_gradient(a1: Tensor, a2: Tensor, a3: Tensor, x: Tensor, y: Tensor, e
 def backward_check(case: Case, inputs: tuple[Tensor, ...]) -> Check:
     args = tuple(x.to(device="cpu", dtype=torch.float64) for x in inputs)
     ref = exact_gradient(*args, scale=case.scale)  # (d, d)
-    return Check(rows=None, reference=ref, uniform=uniform_gradient(*args, scale=case.scale),
+    a1, a2, a3, x, y, e = args
+    return Check(rows=None, reference=ref, uniform=uniform_gradient(a1, a2, a3, x, y, e, scale=case.scale),
                  rel_scale=float(ref.abs().max()))
 
 
