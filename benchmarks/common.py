@@ -3,8 +3,8 @@
 Everything here is built lazily: importing this module builds no tensor, so asv's discovery
 (which imports every benchmark module) stays cheap. Inputs, float64 references and error
 metrics are NOT re-implemented here: they come from the ``attention`` workload family
-(:mod:`ditbench.measure.families.attention`), the same code that ``ditbench run`` uses, so a benchmark and a sweep row of the same case see the
-same numbers. Exponents come from :func:`ditbench.fit.fit_power_law`.
+(:mod:`ditbench.measure.families.attention`), the same code that ``ditbench run`` uses, so a
+benchmark and a sweep row of the same case see the same numbers. Exponents come from :func:`ditbench.fit.fit_power_law`.
 
 A benchmark that needs something this machine lacks (a CUDA device) or a kernel that is not
 registered raises ``NotImplementedError`` from its ``setup``,

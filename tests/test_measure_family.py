@@ -14,7 +14,7 @@ from ditbench.attention import KERNELS, exact_attention
 from ditbench.measure import Case, InProcessExecutor, Preset, SweepSpec, expand, run_sweep
 from ditbench.measure import family as family_mod
 from ditbench.measure.budget import Rates
-from ditbench.measure.cases import Geometry, how, identity_fields
+from ditbench.measure.cases import HOW, Geometry, identity_fields
 from ditbench.measure.family import FAMILY_MODULES, Family, family_names, get_family
 from ditbench.measure.workloads import Check, Prepared, error_metrics
 from tolerances import gamma, softmax_rounding_bound
@@ -35,16 +35,17 @@ def test_identity_is_every_field_but_the_how_ones():
                           "time_budget_s", "memory_fraction"}
     assert set(Case.IDENTITY) == {f.name for f in dataclasses.fields(Case)} - how_fields
     assert _case(min_run_time=5.0, timeout_s=1.0).case_id == _case().case_id
-    for name, value in (("seed", 1), ("threads", 2), ("bound_spec", "2"), ("value_bound", 2.0), ("setting", (("a", 1),))):
+    changes = (("seed", 1), ("threads", 2), ("bound_spec", "2"), ("value_bound", 2.0), ("setting", (("a", 1),)))
+    for name, value in changes:
         assert _case(**{name: value}).case_id != _case().case_id, name
 
 
 def test_a_new_field_changes_the_case_id_unless_declared_how():
     """The bug a hand-kept identity list allowed: add a field, forget the list, and --resume merges
-    distinct cases. Derived identity: a new field counts unless it is declared with how()."""
-    Extended = dataclasses.make_dataclass(
-        "Extended", [("variant", str, dataclasses.field(default="a")), ("patience", float, how(1.0))],
-        bases=(Case,), frozen=True)
+    distinct cases. Derived identity: a new field counts unless it is declared with metadata=HOW."""
+    new_fields = [("variant", str, dataclasses.field(default="a")),
+                  ("patience", float, dataclasses.field(default=1.0, metadata=HOW))]
+    Extended = dataclasses.make_dataclass("Extended", new_fields, bases=(Case,), frozen=True)
     base = {f.name: getattr(_case(), f.name) for f in dataclasses.fields(Case)}
     a, b = Extended(**base, variant="a"), Extended(**base, variant="b")
     assert "variant" in identity_fields(Extended) and "patience" not in identity_fields(Extended)

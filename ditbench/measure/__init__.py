@@ -19,7 +19,7 @@ from .spec import Preset, SweepSpec, dump_toml, load_config, load_preset_text
 from .summary import summarize
 
 __all__ = [
-    "COLUMNS", "Case", "EXECUTORS", "Executor", "Family", "family_names", "get_family", "InProcessExecutor", "Preset", "REQUIRED_COLUMNS", "ResultStore",
-    "SweepSpec", "WorkerExecutor", "check_spec", "dump_toml", "expand", "get_preset", "load_config",
-    "load_preset_text", "plan", "preset_names", "read_results", "run_sweep", "summarize",
+    "COLUMNS", "Case", "EXECUTORS", "Executor", "Family", "InProcessExecutor", "Preset", "REQUIRED_COLUMNS",
+    "ResultStore", "SweepSpec", "WorkerExecutor", "check_spec", "dump_toml", "expand", "family_names", "get_family",
+    "get_preset", "load_config", "load_preset_text", "plan", "preset_names", "read_results", "run_sweep", "summarize",
 ]

@@ -10,8 +10,8 @@ spec's own n, m, d, dv, B and scale axes for ``attention``, the model's token co
 for ``dit``.
 
 A case's identity is *derived*: every field of :class:`Case` counts (so a new field can never
-merge distinct cases under ``--resume``) except those declared with :func:`how` — settings of
-how long or how carefully to measure, which a resumed run may change.
+merge distinct cases under ``--resume``) except those declared with ``metadata=HOW`` — settings
+of how long or how carefully to measure, which a resumed run may change.
 """
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
+from types import MappingProxyType
 from typing import Any, ClassVar
 
 import torch
@@ -33,9 +34,8 @@ TORCH_DTYPES: Mapping[str, torch.dtype] = {
 }
 
 
-def how(default: Any = MISSING) -> Any:
-    """A :class:`Case` field that says how to measure, not what: left out of the case's identity."""
-    return field(default=default, metadata={"identity": False})
+# Metadata of a Case field that says how to measure, not what: left out of the case's identity.
+HOW: Mapping[str, Any] = MappingProxyType({"identity": False})
 
 
 @dataclass(frozen=True)
@@ -52,24 +52,24 @@ class Case:
     bound: float | None  # entry bound B (q, k ~ U[−B, B]); for op="backward", of a1 and a2; None: unknown (dit)
     bound_spec: str  # the expression B came from, e.g. "1.0*sqrt(log(n))" ("" when unknown)
     scale: float  # logit scale, resolved
-    scale_spec: str = how()  # the text the scale came from; its value (``scale``) is the identity
+    scale_spec: str = field(metadata=HOW)  # the text the scale came from; its value (``scale``) is the identity
     params: tuple[tuple[str, Any], ...]  # kernel parameters passed to the call (sorted by name)
     dtype: str
     device: str
     seed: int
     threads: int
     value_bound: float = 1.0
-    ref_rows: int = how(1024)
-    min_run_time: float = how(0.2)
-    timer: str = how("blocked")
-    min_repeats: int = how(3)
-    timeout_s: float = how(300.0)
-    time_budget_s: float = how(30.0)
-    memory_fraction: float = how(0.5)
+    ref_rows: int = field(default=1024, metadata=HOW)
+    min_run_time: float = field(default=0.2, metadata=HOW)
+    timer: str = field(default="blocked", metadata=HOW)
+    min_repeats: int = field(default=3, metadata=HOW)
+    timeout_s: float = field(default=300.0, metadata=HOW)
+    time_budget_s: float = field(default=30.0, metadata=HOW)
+    memory_fraction: float = field(default=0.5, metadata=HOW)
     workload: str = "attention"  # the workload family's name (ditbench.measure.family)
     setting: tuple[tuple[str, Any], ...] = ()  # the family's own values, e.g. (("blocks", 2), ("model", "DiT-S/8"))
 
-    # Fields that say *what* is measured: every field not declared with how() (derived below).
+    # Fields that say *what* is measured: every field not declared with metadata=HOW (derived below).
     IDENTITY: ClassVar[tuple[str, ...]]
 
     @property
@@ -103,7 +103,7 @@ class Case:
 
 
 def identity_fields(cls: type[Case]) -> tuple[str, ...]:
-    """The fields of ``cls`` (Case or a subclass) that define a case's identity: all but how() ones."""
+    """The fields of ``cls`` (Case or a subclass) that define a case's identity: all but the HOW ones."""
     return tuple(f.name for f in fields(cls) if f.metadata.get("identity", True))
 
 
