@@ -141,7 +141,8 @@ def _case(bound: float, dtype: str, eps: float):
 
 @pytest.mark.parametrize("bound, dtype, eps", [(0.5, "float32", 1e-3), (2.0, "float32", 1e-6), (2.0, "float64", 1e-6)])
 def test_measured_row_records_what_ran_and_warns_where_due(bound, dtype, eps):
-    from ditbench.measure.workloads import attention_prepare, forward_inputs
+    from ditbench.measure.families.attention import forward_inputs
+    from ditbench.measure.families.attention import prepare as attention_prepare
 
     case = _case(bound, dtype, eps)
     prepared = attention_prepare(case)

@@ -13,7 +13,8 @@ import torch
 from ditbench.measure.cases import expand
 from ditbench.measure.presets import get_preset
 from ditbench.measure.spec import SweepSpec
-from ditbench.measure.workloads import forward_inputs, planted_
+from ditbench.measure.families.attention import forward_inputs
+from ditbench.measure.workloads import planted_
 from ditbench.report import phase
 
 
@@ -50,7 +51,7 @@ def test_per_n_and_params_may_not_both_give_a_parameter():
 
 
 def test_inputs_setting_is_checked():
-    with pytest.raises(ValueError, match=r"setting.inputs \['bogus'\] not allowed"):
+    with pytest.raises(ValueError, match=r"setting.inputs \[.bogus.\] not allowed"):
         expand(_spec(setting={"inputs": "bogus"}), threads=1)
 
 

@@ -37,7 +37,8 @@ def e2_rows(rows: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame()
     r = rows[rows["experiment"].astype(str).str.startswith("E2") & (rows["status"] == "ok")]
     r = r[r["op"].fillna("forward") == "forward"] if "op" in r.columns else r
-    missing = {c: np.nan for c in ("predicted_flops", "degree", "rank", "d", "err_uniform") if c not in r.columns}
+    missing: dict[str, object] = {c: np.nan for c in ("predicted_flops", "degree", "rank", "d", "err_uniform")
+                                  if c not in r.columns}
     missing |= {c: "" for c in ("setting", "bound_spec") if c not in r.columns}
     return r.assign(**missing) if missing else r
 
