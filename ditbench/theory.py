@@ -158,7 +158,7 @@ def rounding_term(unit_roundoff: float, depth: int, condition: float, v_max: flo
     model ``"storage"`` (the realistic default): γ = u, one rounding per stored term — every term
     of the sum exists once as a working-precision number (features, key summary), so the computed
     sum carries that error even when all accumulation is perfect; accumulation errors, largely
-    independent, are not multiplied in (measured on adversarial rows, docs/polynomial.md: 20–200×
+    independent, are not multiplied in (measured on adversarial rows, docs/polynomial.md: 90–320×
     below this estimate, which is therefore a practical upper estimate, not a theorem);
     ``"probabilistic"``: γ = exp(λ√N·u + N·u²/(1 − u)) − 1 (Higham & Mary 2019, each term's
     roundings independent); ``"worst"``: γ = N·u/(1 − N·u) (Higham 2002, Lemma 3.1), rigorous.

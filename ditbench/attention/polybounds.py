@@ -16,7 +16,7 @@ it vacuous at every R ≳ 3 in float32; this one is evaluated on the rows that w
 The numerator is the same sum with |v_j| ≤ ‖V‖_max, so T_i's error is ≲ 2ρ_i/(1 − ρ_i)·‖V‖_max
 with ρ_i = γ·κ_i. γ (theory.rounding_term): ``"storage"`` (default) γ = u — every term exists
 once as a working-precision number, so that much error is there even with perfect accumulation;
-the realistic estimate, measured 20–200× above adversarial float32 errors (docs/polynomial.md);
+the realistic estimate, measured 90–320× above adversarial float32 errors (docs/polynomial.md);
 ``"probabilistic"`` the Higham–Mary model along the kernel's summation depth
 (theory.polynomial_rounding_depth); ``"worst"`` the rigorous γ_N = N·u/(1 − N·u).
 """
