@@ -33,6 +33,9 @@ NOT_KEYS: frozenset[str] = frozenset({
     # per-point measurements and bookkeeping written by ditbench.measure (not settings)
     "case_id", "radius", "value_bound", "nonfinite", "ref_rows", "calls_per_block", "timer", "mem_method",
     "predicted_flops", "predicted_bytes", "wall_s", "host",
+    # per-row budget figures and the machine's details: `machine` (one label per machine) is the key
+    "failure", "worker", "cpu_model", "gpu_model", "torch_version", "rate_flops_per_s", "rate_method",
+    "predicted_s", "time_budget_s", "memory_need_bytes", "memory_limit_bytes",
 })
 N_DERIVED_CANDIDATES: tuple[str, ...] = ("bound", "degree", "rank", "scale")
 FIT_COLUMNS: tuple[str, ...] = (

@@ -45,9 +45,28 @@ EXTRA_COLUMNS = (
     "err_target_max",  # ‖T − target‖_max on the same rows as err_max
     "err_target_fro_rel",  # ‖T − target‖_F / ‖target‖_F
     "err_target_uniform",  # ‖mean of V − target‖_max: the trivial answer scored against the target
+    "failure",  # why a row is not ok, one of FAILURES ("" for ok rows); the runner's policy reads it
+    "machine",  # "host · CPU model[ · GPU model]" of the worker that ran the case (fits group by it)
+    "cpu_model", "gpu_model", "torch_version",  # that machine's CPU, GPU ("" on CPU) and torch version
+    "worker",  # the worker that ran it: "worker" (local process), "in-process" or a Dask worker address
+    "rate_flops_per_s", "rate_method",  # the worker's calibrated rate used for the time-budget decision
+    "predicted_s", "time_budget_s",  # predicted seconds per call (predicted_flops / rate) and the budget
+    "memory_need_bytes", "memory_limit_bytes",  # predicted bytes (call + measurement) and the budget
 )
 COLUMNS = REQUIRED_COLUMNS + EXTRA_COLUMNS
 STATUSES = ("ok", "skipped", "failed")
+# The structured cause of a row that is not ok (its ``failure`` column); ``reason`` says it in words.
+FAILURES: dict[str, str] = {
+    "timeout": "failed: killed after the case's timeout_s",
+    "crash": "failed: the process (or Dask worker) running the case died: signal, OOM killer, lost worker",
+    "error": "failed: the kernel or workload raised an exception",
+    "oom": "skipped: out of memory (torch.OutOfMemoryError)",
+    "refused": "skipped: the workload refused to build the case",
+    "unsupported": "skipped: outside the kernel's declared limits",
+    "budget": "skipped: the cost model predicts more time or memory than the budget",
+    "no-device": "skipped: the case's device does not exist on the worker's machine",
+    "after-timeout": "skipped: a smaller n of the same setting timed out",
+}
 
 
 class ResultStore:
@@ -84,6 +103,9 @@ class ResultStore:
             raise ValueError(f"row has columns {sorted(unknown)} that are not in the results schema")
         if row.get("status") not in STATUSES:
             raise ValueError(f"row status {row.get('status')!r} must be one of {list(STATUSES)}")
+        if row.get("status") != "ok" and row.get("failure") not in FAILURES:
+            raise ValueError(f"{row.get('status')} row has failure {row.get('failure')!r}; "
+                             f"must be one of {list(FAILURES)}")
         new = not self.path.exists() or self.path.stat().st_size == 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", newline="") as fh:
@@ -103,7 +125,7 @@ class ResultStore:
 def read_results(path: str | Path) -> pd.DataFrame:
     """Read a results.csv; empty cells become NaN in numeric columns (pandas' missing value)."""
     text = ("reason", "bound_spec", "scale_spec", "params", "case_id", "experiment", "kernel", "workload", "setting",
-            "target_kernel")
+            "target_kernel", "failure", "machine", "cpu_model", "gpu_model", "torch_version", "worker", "rate_method")
     df = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"], dtype={c: str for c in text})
     for column in text:
         if column in df.columns:  # files of earlier versions may lack the newer text columns
@@ -129,13 +151,15 @@ def run_metadata(
     import numpy
     import torch
 
+    from .machine import cpu_model
+
     return {
         "preset": dict(preset),
         "start_time": utc_now(), "end_time": None,
         "hostname": socket.gethostname(),
         "python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
         "pandas": pd.__version__, "platform": platform.platform(),
-        "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
         "gpu_model": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cuda": torch.version.cuda, "threads": threads, "device": device,
         "git_commit": _git_commit(),
@@ -157,16 +181,6 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def utc_now() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _git_commit() -> str | None:

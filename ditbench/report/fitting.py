@@ -17,7 +17,7 @@ from .select import UNIFORM, by_series, exact_baseline, is_exact, series_columns
 
 BAND_POINTS = 40  # sizes at which each fitted line and its band are drawn (geometric grid)
 # The report's own grouping when a run has no fits.csv: the columns its figures split series by.
-FIT_GROUPS = ("experiment", "kernel", "op", "params", "bound_spec", "d", "dtype", "device")
+FIT_GROUPS = ("experiment", "kernel", "op", "params", "bound_spec", "d", "dtype", "device", "machine")
 
 
 @dataclass(frozen=True)
