@@ -267,5 +267,18 @@ def _exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-# name → factory taking keyword options, for the CLI's --executor choices.
-EXECUTORS: dict[str, Callable[..., Executor]] = {"worker": WorkerExecutor, "in-process": InProcessExecutor}
+def _dask_executor(**options: Any) -> Executor:
+    """A :class:`~.dask_executor.DaskExecutor`; dask is an optional extra, imported only when chosen."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ValueError("--executor dask needs dask.distributed: pip install 'ditbench[dask]'") from None
+    from .dask_executor import DaskExecutor
+
+    return DaskExecutor(**options)
+
+
+# name → factory taking keyword options, for the CLI's --executor choices (dask: scheduler, workers).
+EXECUTORS: dict[str, Callable[..., Executor]] = {
+    "worker": WorkerExecutor, "in-process": InProcessExecutor, "dask": _dask_executor,
+}
