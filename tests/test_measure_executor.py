@@ -137,3 +137,29 @@ def test_store_refuses_an_unknown_failure(tmp_path):
     with pytest.raises(ValueError, match="failure 'mystery' must be one of"):
         store.append(finish(base_row(case), "failed", "?", failure="mystery"))
     store.append(finish(base_row(case), "ok"))
+
+
+def test_fits_and_report_series_never_pool_two_machines():
+    """Two machines measuring one kernel with different laws (t ∝ n on one, t ∝ n² on the other,
+    with per-row budget figures that differ row by row): one fit and one series per machine."""
+    import numpy as np
+
+    from ditbench.fit import default_group_columns, fit_table
+    from ditbench.report.select import series_columns
+
+    sizes = np.array([256, 512, 1024, 2048, 4096, 8192])
+    rows = []
+    for machine, power in (("a · AMD EPYC", 1.0), ("b · Intel Xeon", 2.0)):
+        for n in sizes:
+            rows.append({"experiment": "E1", "kernel": "exact", "op": "forward", "n": int(n), "d": 8,
+                         "status": "ok", "median_s": 1e-9 * float(n) ** power, "machine": machine,
+                         "rate_flops_per_s": 1e9 + n, "predicted_s": 1e-6 * n, "worker": f"tcp://{machine[0]}:1",
+                         "cpu_model": machine[4:], "memory_limit_bytes": 1e10 - n})
+    frame = pd.DataFrame(rows)
+    keys = default_group_columns(frame)
+    assert "machine" in keys and not {"rate_flops_per_s", "predicted_s", "worker", "cpu_model"} & set(keys)
+    fits = fit_table(frame).set_index("machine")
+    assert fits.loc["a · AMD EPYC", "exponent"] == pytest.approx(1.0, abs=1e-6)
+    assert fits.loc["b · Intel Xeon", "exponent"] == pytest.approx(2.0, abs=1e-6)
+    assert "machine" in series_columns(frame)
+    assert "machine" not in series_columns(frame[frame["machine"] == "a · AMD EPYC"])  # one machine: no split

@@ -252,6 +252,7 @@ def _send(proc: subprocess.Popen[bytes], message: object) -> None:
 
 def _wait_readable(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
     """True once the worker has written something (or closed its end); False after ``timeout_s``."""
+    assert proc.stdout is not None
     readable, _, _ = select.select([proc.stdout], [], [], timeout_s)
     return bool(readable)
 
