@@ -17,7 +17,7 @@ import pytest
 
 pytest.importorskip("distributed", reason="the dask extra (dask[distributed]) is not installed")
 
-import ditbench.measure.fakes as fakes  # noqa: E402  (registers the fake_* kernels in this process)
+import fake_kernels as fakes  # noqa: E402  (registers the fake_* kernels in this process)
 from ditbench.cli import main as ditbench_main  # noqa: E402
 from ditbench.measure import Preset, SweepSpec, WorkerExecutor, get_preset, plan, run_sweep  # noqa: E402
 from ditbench.measure.budget import Rates  # noqa: E402
@@ -25,7 +25,8 @@ from ditbench.measure.dask_executor import DaskExecutor  # noqa: E402
 
 pytestmark = pytest.mark.slow
 RATES = Rates(flops_per_s=1e9, method="assumed")  # fixed: skips must not depend on the load
-IMPORTS = ("ditbench", "ditbench.measure.fakes")
+IMPORTS = (fakes.MODULE,)  # registered on every worker through load_kernels, as locally
+TESTS_DIR = str(Path(fakes.__file__).resolve().parent)
 
 
 def quick_smoke() -> Preset:
@@ -44,8 +45,9 @@ def marker(tmp_path_factory) -> Path:
 def cluster(marker):
     """A LocalCluster of 2 worker processes (1 thread each) whose measurement processes may run
     the worker-killing fakes (armed through the environment the workers inherit)."""
-    saved = {key: os.environ.get(key) for key in (fakes.KILL_ENV, fakes.MARKER_ENV)}
-    os.environ.update({fakes.KILL_ENV: "1", fakes.MARKER_ENV: str(marker)})
+    saved = {key: os.environ.get(key) for key in (fakes.KILL_ENV, fakes.MARKER_ENV, "PYTHONPATH")}
+    os.environ.update({fakes.KILL_ENV: "1", fakes.MARKER_ENV: str(marker),
+                       "PYTHONPATH": os.pathsep.join(p for p in (TESTS_DIR, saved["PYTHONPATH"]) if p)})
     executor = DaskExecutor(workers=2, imports=IMPORTS)
     try:
         executor.start(RATES)

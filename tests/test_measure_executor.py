@@ -10,7 +10,7 @@ from collections import Counter
 import pandas as pd
 import pytest
 
-import ditbench.measure.fakes  # noqa: F401  (registers the fake_* kernels in this process)
+import fake_kernels  # noqa: F401  (registers the fake_* kernels in this process)
 from ditbench.measure import InProcessExecutor, Preset, SweepSpec, run_sweep
 from ditbench.measure.budget import Rates
 from ditbench.measure.executor import Executor

@@ -43,15 +43,16 @@ class DaskExecutor(Executor):
         scheduler: address of a running scheduler (``tcp://host:8786``); or
         workers: start a ``LocalCluster`` of this many worker processes, 1 thread each, on
             127.0.0.1 (closed with the executor).
-        imports: modules every worker's measurement process imports (they register kernels),
-            as for :class:`~.executor.WorkerExecutor`.
+        imports: kernel modules every worker's measurement process registers besides the
+            built-ins and its installed ``ditbench.kernels`` entry points, as for
+            :class:`~.executor.WorkerExecutor` (:func:`ditbench.attention.registry.load_kernels`).
         start_timeout_s: seconds a worker's measurement process may take to start or calibrate.
     """
 
     name = "dask"
 
     def __init__(self, scheduler: str | None = None, workers: int | None = None,
-                 imports: Sequence[str] = ("ditbench",), start_timeout_s: float = 120.0) -> None:
+                 imports: Sequence[str] = (), start_timeout_s: float = 120.0) -> None:
         if (scheduler is None) == (workers is None):
             raise ValueError("the dask executor needs either a scheduler address (--scheduler tcp://HOST:PORT) "
                              "or a number of local workers (--workers N), not both and not neither")

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 
+from .. import theory
 from ..attention import KERNELS, Kernel
 from .budget import budget_fields, budget_reasons, predicted
 from .cases import Case
@@ -46,6 +47,9 @@ def base_row(case: Case) -> dict[str, Any]:
         "workload": case.workload,
         "setting": json.dumps(dict(case.setting), sort_keys=True) if case.setting else "",
         "target_kernel": target_of(case.kernel) if case.op == "forward" and case.workload == "attention" else None,
+        # What the report needs to know about the kernel and the theory, written into the row.
+        "exact": None if kernel is None else kernel.exact,
+        "threshold": theory.entry_threshold(case.n) if case.n >= 2 else None,
     }
     row.update(_describe(kernel, case, params))
     return row
@@ -58,9 +62,9 @@ def _describe(kernel: Kernel | None, case: Case, params: Mapping[str, Any]) -> d
     hook = getattr(kernel, "describe", None)
     if callable(hook) and kernel is not None and not kernel.unsupported_reasons(case.problem(), params):
         info = dict(hook(case.problem(), params))
-        return {"degree": info.get("degree"), "rank": info.get("rank")}
+        return {"degree": info.get("degree"), "rank": info.get("rank"), "impl": info.get("impl")}
     rank = next((params[name] for name in _RANK_PARAMS if params.get(name) is not None), None)
-    return {"degree": params.get("degree"), "rank": rank}
+    return {"degree": params.get("degree"), "rank": rank, "impl": None}
 
 
 def finish(row: dict[str, Any], status: str, reason: str = "", failure: str = "", **values: Any) -> dict[str, Any]:
@@ -76,8 +80,8 @@ def run_case(case: Case, machine: Machine) -> dict[str, Any]:
     machine's budget) or measured. The row carries the machine's fields and the budget figures."""
     stamp = machine.row_fields()
     if not machine.available:
-        return finish(base_row(case), "skipped", f"CUDA requested but torch.cuda.is_available() is False on {machine.label}",
-                      failure="no-device", **stamp)
+        reason = f"CUDA requested but torch.cuda.is_available() is False on {machine.label}"
+        return finish(base_row(case), "skipped", reason, failure="no-device", **stamp)
     assert machine.rates is not None
     stamp.update(budget_fields(case, machine.rates, machine.memory_bytes))
     reasons = budget_reasons(case, machine.rates, machine.memory_bytes)

@@ -20,7 +20,8 @@ import pandas as pd
 
 from ..schema import COLUMNS, FAILURES, REQUIRED_COLUMNS, STATUSES, cell, read_results
 
-__all__ = ["COLUMNS", "FAILURES", "REQUIRED_COLUMNS", "ResultStore", "read_meta", "read_results", "run_metadata", "write_meta"]
+__all__ = ["COLUMNS", "FAILURES", "REQUIRED_COLUMNS", "ResultStore", "read_meta", "read_results", "run_metadata",
+           "write_meta"]
 
 
 class ResultStore:
@@ -114,7 +115,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _git_commit() -> str | None:

@@ -72,7 +72,9 @@ class TimeoutRule:
 
     def reason(self, case: Case) -> str | None:
         first = self._first.get(setting_of(case))
-        return None if first is None or case.n <= first else f"n={first} of this setting timed out; a larger n would too"
+        if first is None or case.n <= first:
+            return None
+        return f"n={first} of this setting timed out; a larger n would too"
 
 
 def take_next(pending: list[Case], running: Counter[tuple]) -> Case:

@@ -1,7 +1,8 @@
-"""The measurement worker process: ``python -m ditbench.measure.worker MODULE...``.
+"""The measurement worker process: ``python -m ditbench.measure.worker [MODULE...]``.
 
-Protocol (pickles over pipes, one message each way per request): the worker imports the named
-modules (they register kernels), writes ``"ready"``, then answers each request read from stdin
+Protocol (pickles over pipes, one message each way per request): the worker registers its kernels
+through :func:`ditbench.attention.registry.load_kernels` (built-ins, entry points, then the named
+kernel modules, as in the runner), writes ``"ready"``, then answers each request read from stdin
 until it reads ``None``: a :class:`~.machine.Probe` with this machine's :class:`~.machine.Machine`
 (identity and calibration), a ``(Case, Machine)`` pair with the case's row
 (:func:`~.point.run_case`). The protocol uses a private copy of the original stdout; file
@@ -12,7 +13,6 @@ leaves no orphan measuring on.
 from __future__ import annotations
 
 import ctypes
-import importlib
 import os
 import pickle
 import signal
@@ -41,8 +41,9 @@ def serve(modules: list[str]) -> int:
     sys.stdout = sys.stderr
     requests = sys.stdin.buffer
     try:
-        for module in modules:
-            importlib.import_module(module)
+        from ..attention.registry import load_kernels
+
+        load_kernels(modules)
     except ImportError as err:
         send(channel, f"cannot import {err.name}: {err}")
         return 1
@@ -61,7 +62,7 @@ def serve(modules: list[str]) -> int:
             try:
                 answer: object = probe(request.device, request.threads, rates=request.rates,
                                        memory_limit=request.memory_limit, worker=request.worker)
-            except Exception as err:  # reported to the runner, which stops with this message
+            except Exception as err:  # noqa: BLE001  (reported to the runner, which stops with it)
                 answer = f"{type(err).__name__}: {err}"
             send(channel, answer)
         else:
