@@ -15,7 +15,8 @@ from ditbench.measure import (
 )
 from ditbench.measure.budget import Rates
 from ditbench.measure.point import measure_case
-from ditbench.measure.workloads import forward_inputs, reference_rows
+from ditbench.measure.families.attention import forward_inputs
+from ditbench.measure.workloads import reference_rows
 from tolerances import assert_close
 
 F32_EPS = torch.finfo(torch.float32).eps
@@ -115,6 +116,7 @@ def dit(**raw) -> SweepSpec:
                                 "setting": TINY} | FAST | raw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("op", ["forward", "backward"])
 def test_e5_mini_case_gives_ok_rows_with_errors_against_float64_exact(tmp_path, op):
     frame = run([dit(op=op)], tmp_path)

@@ -25,7 +25,8 @@ from .cases import Case
 from .machine import Machine
 from .memory import measure_peak
 from .timing import time_call
-from .workloads import CaseRefused, measurement_for, target_of
+from .family import get_family
+from .workloads import CaseRefused, target_of
 
 # Parameter names under which kernels state their rank (polynomial: from degree; peers: features).
 _RANK_PARAMS = ("rank", "num_features", "features", "landmarks")
@@ -109,7 +110,7 @@ def measure_case(case: Case) -> dict[str, Any]:
 
 
 def _measure(case: Case) -> dict[str, Any]:
-    prepared = measurement_for(case).prepare(case)
+    prepared = get_family(case.workload).prepare(case)
     out, peak_bytes, mem_method = measure_peak(prepared.call, case.device)  # first call: also the warm-up
     metrics = prepared.score(out)
     del out
