@@ -132,6 +132,7 @@ def _encoder_layer_reference(layer: nn.TransformerEncoderLayer, x: torch.Tensor)
     return q, k, v  # (N, H, T, d)
 
 
+@pytest.mark.slow
 def test_generic_checker_on_transformer_encoder_layer(gen):
     torch.manual_seed(0)
     layer = nn.TransformerEncoderLayer(16, 4, 32, batch_first=True, dropout=0.0).double().eval()

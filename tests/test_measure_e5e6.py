@@ -116,6 +116,7 @@ def dit(**raw) -> SweepSpec:
                                 "setting": TINY} | FAST | raw)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("op", ["forward", "backward"])
 def test_e5_mini_case_gives_ok_rows_with_errors_against_float64_exact(tmp_path, op):
     frame = run([dit(op=op)], tmp_path)
