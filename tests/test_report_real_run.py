@@ -4,6 +4,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
+
 from ditbench.cli import main as ditbench_main
 
 # Three sizes of SDPA (the exact baseline) and the uniform answer: the smallest sweep that fits.
