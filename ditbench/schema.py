@@ -148,7 +148,7 @@ FAILURES: Mapping[str, str] = {
     "crash": "failed: the process (or Dask worker) running the case died: signal, OOM killer, lost worker",
     "error": "failed: the kernel or workload raised an exception",
     "oom": "skipped: out of memory (torch.OutOfMemoryError)",
-    "refused": "skipped: the workload refused to build the case",
+    "refused": "skipped: the kernel or family refused the case (ditbench.errors.KernelRefusal)",
     "unsupported": "skipped: outside the kernel's declared limits",
     "budget": "skipped: the cost model predicts more time or memory than the budget",
     "no-device": "skipped: the case's device does not exist on the worker's machine",

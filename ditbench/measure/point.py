@@ -4,8 +4,8 @@ This is what an executor runs, in whatever process or machine it owns: :func:`ru
 worker's :class:`~.machine.Machine` (device check and cost-model skips with the machine's own
 rate and memory, then :func:`measure_case`). It returns one results row (a dict over
 :data:`ditbench.measure.results.COLUMNS`). A kernel that raises becomes a ``failed`` row carrying
-the exception text; running out of memory, or a workload refusing to build the case
-(:class:`~ditbench.measure.workloads.CaseRefused`), becomes a ``skipped`` row. Every row that is
+the exception text; running out of memory, or a kernel or family refusing the case
+(:class:`ditbench.errors.KernelRefusal`), becomes a ``skipped`` row. Every row that is
 not ok names its cause in ``failure`` (:data:`~.results.FAILURES`).
 """
 from __future__ import annotations
@@ -20,13 +20,14 @@ import torch
 
 from .. import theory
 from ..attention import KERNELS, Kernel
+from ..errors import KernelRefusal
 from .budget import budget_fields, budget_reasons, predicted
 from .cases import Case
 from .machine import Machine
 from .memory import measure_peak
 from .timing import time_call
 from .family import get_family
-from .workloads import CaseRefused, target_of
+from .workloads import target_of
 
 # Parameter names under which kernels state their rank (polynomial: from degree; peers: features).
 _RANK_PARAMS = ("rank", "num_features", "features", "landmarks")
@@ -60,9 +61,8 @@ def _describe(kernel: Kernel | None, case: Case, params: Mapping[str, Any]) -> d
     """degree and rank: from an optional ``kernel.describe(problem, params)`` hook, else from params.
     The hook is not consulted where the kernel refuses the problem (it may raise there, e.g. the
     polynomial kernel when no degree reaches eps)."""
-    hook = getattr(kernel, "describe", None)
-    if callable(hook) and kernel is not None and not kernel.unsupported_reasons(case.problem(), params):
-        info = dict(hook(case.problem(), params))
+    if kernel is not None and kernel.describe is not None and not kernel.unsupported_reasons(case.problem(), params):
+        info = dict(kernel.describe(case.problem(), params))
         return {"degree": info.get("degree"), "rank": info.get("rank"), "impl": info.get("impl")}
     rank = next((params[name] for name in _RANK_PARAMS if params.get(name) is not None), None)
     return {"degree": params.get("degree"), "rank": rank, "impl": None}
@@ -101,7 +101,7 @@ def measure_case(case: Case) -> dict[str, Any]:
     except torch.OutOfMemoryError as err:
         return finish(row, "skipped", f"out of memory: {_first_line(err)}", failure="oom",
                       wall_s=time.perf_counter() - start)
-    except CaseRefused as err:  # the workload's own refusal (a reason, not a bug)
+    except KernelRefusal as err:  # "unsupported here, with a reason" (ditbench.errors): not a bug
         return finish(row, "skipped", str(err), failure="refused", wall_s=time.perf_counter() - start)
     except Exception as err:  # recorded, not hidden: the row carries the exception and where it came from
         return finish(row, "failed", _describe_exception(err), failure="error", wall_s=time.perf_counter() - start)
