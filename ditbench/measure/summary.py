@@ -8,7 +8,8 @@ import pandas as pd
 
 # Columns of ditbench.fit.fit_table's output that are results, not group keys.
 FIT_VALUE_COLUMNS = ("exponent", "ci_low", "ci_high", "intercept", "r2", "n_min", "n_max", "points", "regime",
-                     "best_model", "sizes", "dropped_sizes", "note")
+                     "regime_reason", "best_model", "model", "floor_s", "step_n", "step_factor", "sizes",
+                     "dropped_sizes", "note")
 ALWAYS_SHOWN = ("experiment", "kernel")
 # Columns that, with the kernel, define a comparable setting for speedups.
 SETTING_COLUMNS = ("experiment", "op", "d", "dv", "bound_spec", "scale_spec", "dtype", "device", "seed")
@@ -40,7 +41,8 @@ def fit_lines(fits: pd.DataFrame | None) -> list[str]:
             lines.append(f"  {key}: no fit ({row.get('note', row.get('regime', '?'))})")
             continue
         lines.append(f"  {key}: k = {row['exponent']:.3g} [{row['ci_low']:.3g}, {row['ci_high']:.3g}], "
-                     f"regime {row.get('regime', '?')}")
+                     f"regime {row.get('regime', '?')}" + (f" ({row['regime_reason']})" if isinstance(
+                         row.get("regime_reason"), str) and row["regime_reason"] else ""))
     return lines
 
 

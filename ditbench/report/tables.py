@@ -16,7 +16,8 @@ Formatter = Callable[[Any], str]
 
 # Columns of a fit table that are statistics, not group keys.
 FIT_STAT_COLUMNS = ("exponent", "ci_low", "ci_high", "intercept", "r2", "n_min", "n_max", "points",
-                    "sizes", "dropped_sizes", "regime", "best_model", "estimator", "note", "reason")
+                    "sizes", "dropped_sizes", "regime", "regime_reason", "best_model", "model", "floor_s", "step_n",
+                    "step_factor", "estimator", "note", "reason")
 
 
 def fit_group_columns(fits: pd.DataFrame) -> list[str]:
