@@ -19,6 +19,8 @@ fitted sizes):
 ``faster-but-steeper``   Δk ≥ 0 but approximate faster at the top of the range: it wins there
                          now and loses as n grows (``n_star`` is where it stops winning, if Δk > 0).
 No status ever carries a NaN: absent values are ``None``.
+A fit with a floor or a step contributes its power-law part (the law above the floor, the level
+below the step): the crossover of the asymptotic laws.
 """
 from __future__ import annotations
 

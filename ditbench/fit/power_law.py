@@ -57,6 +57,7 @@ MODELS: tuple[str, ...] = ("auto", "power", "floor", "step")
 CONFIDENCE = 0.95  # every interval in this package is a 95% interval
 MIN_FLOOR_SHARE = 0.05  # a floor below 5% of the smallest time is noise, not overhead
 MIN_STEP = math.log(1.25)  # a level change below ×1.25 is not reported as a step
+MIN_SIZES_EXTRA = 8  # "auto" considers a floor or a step only with this many sizes (df ≥ 4 left)
 PLAUSIBLE = 4.0  # AICc units: models this close to the chosen one widen the interval (model uncertainty)
 
 
@@ -150,12 +151,12 @@ def _exponent_models(x: np.ndarray, y: np.ndarray, w: np.ndarray, model: str) ->
     plausible when its AICc is within :data:`PLAUSIBLE` of the chosen one's."""
     power = fit_power(x, y, w)
     fitted, chosen = [power], [power]
-    if model in ("auto", "floor") and len(x) >= 5:
+    if model in ("auto", "floor") and len(x) >= (5 if model == "floor" else MIN_SIZES_EXTRA):
         floor = fit_floor(x, y, w)
         if floor is not None and (model == "floor" or _floor_is_real(floor, x, y)):
             fitted.append(floor)
             chosen.append(floor)
-    if model in ("auto", "step") and len(x) >= 6:
+    if model in ("auto", "step") and len(x) >= (6 if model == "step" else MIN_SIZES_EXTRA):
         step = fit_step(x, y, w)
         if step is not None and (model == "step" or abs(step.params[2]) >= MIN_STEP):
             fitted.append(step)
