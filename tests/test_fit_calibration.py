@@ -17,7 +17,7 @@ The σ = 0.2 grid runs by default; σ = 0.05 and 0.5 are marked ``slow``.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -61,7 +61,7 @@ def trials(law: Law, sigma: float, seed: int) -> tuple[np.ndarray, np.ndarray, n
     return n, passes, law(n) * np.exp(size + pass_ + block)
 
 
-@lru_cache(maxsize=None)  # coverage and label tests share each (scenario, σ)'s fits
+@cache  # coverage and label tests share each (scenario, σ)'s fits
 def fits(name: str, sigma: float):
     law, _ = SCENARIOS[name]
     n, passes, times = trials(law, sigma, seed=list(SCENARIOS).index(name) * 10 + int(sigma * 100))

@@ -29,6 +29,7 @@ timeout_s = 30
 """
 
 
+@pytest.mark.slow
 def test_real_run_builds_a_report(tmp_path: Path):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY, encoding="utf-8")

@@ -1,7 +1,8 @@
 """Empirical complexity: power-law exponents with confidence intervals, regimes, crossovers.
 
 Modules: :mod:`.power_law` (the fit), :mod:`.region` (which sizes are asymptotic),
-:mod:`.regime` (labels), :mod:`.laws` (power, floor, step and named laws), :mod:`.variance` (per-size two-level weights),
+:mod:`.regime` (labels), :mod:`.laws` (power, floor, step and named laws), :mod:`.variance`
+(per-size two-level weights),
 :mod:`.models` (AICc comparison of n·logᵖn, n², the exponent model),
 :mod:`.crossover`, :mod:`.table` (one fit per group), :mod:`.readers` (CSV / asv /
 pytest-benchmark), :mod:`.cli` (``ditbench fit``). User guide: docs/fit.md.

@@ -283,7 +283,8 @@ def fit_power_law(
         df = points - 2
         se = math.sqrt(law.cov[1, 1])
         q = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) if df > 0 else math.nan
-        low, high, ci_models = exponent - q * se, exponent + q * se, ("power",)
+        low, high = exponent - q * se, exponent + q * se
+        ci_models: tuple[str, ...] = ("power",)
     else:
         df = law.df_resid
         low, high, q = _interval(law)

@@ -99,8 +99,8 @@ def verdict(ci_low: float, ci_high: float, best_law: str | None = None,
         return Verdict(ALMOST_LINEAR, f"interval {ci} lies inside [{t.almost_linear_lower:g}, "
                                       f"{t.almost_linear_upper:g}]")
     if best_law in ALMOST_LINEAR_LAWS and ci_low >= t.almost_linear_lower and ci_high < t.quadratic_lower:
-        return Verdict(ALMOST_LINEAR, f"AICc prefers {best_law} decisively over a free power law, and the interval {ci} "
-                                      f"excludes sub-linear and quadratic growth")
+        return Verdict(ALMOST_LINEAR, f"AICc prefers {best_law} decisively over a free power law, and the "
+                                      f"interval {ci} excludes sub-linear and quadratic growth")
     if ci_low >= t.quadratic_lower:
         if ci_low > t.super_quadratic_lower:
             return Verdict(QUADRATIC, f"interval {ci} lies above {t.super_quadratic_lower:g}: super-quadratic, "

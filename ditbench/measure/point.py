@@ -16,12 +16,14 @@ from typing import Any
 
 import torch
 
+from .. import theory
 from ..attention import KERNELS, Kernel
 from .budget import predicted
 from .cases import Case
 from .memory import measure_peak
 from .timing import time_call
-from .workloads import CaseRefused, measurement_for, target_of
+from .family import get_family
+from .workloads import CaseRefused, target_of
 
 # Parameter names under which kernels state their rank (polynomial: from degree; peers: features).
 _RANK_PARAMS = ("rank", "num_features", "features", "landmarks")
@@ -43,6 +45,9 @@ def base_row(case: Case) -> dict[str, Any]:
         "host": socket.gethostname(), "workload": case.workload,
         "setting": json.dumps(dict(case.setting), sort_keys=True) if case.setting else "",
         "target_kernel": target_of(case.kernel) if case.op == "forward" and case.workload == "attention" else None,
+        # What the report needs to know about the kernel and the theory, written into the row.
+        "exact": None if kernel is None else kernel.exact,
+        "threshold": theory.entry_threshold(case.n) if case.n >= 2 else None,
     }
     row.update(_describe(kernel, case, params))
     return row
@@ -55,9 +60,9 @@ def _describe(kernel: Kernel | None, case: Case, params: Mapping[str, Any]) -> d
     hook = getattr(kernel, "describe", None)
     if callable(hook) and kernel is not None and not kernel.unsupported_reasons(case.problem(), params):
         info = dict(hook(case.problem(), params))
-        return {"degree": info.get("degree"), "rank": info.get("rank")}
+        return {"degree": info.get("degree"), "rank": info.get("rank"), "impl": info.get("impl")}
     rank = next((params[name] for name in _RANK_PARAMS if params.get(name) is not None), None)
-    return {"degree": params.get("degree"), "rank": rank}
+    return {"degree": params.get("degree"), "rank": rank, "impl": None}
 
 
 def finish(row: dict[str, Any], status: str, reason: str = "", **values: Any) -> dict[str, Any]:
@@ -85,7 +90,7 @@ def measure_case(case: Case) -> dict[str, Any]:
 
 
 def _measure(case: Case) -> dict[str, Any]:
-    prepared = measurement_for(case).prepare(case)
+    prepared = get_family(case.workload).prepare(case)
     out, peak_bytes, mem_method = measure_peak(prepared.call, case.device)  # first call: also the warm-up
     metrics = prepared.score(out)
     del out
