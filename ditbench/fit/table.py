@@ -104,8 +104,8 @@ def pooled_columns(df: pd.DataFrame, keys: Sequence[str]) -> dict[str, int]:
 def _block_rows(part: pd.DataFrame, time_col: str) -> tuple[Any, Any, Any]:
     """(n, seconds, passes) of a group: one entry per block where ``samples`` is recorded."""
     if "samples" not in part.columns:
-        passes = part["pass_index"].to_numpy() if "pass_index" in part.columns else None
-        return part["n"].to_numpy(), part[time_col].to_numpy(), passes
+        index = part["pass_index"].to_numpy() if "pass_index" in part.columns else None
+        return part["n"].to_numpy(), part[time_col].to_numpy(), index
     n: list[float] = []
     seconds: list[float] = []
     passes: list[int] = []
