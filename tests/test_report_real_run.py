@@ -8,8 +8,6 @@ import pytest
 
 from ditbench.cli import main as ditbench_main
 
-pytest.importorskip("ditbench.measure.cli", reason="ditbench.measure is not part of this build")
-
 # Three sizes of SDPA (the exact baseline) and the uniform answer: the smallest sweep that fits.
 TINY = """
 name = "report-tiny"
