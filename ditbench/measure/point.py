@@ -1,9 +1,10 @@
 """Measure one case: build inputs, call the kernel once for peak memory and accuracy, then time it.
 
 This is what an executor runs, in whatever process or machine it owns. It returns one results
-row (a dict over :data:`ditbench.measure.results.COLUMNS`). A kernel that raises becomes a
-``failed`` row carrying the exception text; running out of memory, or a workload refusing to build
-the case (:class:`~ditbench.measure.workloads.CaseRefused`), becomes a ``skipped`` row.
+row (a dict over :data:`ditbench.schema.COLUMNS`). Running out of memory, or a kernel or family
+refusing the case (:class:`ditbench.errors.KernelRefusal`, "unsupported here"), becomes a
+``skipped`` row with the reason; anything else a kernel raises is a ``failed`` row carrying the
+exception text and where it was raised.
 """
 from __future__ import annotations
 
