@@ -134,7 +134,8 @@ def test_exponent_rows_recover_the_known_work_exponent():
     assert list(e["c"]) == [0.25, 0.5, 0.75, 1.0]
     assert np.allclose(e["predicted"], [1.1, 1.3, 1.6, 1.9], atol=1e-9)
     assert np.allclose(e["exponent"], e["predicted"], atol=0.02)  # time = RATE·work: measured = predicted
-    assert (e["ci_low"] <= e["predicted"]).all() and (e["predicted"] <= e["ci_high"]).all()
+    slack = 1e-9  # the synthetic medians are exactly RATE·work: the interval may collapse to k itself
+    assert (e["ci_low"] - slack <= e["predicted"]).all() and (e["predicted"] <= e["ci_high"] + slack).all()
 
 
 def test_crossover_rows_find_n_star_per_constant_bound():
