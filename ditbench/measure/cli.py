@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="override every sweep's device")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="torch threads per timed call")
     parser.add_argument("--resume", action="store_true", help="finish the run in --out, skipping recorded points")
+    parser.add_argument("--force", action="store_true",
+                        help="with --resume: continue even if the spec, preset, threads, device or version differ "
+                             "from the stored run (meta.json records both)")
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report")
     parser.add_argument("--executor", choices=sorted(EXECUTORS), default="worker",
                         help="where points run: a killable worker process (default) or this process (debugging)")
@@ -49,12 +52,14 @@ def main(args: argparse.Namespace) -> int:
     preset = load_config(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out DIR (the run to finish)")
+    if args.force and not args.resume:
+        raise ValueError("--force only applies to --resume (continuing a run whose settings differ)")
     out = args.out or Path("results") / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{preset.name}"
     check_out_dir(out)
     args.out = out  # so `kept` (the CLI's report on an interrupt or a fault) names the directory
     with EXECUTORS[args.executor]() as executor:
         results = run_sweep(preset, out, threads=args.threads, device=args.device, resume=args.resume,
-                            executor=executor, progress=not args.quiet)
+                            force=args.force, executor=executor, progress=not args.quiet)
     fits = write_fits(results, out)
     print(summarize(results, fits))
     written = [out / "results.csv", out / "meta.json"] + ([out / "fits.csv"] if fits is not None else [])

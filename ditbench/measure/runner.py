@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import pandas as pd
@@ -12,6 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..attention import KERNELS
+from . import guard
 from .budget import Rates, available_memory, budget_reasons, calibrate
 from .cases import Case, expand
 from .executor import Executor, WorkerExecutor
@@ -58,7 +60,16 @@ def skip_reasons(case: Case, rates: Rates | None, memory: float) -> list[str]:
     return budget_reasons(case, rates, memory)
 
 
-def run_sweep(
+def run_sweep(preset: Preset, out: str | Path, *, force: bool = False, **options: Any) -> pd.DataFrame:
+    """:func:`_run_sweep` holding the advisory lock on ``out`` (a concurrent run there fails at once);
+    ``force`` lets ``resume`` continue a run whose spec, preset, threads, device or version differ
+    (ditbench.measure.guard; meta.json then records both)."""
+    cases = plan(preset, threads=options.get("threads", 2), device=options.get("device"))  # bad spec: no lock file
+    with guard.RunLock(out):
+        return _run_sweep(preset, out, force=force, cases=cases, **options)
+
+
+def _run_sweep(
     preset: Preset,
     out: str | Path,
     *,
@@ -68,6 +79,8 @@ def run_sweep(
     executor: Executor | None = None,
     progress: bool = True,
     rates: Rates | None = None,
+    force: bool = False,
+    cases: list[Case] | None = None,
 ) -> pd.DataFrame:
     """Run ``preset`` and write ``out/results.csv`` and ``out/meta.json``; return all rows.
 
@@ -79,13 +92,15 @@ def run_sweep(
         executor: where cases run; default a :class:`WorkerExecutor` (closed at the end).
         rates: machine rate for the cost model; default measured now (:func:`budget.calibrate`).
     """
-    cases = plan(preset, threads=threads, device=device)
+    cases = cases if cases is not None else plan(preset, threads=threads, device=device)
     paths = RunPaths(Path(out))
     store = ResultStore(paths.results)
     done = store.recorded_ids()
     if done and not resume:
         raise ValueError(f"{paths.results} already holds {len(done)} rows; pass --resume to finish that run "
                          f"or choose another --out")
+    identity = guard.run_identity(preset.to_dict(), threads=threads, device=_run_device(cases))
+    forced = guard.check_resume(paths.meta, identity, force=force) if resume and (done or paths.meta.exists()) else []
     paths.out.mkdir(parents=True, exist_ok=True)
     devices = {case.device for case in cases}
     run_device = "cuda" if "cuda" in devices else "cpu"
@@ -102,7 +117,8 @@ def run_sweep(
         "rate_method": None if rates is None else rates.method,
         "memory_available_bytes": memory, "executor": None,
     })
-    if resume and paths.meta.exists():
+    meta.update(identity=identity, **({"resume_forced": forced} if forced else {}))
+    if resume and paths.meta.exists() and not any(d["field"] == "meta.json" for d in forced):
         previous = read_meta(paths.meta)
         meta["previous_runs"] = previous.pop("previous_runs", []) + [
             {key: previous.get(key) for key in ("start_time", "end_time", "hostname", "git_commit", "status_counts")}]
@@ -142,6 +158,10 @@ def run_sweep(
         meta.update(end_time=utc_now(), status_counts={k: int(v) for k, v in frame["status"].value_counts().items()})
         write_meta(paths.meta, meta)
     return frame
+
+
+def _run_device(cases: list[Case]) -> str:
+    return "cuda" if any(case.device == "cuda" for case in cases) else "cpu"
 
 
 def _setting(case: Case) -> tuple:
