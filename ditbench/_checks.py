@@ -118,6 +118,13 @@ class Param:
         return text + (" or None" if self.optional else "")
 
 
+# Declarations several kernels share.
+SEED = Param("int", low=0, high=2**63 - 1)
+BLOCK_SIZE = Param("int", low=1, optional=True)  # rows per tile; None: the kernel's default
+MEMORY_BUDGET = Param("float", low=0, open_low=True, optional=True)  # bytes; None: the kernel's default
+EPS = Param("float", low=0, high=1, open_low=True, open_high=True)
+
+
 def check_params(kernel: str, schema: dict[str, Param] | Any, params: dict[str, Any] | Any) -> None:
     """Every value in ``params`` against ``kernel``'s schema (ValueError naming kernel, parameter, value)."""
     for name, value in params.items():
@@ -141,7 +148,7 @@ def check_finite(name: str, x: Tensor) -> float:
 
     if x.numel() == 0:
         return 0.0
-    top = x.abs().amax()  # NaN and ±inf both survive the max of |x|: one cheap reduction on the hot path
+    top = x.detach().abs().amax()  # NaN and ±inf both survive the max of |x|: one cheap reduction on the hot path
     if bool(torch.isfinite(top)):
         return float(top)
     bad = int((~torch.isfinite(x)).sum())

@@ -30,8 +30,11 @@ import torch
 from torch import Tensor
 
 from .. import theory
-from .._checks import check_eps, check_positive_int, check_qkv, resolve_scale
-from ..expapprox import GRID_SLACK, ExpApprox, exp_approx, minimal_approx
+from .._checks import (
+    BLOCK_SIZE, EPS, MEMORY_BUDGET, Param, check_eps, check_output, check_positive_int, check_qkv, resolve_scale,
+    value_scale,
+)
+from ..expapprox import GRID_SLACK, MAX_DEGREE, MAX_RADIUS, ExpApprox, exp_approx, minimal_approx
 from .features import MonomialTable, monomial_table, monomial_weights, raw_monomials
 from .registry import Kernel, Problem, register
 
@@ -50,13 +53,19 @@ def _default_block(batch: int, d: int, dv: int, degree: int, itemsize: int) -> i
     return max(64, TILE_BYTES // (batch * width * itemsize) // 64 * 64)
 
 
+DEGREE_WHY = "the verified range of the float64 exp approximation, ditbench.expapprox.MAX_DEGREE"
+# Parameters of P ≈ exp shared by the forward kernel and the gradient routines.
+DEGREE = Param("int", low=0, high=MAX_DEGREE, optional=True, why=DEGREE_WHY)
+RADIUS = Param("float", low=0, high=MAX_RADIUS, optional=True, why="ditbench.expapprox.MAX_RADIUS")
+
+
 def choose_approx(radius: float, eps: float, degree: int | None) -> ExpApprox:
     """The verified P ≈ exp on [−radius, radius]: minimal degree for ``eps``, or the given degree
     (refused when its relative error is ≥ 1, since then P can vanish and a normaliser with it).
     Shared by the forward kernel and the gradient routines so both use one P."""
     if degree is None:
         return minimal_approx(radius, eps)
-    approx = exp_approx(radius, check_positive_int("degree", degree, minimum=0))
+    approx = exp_approx(radius, check_positive_int("degree", degree, minimum=0, maximum=MAX_DEGREE, why=DEGREE_WHY))
     if approx.relative_error >= 1.0:
         raise ValueError(
             f"degree={degree} has relative error {approx.relative_error:.3g} ≥ 1 for exp on "
@@ -124,6 +133,8 @@ def polynomial_attention(
         raise ValueError(f"memory_budget={memory_budget} must be > 0 bytes")
     batch_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     batch = math.prod(batch_shape)
+    unit = value_scale(v, m)  # a power of two: the key summary sums m weighted values
+    v = v * unit if unit != 1.0 else v
 
     norms = torch.stack([torch.linalg.vector_norm(q, dim=-1).amax(),
                          torch.linalg.vector_norm(k, dim=-1).amax()])  # (2,) in the inputs' dtype
@@ -190,7 +201,8 @@ def polynomial_attention(
             f"radius {r_poly:g}, dtype {q.dtype}: rounding overwhelmed P's positivity; "
             f"use float64, a larger eps or a smaller radius"
         )
-    return result.reshape(*batch_shape, n, dv)  # copies the transposed layout once (n·dv)
+    result = result.reshape(*batch_shape, n, dv)  # copies the transposed layout once (n·dv)
+    return check_output("polynomial", result / unit if unit != 1.0 else result)
 
 
 def _high(xb: Tensor, width: int) -> Tensor:
@@ -265,5 +277,6 @@ POLYNOMIAL = register(Kernel(
     name="polynomial", fn=polynomial_attention, op="forward", exact=False,
     description="Alman–Song polynomial method: symmetric-monomial features, streamed (O((n+m)·r·dv))",
     params={"eps": 1e-3, "degree": None, "radius": None, "block_size": None, "memory_budget": None},
+    schema={"eps": EPS, "degree": DEGREE, "radius": RADIUS, "block_size": BLOCK_SIZE, "memory_budget": MEMORY_BUDGET},
     cost=_cost, limits=_limits, describe=_describe,
 ))

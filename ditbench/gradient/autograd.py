@@ -19,7 +19,9 @@ from .. import theory
 from .._checks import check_eps, check_positive_int
 from ..attention.polynomial import polynomial_attention
 from ..attention.polynomial import choose_approx
-from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype, logit_radius
+from .problem import (
+    check_gradient, check_gradient_inputs, check_memory_budget, check_poly_dtype, check_products, logit_radius,
+)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ def polynomial_autograd_gradient(
     h = a3 @ y  # (n, d)
     with torch.enable_grad():
         qx = a1 @ leaf  # (n, d)
+        check_products("polynomial_autograd_gradient", qx.detach(), a2, h, g.scale)
         radius = logit_radius(qx.detach(), a2, g.scale)
         approx = choose_approx(radius, eps, degree)
         block = None if block_size is None else check_positive_int("block_size", block_size)
@@ -75,6 +78,7 @@ def polynomial_autograd_gradient(
                                    block_size=block, memory_budget=budget)  # (n, d)
         loss = 0.5 * (out - e).square().sum()
         (grad,) = torch.autograd.grad(loss, leaf)  # (d, d)
+    grad = check_gradient("polynomial_autograd_gradient", grad)
     if not return_info:
         return grad
     return grad, PolynomialGradientInfo(degree=approx.degree, radius=approx.radius,

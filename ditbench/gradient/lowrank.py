@@ -28,7 +28,9 @@ from .._checks import check_eps, check_positive_int
 from ..attention.features import PolynomialFeatures
 from ..attention.polynomial import choose_approx
 from ..expapprox import GRID_SLACK, ExpApprox, exp_approx
-from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype, logit_radius
+from .problem import (
+    check_gradient, check_gradient_inputs, check_memory_budget, check_poly_dtype, check_products, logit_radius,
+)
 
 QFactor = Literal["paper", "direct"]
 # Bytes of one block's Kronecker tile (block, k2·d) plus features: 2 MiB, as the forward kernel.
@@ -128,6 +130,7 @@ def lowrank_gradient(
     n, d, s = g.n, g.d, g.scale
     qx = a1 @ x  # (n, d)
     h = a3 @ y  # (n, d)
+    check_products("lowrank_gradient", qx, a2, h, s)
     approx = choose_approx(logit_radius(qx, a2, s), eps, degree)
     itemsize = g.dtype.itemsize
     block = (default_block(d, approx.degree, q_factor, itemsize) if block_size is None
@@ -175,7 +178,7 @@ def lowrank_gradient(
             f"{approx.degree}, radius {approx.radius:g}, dtype {g.dtype}: use float64 or a larger eps"
         )
     p1_term = g_u.view(k1 * k2, d).t() @ g_v.view(k1 * k2, d)  # (d, d) = A1ᵀp̃1A2
-    grad = s * (p1_term - a1ru1 @ v1a2)  # (d, d)
+    grad = check_gradient("lowrank_gradient", s * (p1_term - a1ru1 @ v1a2))  # (d, d)
     if not return_info:
         return grad
     return grad, LowRankInfo(degree=approx.degree, radius=approx.radius, relative_error=approx.relative_error,

@@ -22,6 +22,7 @@ import torch
 
 from ..attention import KERNELS, Problem
 from .expr import parse_expression
+from . import validate
 from .spec import SweepSpec, get_family
 
 TORCH_DTYPES: Mapping[str, torch.dtype] = {
@@ -158,6 +159,8 @@ def check_spec(spec: SweepSpec) -> None:
         if bad:
             raise ValueError(f"{spec.experiment}: params.{kernel} {bad}: kernel {kernel!r} does not accept "
                              f"{'them' if len(bad) > 1 else 'it'}; it accepts {sorted(own) or 'no parameters'}")
+    validate.check_params(spec)  # values against each kernel's schema (ditbench.measure.validate)
+    validate.check_size(spec)  # the case count, before anything is expanded
     for geometry in geometries(spec):
         for field_name in ("bound", "scale"):
             value = getattr(geometry, field_name)
@@ -192,6 +195,7 @@ def expand(spec: SweepSpec, *, threads: int, device: str | None = None) -> list[
                     workload=spec.workload, setting=g.setting,
                 )
                 cases.setdefault(case.case_id, case)
+    validate.check_memory(list(cases.values()))
     return list(cases.values())
 
 

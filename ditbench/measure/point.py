@@ -74,7 +74,7 @@ def measure_case(case: Case) -> dict[str, Any]:
     torch.set_num_threads(case.threads)
     try:
         values = _measure(case)
-    except torch.OutOfMemoryError as err:
+    except (torch.OutOfMemoryError, MemoryError) as err:  # MemoryError: ditbench._checks.check_allocation
         return finish(row, "skipped", f"out of memory: {_first_line(err)}", wall_s=time.perf_counter() - start)
     except CaseRefused as err:  # the workload's own refusal (a reason, not a bug)
         return finish(row, "skipped", str(err), wall_s=time.perf_counter() - start)
