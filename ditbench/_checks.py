@@ -7,7 +7,7 @@
   would overflow the dtype), :func:`value_scale` (values whose sums would overflow: rescaled by a
   power of two, exactly), :func:`check_output` (no kernel returns NaN/inf silently);
 * resources: :func:`available_memory`, :func:`total_memory`, :func:`check_allocation` (sizes
-  checked against the machine before allocating), :func:`check_out_dir` (an output directory).
+  checked against the machine before allocating: ditbench.errors.KernelRefusal), :func:`check_out_dir`.
 
 Importing this module does not import torch (the CLI, spec loader and report import it cheaply);
 the tensor checks import it when first called.
@@ -294,11 +294,14 @@ def total_memory(device: str = "cpu") -> float:
 
 
 def check_allocation(what: str, need_bytes: float, device: str = "cpu") -> None:
-    """Raise MemoryError naming ``what`` when ``need_bytes`` exceeds the device's available memory
-    (checked before allocating, so the user sees the size and the limit, not an allocator error)."""
+    """Raise :class:`ditbench.errors.KernelRefusal` naming ``what`` when ``need_bytes`` exceeds the
+    device's available memory (checked before allocating, so the user sees the size and the limit,
+    not an allocator error; the runner records the point as skipped with this reason)."""
+    from .errors import KernelRefusal
+
     have = available_memory(device)
     if need_bytes > have:
-        raise MemoryError(f"{what} needs {need_bytes / 2**30:.3g} GiB but {device} has {have / 2**30:.3g} GiB "
+        raise KernelRefusal(f"{what} needs {need_bytes / 2**30:.3g} GiB but {device} has {have / 2**30:.3g} GiB "
                           f"available")
 
 

@@ -9,6 +9,7 @@ this file only wires them up and owns the one error path every subcommand shares
 what happened                                          exit  stderr
 =====================================================  ====  =====================================
 the user's input is wrong (ValueError, bad arguments)  2     one line: the value and the limit
+a kernel refuses the case (errors.KernelRefusal)      2     one line: the reason
 the environment failed (OSError: disk full,            1     one line and what was kept
 permission, --out a file), or out of memory
 Ctrl-C                                                 130   "interrupted; …kept; resume with …"
@@ -24,6 +25,8 @@ import importlib
 import sys
 from collections.abc import Callable
 from typing import Any, NoReturn
+
+from .errors import KernelRefusal
 
 # name → (module, one-line help). Modules are imported lazily so `ditbench --help` is fast.
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -77,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except ValueError as err:  # every user-input check raises ValueError naming the value and the limit
         _say(prog, f"error: {_one_line(err)}")
+        return EXIT_USAGE
+    except KernelRefusal as err:  # unsupported here (memory, dtype, radius), with the reason
+        _say(prog, f"refused: {_one_line(err)}")
         return EXIT_USAGE
     except OSError as err:
         _say(prog, f"{_describe_os_error(err)}{_kept(args._kept, args, '; ')}")

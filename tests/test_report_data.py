@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ditbench.report.data import REQUIRED_COLUMNS, SCHEMA_COLUMNS, flatten_meta, load_run, meta_lookup
+from ditbench.report.data import flatten_meta, load_run, meta_lookup
+from ditbench.schema import MINIMAL_COLUMNS, REQUIRED_COLUMNS
 
 NS = (256, 512, 1024, 2048, 4096, 8192)
 # E1 laws (c seconds, exponent k): exact kernels quadratic, the polynomial method linear.
@@ -129,7 +130,7 @@ def synthetic_run(tmp_path: Path) -> Path:
 def test_synthetic_run_has_the_design_schema(synthetic_run):
     run = load_run(synthetic_run)
     assert run.missing_columns == ()
-    assert set(SCHEMA_COLUMNS) <= set(run.results.columns)
+    assert set(REQUIRED_COLUMNS) <= set(run.results.columns)
     assert set(run.results["status"]) == {"ok", "skipped", "failed"}
     assert set(run.results["op"]) == {"forward", "backward"}
     assert run.fits is not None and len(run.fits) == len(E1_LAWS) + len(E2_REGIMES)
@@ -143,7 +144,7 @@ def test_missing_required_column_names_it(tmp_path):
 
 
 def test_optional_columns_are_added_and_listed(tmp_path):
-    pd.DataFrame({c: [v] for c, v in zip(REQUIRED_COLUMNS, ["exact", "forward", 8, 1e-3, "ok"])}).to_csv(
+    pd.DataFrame({c: [v] for c, v in zip(MINIMAL_COLUMNS, ["exact", "forward", 8, 1e-3, "ok"])}).to_csv(
         tmp_path / "results.csv", index=False)
     run = load_run(tmp_path)
     assert "err_uniform" in run.missing_columns and run.results["err_uniform"].isna().all()
@@ -157,15 +158,15 @@ def test_optional_columns_are_added_and_listed(tmp_path):
     ({"median_s": -1.0}, "median_s not a positive number"),
 ])
 def test_bad_values_are_refused(tmp_path, bad, match):
-    row = dict(zip(REQUIRED_COLUMNS, ["exact", "forward", 8, 1e-3, "ok"])) | bad
+    row = dict(zip(MINIMAL_COLUMNS, ["exact", "forward", 8, 1e-3, "ok"])) | bad
     pd.DataFrame([row]).to_csv(tmp_path / "results.csv", index=False)
     with pytest.raises(ValueError, match=match):
         load_run(tmp_path)
 
 
 def test_text_cells_are_kept_as_written(tmp_path):
-    rows = [dict(zip(REQUIRED_COLUMNS, ["NA", "forward", 8, 1e-3, "ok"]), bound_spec="1", err_max="inf"),
-            dict(zip(REQUIRED_COLUMNS, ["nan", "forward", 16, 2e-3, "ok"]), bound_spec="", err_max="")]
+    rows = [dict(zip(MINIMAL_COLUMNS, ["NA", "forward", 8, 1e-3, "ok"]), bound_spec="1", err_max="inf"),
+            dict(zip(MINIMAL_COLUMNS, ["nan", "forward", 16, 2e-3, "ok"]), bound_spec="", err_max="")]
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
     r = load_run(tmp_path).results
     assert r["kernel"].tolist() == ["NA", "nan"]  # names, not missing values

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ..attention import KERNELS, Kernel
+from ..errors import KernelRefusal
 from .budget import predicted
 from .cases import Case
 from .memory import measure_peak
@@ -55,9 +56,9 @@ def _describe(kernel: Kernel | None, case: Case, params: Mapping[str, Any]) -> d
     hook = getattr(kernel, "describe", None)
     if callable(hook) and kernel is not None and not kernel.unsupported_reasons(case.problem(), params):
         info = dict(hook(case.problem(), params))
-        return {"degree": info.get("degree"), "rank": info.get("rank")}
+        return {"degree": info.get("degree"), "rank": info.get("rank"), "impl": info.get("impl")}
     rank = next((params[name] for name in _RANK_PARAMS if params.get(name) is not None), None)
-    return {"degree": params.get("degree"), "rank": rank}
+    return {"degree": params.get("degree"), "rank": rank, "impl": None}
 
 
 def finish(row: dict[str, Any], status: str, reason: str = "", **values: Any) -> dict[str, Any]:
@@ -74,9 +75,9 @@ def measure_case(case: Case) -> dict[str, Any]:
     torch.set_num_threads(case.threads)
     try:
         values = _measure(case)
-    except (torch.OutOfMemoryError, MemoryError) as err:  # MemoryError: ditbench._checks.check_allocation
+    except torch.OutOfMemoryError as err:
         return finish(row, "skipped", f"out of memory: {_first_line(err)}", wall_s=time.perf_counter() - start)
-    except CaseRefused as err:  # the workload's own refusal (a reason, not a bug)
+    except (CaseRefused, KernelRefusal) as err:  # the workload's or kernel's own refusal (a reason, not a bug)
         return finish(row, "skipped", str(err), wall_s=time.perf_counter() - start)
     except Exception as err:  # recorded, not hidden: the row carries the exception and where it came from
         return finish(row, "failed", _describe_exception(err), wall_s=time.perf_counter() - start)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from .._checks import total_memory
+from ..errors import KernelRefusal
 
 if TYPE_CHECKING:
     from .cases import Case
@@ -78,7 +79,7 @@ def check_memory(cases: Sequence[Case]) -> None:
             continue  # other families' costs are the workload's (ditbench.measure.workloads), checked at run time
         try:
             cost = KERNELS[case.kernel].predicted_cost(case.problem(), case.kwargs)
-        except ValueError:
+        except (ValueError, KernelRefusal):
             continue  # the kernel refuses this point: recorded as skipped, with its reason
         if cost is None:
             continue
