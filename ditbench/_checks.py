@@ -225,11 +225,11 @@ def check_logit_range(q: Tensor, k: Tensor, scale: float, what: str = "logits") 
 
     limit = float(torch.finfo(q.dtype).max) / _LOGIT_HEADROOM
     d = q.shape[-1]
-    cheap = d * float(q.abs().amax()) * float(k.abs().amax()) * max(1.0, scale)
+    cheap = d * float(q.detach().abs().amax()) * float(k.detach().abs().amax()) * max(1.0, scale)
     if cheap <= limit:
         return cheap
-    rho_q = float(torch.linalg.vector_norm(q.double(), dim=-1).amax())
-    rho_k = float(torch.linalg.vector_norm(k.double(), dim=-1).amax())
+    rho_q = float(torch.linalg.vector_norm(q.detach().double(), dim=-1).amax())
+    rho_k = float(torch.linalg.vector_norm(k.detach().double(), dim=-1).amax())
     bound = rho_q * rho_k * max(1.0, scale)
     if bound > limit:
         raise ValueError(f"{what} overflow {q.dtype}: max‖q‖·max‖k‖·max(1, scale) = {bound:.3g} exceeds "
@@ -244,7 +244,7 @@ def value_scale(v: Tensor, terms: int) -> float:
     change of the result), so kernels stay correct for values near the dtype's largest number."""
     import torch
 
-    top = float(v.abs().amax()) if v.numel() else 0.0
+    top = float(v.detach().abs().amax()) if v.numel() else 0.0
     limit = float(torch.finfo(v.dtype).max) / _LOGIT_HEADROOM
     if top == 0.0 or top * max(terms, 1) <= limit:
         return 1.0

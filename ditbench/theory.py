@@ -6,14 +6,40 @@ This is the lowest layer: it imports nothing from the rest of ditbench except th
 """
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
 from ._checks import check_eps, check_finite, check_number, check_positive_int
 from .expapprox import MAX_DEGREE, minimal_approx
+
+
+# Largest degree and dimension the rank formulas accept: far beyond any kernel (degrees stop at
+# expapprox.MAX_DEGREE), and small enough that the exact binomial stays a fast computation.
+MAX_RANK_DEGREE = 10_000
+MAX_RANK_DIM = 10**9
+_RANK_WHY = "C(g + d, d) is computed exactly; larger arguments would take minutes"
+
+
+def _finite_cost(fn: Callable[..., Cost]) -> Callable[..., Cost]:
+    """A cost model whose FLOPs or bytes overflow float (absurd sizes) raises ValueError saying so,
+    instead of returning inf or an OverflowError."""
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Cost:
+        try:
+            cost = fn(*args, **kwargs)
+        except OverflowError:
+            cost = Cost(flops=math.inf, bytes=math.inf)
+        if not (math.isfinite(cost.flops) and math.isfinite(cost.bytes)):
+            raise ValueError(f"{fn.__name__}{args!r}: the predicted cost overflows float64; the sizes are absurd")
+        return cost
+
+    return checked
 
 
 @dataclass(frozen=True)
@@ -81,12 +107,15 @@ def max_degree_within(
 
 def feature_rank(d: int, degree: int) -> int:
     """Rank of the symmetric-monomial features: Σ_{i≤g} C(i+d−1, i) = C(g+d, d)."""
-    return math.comb(check_positive_int("degree", degree, minimum=0) + check_positive_int("d", d), d)
+    degree = check_positive_int("degree", degree, minimum=0, maximum=MAX_RANK_DEGREE, why=_RANK_WHY)
+    d = check_positive_int("d", d, maximum=MAX_RANK_DIM, why=_RANK_WHY)
+    return math.comb(degree + d, d)
 
 
 def paper_rank_bound(d: int, degree: int) -> int:
     """Alman–Song's looser rank count C(2(g+d), 2g)."""
-    degree, d = check_positive_int("degree", degree, minimum=0), check_positive_int("d", d)
+    degree = check_positive_int("degree", degree, minimum=0, maximum=MAX_RANK_DEGREE, why=_RANK_WHY)
+    d = check_positive_int("d", d, maximum=MAX_RANK_DIM, why=_RANK_WHY)
     return math.comb(2 * (degree + d), 2 * degree)
 
 
@@ -126,6 +155,7 @@ def rounding_error_bound(unit_roundoff: float, m: int, d: int, degree: int, cond
     return math.inf if rel >= 1 else 2.0 * rel / (1.0 - rel) * float(v_max)
 
 
+@_finite_cost
 def exact_forward_cost(n: int, m: int, d: int, dv: int, *, itemsize: int = 4, block: int | None = None) -> Cost:
     """Exact attention: 2·n·m·(d + dv) for the two products plus n·m exponentials.
 
@@ -141,6 +171,7 @@ def _sizes(**sizes: int) -> tuple[int, ...]:
     return tuple(check_positive_int(name, value) for name, value in sizes.items())
 
 
+@_finite_cost
 def polynomial_forward_cost(
     n: int, m: int, d: int, dv: int, degree: int, *, itemsize: int = 4, block: int = 1024, factored: bool = False,
     fused: bool = False,
@@ -194,6 +225,7 @@ def gradient_ranks(d: int, degree: int) -> tuple[int, int, int]:
     return k1, k1 + d, k1 * (k1 + d)
 
 
+@_finite_cost
 def exact_gradient_cost(n: int, d: int, *, itemsize: int = 4, block: int | None = None) -> Cost:
     """Closed-form dL/dX streamed over row blocks (ditbench.gradient.exact_gradient).
 
@@ -207,6 +239,7 @@ def exact_gradient_cost(n: int, d: int, *, itemsize: int = 4, block: int | None 
     return Cost(flops=flops, bytes=float((3 * rows * n + 5 * n * d) * itemsize))
 
 
+@_finite_cost
 def lowrank_gradient_cost(
     n: int, d: int, degree: int, *, itemsize: int = 4, block: int = 1024, direct: bool = False
 ) -> Cost:
@@ -229,6 +262,7 @@ def lowrank_gradient_cost(
     return Cost(flops=flops, bytes=float(mem * itemsize))
 
 
+@_finite_cost
 def polynomial_autograd_gradient_cost(n: int, d: int, degree: int, *, itemsize: int = 4, block: int = 1024) -> Cost:
     """Autograd through the streamed polynomial forward (ditbench.gradient.polynomial_autograd_gradient).
 

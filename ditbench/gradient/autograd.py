@@ -77,8 +77,10 @@ def polynomial_autograd_gradient(
         out = polynomial_attention(qx, a2, h, scale=g.scale, degree=approx.degree, radius=approx.radius,
                                    block_size=block, memory_budget=budget)  # (n, d)
         loss = 0.5 * (out - e).square().sum()
-        (grad,) = torch.autograd.grad(loss, leaf)  # (d, d)
-    grad = check_gradient("polynomial_autograd_gradient", grad)
+        # At degree 0 (a radius near 0) P is a constant, the approximated loss does not depend on X
+        # and its exact gradient is 0: autograd then has no path to the leaf.
+        (grad,) = torch.autograd.grad(loss, leaf, allow_unused=True) if loss.requires_grad else (None,)  # (d, d)
+    grad = check_gradient("polynomial_autograd_gradient", torch.zeros_like(x) if grad is None else grad)
     if not return_info:
         return grad
     return grad, PolynomialGradientInfo(degree=approx.degree, radius=approx.radius,
