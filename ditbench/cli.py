@@ -48,28 +48,28 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; only the subcommand named in ``argv`` (default ``sys.argv[1:]``) imports its
+    module and adds its arguments, so ``ditbench --help`` imports no subcommand at all."""
     parser = _Parser(prog="ditbench", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show the full traceback of any error")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    words = sys.argv[1:] if argv is None else argv
+    chosen = next((w for w in words if not w.startswith("-")), None)
     for name, (module_name, help_text) in COMMANDS.items():
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as err:
-            if err.name != module_name:
-                raise
-            continue  # subcommand not available in this build
         p = sub.add_parser(name, help=help_text, description=help_text)
-        module.add_arguments(p)
         # SUPPRESS: `ditbench --debug run` and `ditbench run --debug` both work.
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                        help="show the full traceback of any error")
-        p.set_defaults(_main=module.main, _kept=getattr(module, "kept", None))
+        if chosen == name:
+            module = importlib.import_module(module_name)
+            module.add_arguments(p)
+            p.set_defaults(_main=module.main, _kept=getattr(module, "kept", None))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     prog = f"ditbench {args.command}"
     if args.debug:
         return int(args._main(args) or 0)

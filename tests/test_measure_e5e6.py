@@ -8,14 +8,15 @@ import math
 import pytest
 import torch
 
-import ditbench.measure.fakes  # noqa: F401  (registers the fake_* kernels in this process)
+import fake_kernels  # noqa: F401  (registers the fake_* kernels in this process)
 from ditbench.attention import KERNELS
 from ditbench.measure import (
     InProcessExecutor, Preset, SweepSpec, check_spec, dump_toml, expand, get_preset, load_preset_text, run_sweep,
 )
 from ditbench.measure.budget import Rates
 from ditbench.measure.point import measure_case
-from ditbench.measure.workloads import forward_inputs, reference_rows
+from ditbench.measure.families.attention import forward_inputs
+from ditbench.measure.workloads import reference_rows
 from tolerances import assert_close
 
 F32_EPS = torch.finfo(torch.float32).eps

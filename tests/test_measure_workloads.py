@@ -8,9 +8,8 @@ import pytest
 import torch
 
 from ditbench.measure import SweepSpec, expand
-from ditbench.measure.workloads import (
-    Check, error_metrics, forward_check, forward_inputs, reference_rows, uniform_gradient,
-)
+from ditbench.measure.families.attention import forward_check, forward_inputs, uniform_gradient
+from ditbench.measure.workloads import Check, error_metrics, reference_rows
 from conftest import reference_attention
 
 F64_EPS = torch.finfo(torch.float64).eps

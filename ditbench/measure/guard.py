@@ -63,10 +63,18 @@ class RunLock:
 
 
 def run_identity(preset: Mapping[str, Any], *, threads: int, device: str) -> dict[str, Any]:
-    """What must be equal for two runs' rows to be one table (JSON-normalised, as stored)."""
-    from .. import __version__
+    """What must be equal for two runs' rows to be one table (JSON-normalised, as stored). How a
+    point is timed (min_run_time, timeout_s, … — a Case's ``metadata=HOW`` fields) and the
+    description are not part of it: a resumed run may finish faster, as before."""
+    from dataclasses import fields
 
-    spec = json.loads(json.dumps(preset.get("sweep", []), default=str))
+    from .. import __version__
+    from .cases import Case
+
+    how = {f.name for f in fields(Case) if f.metadata.get("identity") is False} | {"description"}
+    sweeps = [{k: v for k, v in sweep.items() if k not in how} if isinstance(sweep, Mapping) else sweep
+              for sweep in preset.get("sweep", [])]
+    spec = json.loads(json.dumps(sweeps, default=str))
     return {"spec": spec, "preset": preset.get("name"), "threads": threads, "device": device, "version": __version__}
 
 
@@ -76,8 +84,8 @@ def stored_identity(meta: Mapping[str, Any]) -> dict[str, Any]:
     if isinstance(meta.get("identity"), Mapping):
         return dict(meta["identity"])
     preset = meta.get("preset") if isinstance(meta.get("preset"), Mapping) else {}
-    return {"spec": preset.get("sweep"), "preset": meta.get("preset_name", preset.get("name")),
-            "threads": meta.get("threads"), "device": meta.get("device"), "version": None}
+    old = run_identity(preset, threads=meta.get("threads"), device=meta.get("device"))  # type: ignore[arg-type]
+    return old | {"preset": meta.get("preset_name", preset.get("name")), "version": None}
 
 
 def read_stored_meta(path: str | Path) -> dict[str, Any]:

@@ -16,13 +16,15 @@ from typing import Any
 
 import torch
 
+from .. import theory
 from ..attention import KERNELS, Kernel
 from ..errors import KernelRefusal
 from .budget import predicted
 from .cases import Case
 from .memory import measure_peak
 from .timing import time_call
-from .workloads import CaseRefused, measurement_for, target_of
+from .family import get_family
+from .workloads import CaseRefused, target_of
 
 # Parameter names under which kernels state their rank (polynomial: from degree; peers: features).
 _RANK_PARAMS = ("rank", "num_features", "features", "landmarks")
@@ -44,6 +46,9 @@ def base_row(case: Case) -> dict[str, Any]:
         "host": socket.gethostname(), "workload": case.workload,
         "setting": json.dumps(dict(case.setting), sort_keys=True) if case.setting else "",
         "target_kernel": target_of(case.kernel) if case.op == "forward" and case.workload == "attention" else None,
+        # What the report needs to know about the kernel and the theory, written into the row.
+        "exact": None if kernel is None else kernel.exact,
+        "threshold": theory.entry_threshold(case.n) if case.n >= 2 else None,
     }
     row.update(_describe(kernel, case, params))
     return row
@@ -86,7 +91,7 @@ def measure_case(case: Case) -> dict[str, Any]:
 
 
 def _measure(case: Case) -> dict[str, Any]:
-    prepared = measurement_for(case).prepare(case)
+    prepared = get_family(case.workload).prepare(case)
     out, peak_bytes, mem_method = measure_peak(prepared.call, case.device)  # first call: also the warm-up
     metrics = prepared.score(out)
     del out

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from .expr import parse_expression
+from .family import Family, get_family
 
-OPS = ("forward", "backward")
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 DEVICES = ("cpu", "cuda")
 TIMERS = ("blocked", "adaptive")  # torch.utils.benchmark.Timer.blocked_autorange / adaptive_autorange
@@ -44,33 +44,6 @@ GEOMETRIC_RTOL = 0.05
 # Points one {start, stop, factor} grid may have (2^1 … 2^30 at factor 2 is 30): more is a typo
 # such as factor = 1.0000001, refused before the grid is built.
 MAX_GRID_POINTS = 1000
-
-
-@dataclass(frozen=True)
-class Family:
-    """What a sweep's cases wrap around the attention call: the spec-level declaration (how such
-    cases are expanded is in ditbench.measure.cases, how they are measured in .workloads)."""
-
-    setting: Mapping[str, bool]  # keys of the `setting` table → required?
-    derived: tuple[str, ...] = ()  # spec fields the setting determines; giving them is an error
-    kernel_op: str | None = None  # op every kernel must have (None: the sweep's op)
-    description: str = ""
-
-
-FAMILIES: Mapping[str, Family] = {
-    "attention": Family(setting={}, description="synthetic q, k ~ U[−B, B], v: one attention call (E1–E4, E6)"),
-    # The DiT fixes the sizes: n = m = L = (image_size / 8 / p)², d = dv = head dim, scale 1/√d (as DiT).
-    # Its backward is autograd through the model, so the kernels are forward kernels for either op.
-    "dit": Family(setting={"model": True, "image_size": True, "blocks": False, "batch": False},
-                  derived=("n", "m", "d", "dv", "bound", "scale"), kernel_op="forward",
-                  description="latent DiT forward/backward with the kernel in every block (E5)"),
-}
-
-
-def get_family(name: Any) -> Family:
-    if not isinstance(name, str) or name not in FAMILIES:
-        raise ValueError(f"workload={name!r} is not allowed; allowed values: {sorted(FAMILIES)}")
-    return FAMILIES[name]
 
 
 @dataclass(frozen=True)
@@ -89,7 +62,7 @@ class SweepSpec:
     params: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # shared kernel parameter grids, e.g. (("eps", (1e-3,)),)
     # Per-kernel grids: ((kernel, ((name, values), ...)), ...); only that kernel gets them.
     kernel_params: tuple[tuple[str, tuple[tuple[str, tuple[Any, ...]], ...]], ...] = ()
-    workload: str = "attention"  # key of FAMILIES: what wraps the attention call
+    workload: str = "attention"  # workload family (ditbench.measure.family): what wraps the kernel call
     setting: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # the workload's own axes, e.g. (("model", ("DiT-S/8",)),)
     dtype: tuple[str, ...] = ("float32",)
     device: str = "cpu"
@@ -270,7 +243,7 @@ def _grid(name: str, value: Any, *, geometric: bool) -> tuple[int, ...]:
         if not (_is_int(start) and start >= 1 and _is_int(stop) and stop >= start):
             raise ValueError(f"grid {name!r}: need integers 1 ≤ start ≤ stop, got start={start}, stop={stop}")
         if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not (1 < factor < math.inf):
-            raise ValueError(f"grid {name!r}: factor={factor} must be a finite number > 1 (geometric grid)")
+            raise ValueError(f"grid {name!r}: factor={factor} must be a number > 1 and finite (geometric grid)")
         points = math.floor(math.log(stop / start) / math.log(factor)) + 1
         if points > MAX_GRID_POINTS:
             raise ValueError(f"grid {name!r}: start={start}, stop={stop}, factor={factor} has about {points:,} "
@@ -334,8 +307,8 @@ def _split_params(params: Any, kernels: Sequence[str]) -> tuple[tuple, tuple]:
         grid = sorted((str(k), tuple(_as_list(f"params.{key}.{k}", v))) for k, v in value.items())
         own.append((str(key), tuple(grid)))
     shared_names = {name for name, _ in shared}
-    for kernel, grid in own:
-        twice = sorted(shared_names & {name for name, _ in grid})
+    for kernel, kernel_grid in own:
+        twice = sorted(shared_names & {name for name, _ in kernel_grid})
         if twice:
             raise ValueError(f"params {twice} are given both shared and in params.{kernel}; give each in one place")
     return tuple(sorted(shared)), tuple(sorted(own))
@@ -370,7 +343,7 @@ def _validate(spec: SweepSpec) -> None:
     _setting_grid(spec.workload, family, {k: list(v) for k, v in spec.setting})
     need(bool(spec.kernels) and all(isinstance(k, str) for k in spec.kernels),
          f"kernels must be a non-empty list of names, got {spec.kernels!r}")
-    need(spec.op in OPS, f"op={spec.op!r} is not allowed; allowed values: {list(OPS)}")
+    need(spec.op in family.ops, f"op={spec.op!r} is not allowed; allowed values: {list(family.ops)}")
     need(spec.device in DEVICES, f"device={spec.device!r} is not allowed; allowed values: {list(DEVICES)}")
     bad = [x for x in spec.dtype if x not in DTYPES]
     need(not bad, f"dtype {bad} not allowed; allowed values: {list(DTYPES)}")

@@ -5,9 +5,10 @@
   naming the value and the limit rather than a run whose every row failed;
 * the number of cases: at most :data:`MAX_CASES` per sweep (counted from the axes' lengths, before
   anything is expanded, so a huge product is refused at once, with the count);
-* memory: a (kernel, parameters) series whose *smallest* point is predicted to need more than the
-  machine's total memory can never run anywhere here, so it is refused too (a point that merely
-  exceeds today's budget is still recorded as skipped, with the reason, by the runner).
+* memory: a (kernel, parameters) series with explicit parameters whose *smallest* point is predicted
+  to need more than the machine's total memory can never run here — the parameter is the mistake
+  (``features = [10**9]``) — so it is refused too. Points that merely exceed today's budget, and
+  series at the kernel's defaults, are recorded as skipped, with the reason, by the runner (DESIGN §4).
 """
 from __future__ import annotations
 
@@ -75,7 +76,7 @@ def check_memory(cases: Sequence[Case]) -> None:
     smallest: dict[tuple, tuple[float, Case]] = {}
     totals: dict[str, float] = {}
     for case in cases:
-        if case.workload != "attention":
+        if case.workload != "attention" or not case.params:
             continue  # other families' costs are the workload's (ditbench.measure.workloads), checked at run time
         try:
             cost = KERNELS[case.kernel].predicted_cost(case.problem(), case.kwargs)
@@ -89,7 +90,7 @@ def check_memory(cases: Sequence[Case]) -> None:
     for need, case in smallest.values():
         have = totals.setdefault(case.device, total_memory(case.device) if case.device == "cpu" else math.inf)
         if need > have:
-            params = ", ".join(f"{k}={v!r}" for k, v in case.params) or "defaults"
+            params = ", ".join(f"{k}={v!r}" for k, v in case.params)
             raise ValueError(f"{case.experiment}: {case.kernel} ({params}) needs {need / 2**30:.3g} GiB even at its "
                              f"smallest point (n={case.n}, d={case.d}), more than this machine's "
                              f"{have / 2**30:.3g} GiB in all; lower the parameter")

@@ -1,4 +1,4 @@
-"""E5: end-to-end latent DiT cases — the ``dit`` workload family.
+"""The ``dit`` family: end-to-end latent DiT cases (E5).
 
 A ``dit`` sweep names a model, image sizes and (optionally) a block count and batch in its
 ``setting`` table; every case builds :func:`ditbench.dit.workload.build_workload` with the case's
@@ -23,20 +23,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal, cast
 
-from .. import theory
-from ..attention import KERNELS
-from ..dit.configs import VAE_DOWNSAMPLE, DiTConfig, get_config
-from ..dit.workload import WorkloadSpec, build_workload
-from .cases import GEOMETRIES, Case, Geometry
-from .spec import SweepSpec
-from .workloads import CaseRefused, Measurement, Prepared, register_measurement
+from ... import theory
+from ...attention import KERNELS
+from ...dit.configs import VAE_DOWNSAMPLE, DiTConfig, get_config
+from ...dit.workload import WorkloadSpec, build_workload
+from ..cases import Case, Geometry
+from ..family import Family
+from ..spec import SweepSpec
+from ..workloads import CaseRefused, Prepared
 
-FAMILY = "dit"
 
-
-def dit_geometries(spec: SweepSpec) -> Iterator[Geometry]:
+def geometries(spec: SweepSpec) -> Iterator[Geometry]:
     """model × blocks × batch × image_size (innermost, so small images run first); n = L."""
     grid = spec.setting_grid
     for model in grid["model"]:
@@ -78,7 +77,8 @@ def workload_spec(case: Case) -> WorkloadSpec:
     """The :class:`ditbench.dit.workload.WorkloadSpec` of ``case``."""
     s = case.settings
     return WorkloadSpec(model=s["model"], image_size=image_size(case), kernel=case.kernel, params=case.kwargs,
-                        op=case.op, dtype=case.torch_dtype, device=case.device, seed=case.seed,
+                        op=cast(Literal["forward", "backward"], case.op), dtype=case.torch_dtype,
+                        device=case.device, seed=case.seed,
                         blocks=s["blocks"], batch=s["batch"])
 
 
@@ -106,7 +106,7 @@ def _linear_flops(cfg: DiTConfig, tokens: int) -> float:
     return 2.0 * tokens * c * c * (3 + 1 + 2 * cfg.mlp_ratio)
 
 
-def dit_cost(case: Case) -> theory.Cost | None:
+def cost(case: Case) -> theory.Cost | None:
     """One timed call: blocks × batch × (heads × the kernel's per-head cost + the linear layers);
     backward (forward + autograd) counted as 3× the forward. None if the kernel has no cost model."""
     cfg = get_config(case.settings["model"])
@@ -126,7 +126,7 @@ def dit_cost(case: Case) -> theory.Cost | None:
     return theory.Cost(flops=flops * (3 if backward else 1), bytes=memory)
 
 
-def dit_overhead_bytes(case: Case) -> float:
+def overhead_bytes(case: Case) -> float:
     """Weights in the case dtype, plus the float64 exact copy and the uniform copy that error() builds
     (≈ 18·C² parameters per block: attention 4C², MLP 8C², adaLN 6C²), plus one float64 activation set."""
     cfg = get_config(case.settings["model"])
@@ -137,7 +137,7 @@ def dit_overhead_bytes(case: Case) -> float:
     return params * (2 * item + 8) + activations * (s["blocks"] if case.op == "backward" else 1)
 
 
-def dit_setup_flops(case: Case) -> float:
+def setup_flops(case: Case) -> float:
     """Building the inputs: ditbench.dit.latent_batch takes the Q factor of a float64 Gaussian
     D × d0 matrix, D = 4·(image/8)² latent entries, d0 = D/4 — Householder QR, 2·D·d0² − ⅔·d0³
     FLOPs. It dominates everything else at 512 px and beyond (measured on the 2-core machine:
@@ -148,7 +148,11 @@ def dit_setup_flops(case: Case) -> float:
     return 2.0 * ambient * latent**2 - 2.0 / 3.0 * latent**3
 
 
-GEOMETRIES[FAMILY] = dit_geometries
-for _op in ("forward", "backward"):
-    register_measurement(Measurement(FAMILY, _op, prepare, cost=dit_cost, overhead_bytes=dit_overhead_bytes,
-                                     setup_flops=dit_setup_flops))
+FAMILY = Family(
+    name="dit", description="latent DiT forward/backward with the kernel in every block (E5)",
+    geometries=geometries, prepare=prepare, cost=cost, overhead_bytes=overhead_bytes, setup_flops=setup_flops,
+    # The DiT fixes the sizes: n = m = L = (image_size / 8 / p)², d = dv = head dim, scale 1/√d (as DiT).
+    # Its backward is autograd through the model, so the kernels are forward kernels for either op.
+    setting={"model": True, "image_size": True, "blocks": False, "batch": False},
+    derived=("n", "m", "d", "dv", "bound", "scale"), kernel_op="forward",
+)
