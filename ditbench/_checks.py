@@ -90,19 +90,20 @@ class Param:
         if self.kind == "str" or self.kind == "bool":
             ok = isinstance(value, str) if self.kind == "str" else isinstance(value, bool)
             if not ok or (self.choices and value not in self.choices):
-                raise ValueError(f"{name}={value!r} is not allowed; {self.describe()}")
+                raise ValueError(f"{name}={value!r} is not allowed; allowed: {self.describe()}")
             return value
         is_int = isinstance(value, numbers.Integral) and not isinstance(value, bool)
-        if self.kind == "int" and not is_int or self.kind == "float" and not (
-                is_int or isinstance(value, numbers.Real) and not isinstance(value, bool)):
-            raise ValueError(f"{name}={value!r} ({type(value).__name__}) is not allowed; {self.describe()}")
+        if self.kind == "int" and not is_int:
+            raise ValueError(f"{name}={value!r} must be an integer; allowed: {self.describe()}")
+        if self.kind == "float" and not (is_int or isinstance(value, numbers.Real) and not isinstance(value, bool)):
+            raise ValueError(f"{name}={value!r} must be a number; allowed: {self.describe()}")
         if not math.isfinite(value):
-            raise ValueError(f"{name}={value} must be finite; {self.describe()}")
-        too_low = self.low is not None and (value < self.low or self.open_low and value == self.low)
-        too_high = self.high is not None and (value > self.high or self.open_high and value == self.high)
-        if too_low or too_high:
-            why = f" ({self.why})" if self.why and too_high else ""
-            raise ValueError(f"{name}={value} is outside the allowed range: {self.describe()}{why}")
+            raise ValueError(f"{name}={value} must be finite; allowed: {self.describe()}")
+        why = f" ({self.why})" if self.why else ""
+        if self.low is not None and (value < self.low or self.open_low and value == self.low):
+            raise ValueError(f"{name}={value} must be {'>' if self.open_low else '≥'} {self.low:g}")
+        if self.high is not None and (value > self.high or self.open_high and value == self.high):
+            raise ValueError(f"{name}={value} must be {'<' if self.open_high else '≤'} {self.high:g}{why}")
         return value
 
     def describe(self) -> str:

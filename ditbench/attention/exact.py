@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import BLOCK_SIZE, check_logit_range, check_output, check_positive_int, check_qkv, resolve_scale, value_scale
+from .._checks import (
+    BLOCK_SIZE, check_logit_range, check_output, check_positive_int, check_qkv, resolve_scale, value_scale,
+)
 from .. import theory
 from .registry import Kernel, Problem, register
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
-from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd

@@ -130,7 +130,7 @@ def _evaluate(node: ast.AST, values: Mapping[str, float]) -> float:
 
 def _evaluate_node(node: ast.AST, values: Mapping[str, float]) -> float:
     if isinstance(node, ast.Constant):
-        return float(node.value)  # a number (parse_expression admits no other constant), as a float: no huge ints
+        return float(cast(float, node.value))  # a number (nothing else parses), as a float: no huge ints
     if isinstance(node, ast.Name):
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]

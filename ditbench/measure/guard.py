@@ -83,7 +83,7 @@ def stored_identity(meta: Mapping[str, Any]) -> dict[str, Any]:
     are read from their preset, threads and device fields (their version is unknown: None)."""
     if isinstance(meta.get("identity"), Mapping):
         return dict(meta["identity"])
-    preset = meta.get("preset") if isinstance(meta.get("preset"), Mapping) else {}
+    preset: Mapping[str, Any] = meta["preset"] if isinstance(meta.get("preset"), Mapping) else {}
     old = run_identity(preset, threads=meta.get("threads"), device=meta.get("device"))  # type: ignore[arg-type]
     return old | {"preset": meta.get("preset_name", preset.get("name")), "version": None}
 

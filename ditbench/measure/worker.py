@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import signal
 import sys
 from typing import BinaryIO
 
@@ -21,6 +22,9 @@ def send(stream: BinaryIO, message: object) -> None:
 
 
 def serve(modules: list[str]) -> int:
+    # Ctrl-C reaches the whole process group; the parent (ditbench.cli) reports it and closes this
+    # worker, so the worker itself ignores it rather than print a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     channel = os.fdopen(os.dup(1), "wb")  # private protocol stream
     os.dup2(2, 1)  # prints from kernels go to stderr
     sys.stdout = sys.stderr

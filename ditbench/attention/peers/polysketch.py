@@ -36,7 +36,8 @@ from ... import theory
 from ..._checks import SEED, Param, check_allocation, check_output, value_scale
 from ..registry import Kernel, Problem, register
 from ._common import (
-    VALUE_HINT, cpu_generator, divide_by_normaliser, feature_attention, gaussian, int_reasons, prepare, raise_if, rows_per_tile,
+    VALUE_HINT, cpu_generator, divide_by_normaliser, feature_attention, gaussian, int_reasons, prepare, raise_if,
+    rows_per_tile,
 )
 
 def unit_rows(x: Tensor, name: str) -> Tensor:
