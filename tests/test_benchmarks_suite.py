@@ -192,6 +192,7 @@ def test_pytest_suite_is_outside_the_fast_test_run():
     assert not (suite / "__init__.py").exists()  # asv must not descend into it (it imports pytest)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(shutil.which("asv") is None and importlib.util.find_spec("asv") is None, reason="asv not installed")
 def test_asv_check_finds_no_problems():
     # ASV_PYTHONPATH: asv drops PYTHONPATH in benchmark processes; this makes them import this tree.

@@ -54,11 +54,6 @@ class Prepared:
     score: Callable[[Tensor], dict[str, Any]]
 
 
-class CaseRefused(ValueError):
-    """Raised while preparing a case that the workload refuses to build (e.g. a kernel that would
-    need more memory than allowed inside a DiT): the point is recorded as ``skipped`` with the message."""
-
-
 def target_of(kernel: str) -> str | None:
     """The registered non-softmax target of ``kernel`` (``Kernel.target``), if any."""
     registered = KERNELS.get(kernel)

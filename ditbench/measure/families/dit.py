@@ -16,8 +16,9 @@ the entry bound of a DiT's activations is not known in advance, so ``bound`` is 
 Errors (``err_*``) compare the model's final output with the same weights and inputs under
 float64 ``exact`` attention (:meth:`DiTWorkload.error`; err_max_rel divides by ‖reference‖_max,
 ``err_uniform`` is the same model with ``uniform`` attention). A kernel refusal raised by
-``build_workload`` (ValueError, e.g. ``polynomial`` needing more memory than allowed at head dim
-64) is recorded as ``skipped`` with its message.
+``build_workload`` (:class:`~ditbench.errors.KernelRefusal`, e.g. ``polynomial`` needing more
+memory than allowed at head dim 64) is recorded as ``skipped`` with its message; any other error
+is a failure. Costs are theory's (:func:`ditbench.theory.dit_cost` and neighbours).
 """
 from __future__ import annotations
 
@@ -29,10 +30,11 @@ from ... import theory
 from ...attention import KERNELS
 from ...dit.configs import VAE_DOWNSAMPLE, DiTConfig, get_config
 from ...dit.workload import WorkloadSpec, build_workload
+from ...errors import KernelRefusal
 from ..cases import Case, Geometry
 from ..family import Family
 from ..spec import SweepSpec
-from ..workloads import CaseRefused, Prepared
+from ..workloads import Prepared
 
 
 def geometries(spec: SweepSpec) -> Iterator[Geometry]:
@@ -85,8 +87,8 @@ def workload_spec(case: Case) -> WorkloadSpec:
 def prepare(case: Case) -> Prepared:
     try:
         workload = build_workload(workload_spec(case))
-    except ValueError as err:  # build_workload's refusals (kernel limits, memory): a skip with its reason
-        raise CaseRefused(f"build_workload refused: {err}") from err
+    except KernelRefusal as err:  # the kernel's refusal on the per-head problem: a skip with its reason
+        raise KernelRefusal(f"build_workload refused: {err}") from err
 
     def score(out: Any) -> dict[str, Any]:
         # DiTWorkload.error() re-runs fn() itself and compares with float64 exact attention.
@@ -98,14 +100,6 @@ def prepare(case: Case) -> Prepared:
 ##################################################################################################
 # cost estimate (for skipping over-budget points; documented in docs/measure.md)
 ##################################################################################################
-def _linear_flops(cfg: DiTConfig, tokens: int) -> float:
-    """FLOPs of one block's token-wise matmuls for one sample: qkv (3C²), proj (C²), MLP (2·ratio·C²),
-    2 FLOPs per multiply-add. adaLN (6C² per sample, independent of L), patch embedding and the final
-    layer are left out (small next to these at L ≥ 16)."""
-    c = cfg.hidden_size
-    return 2.0 * tokens * c * c * (3 + 1 + 2 * cfg.mlp_ratio)
-
-
 def cost(case: Case) -> theory.Cost | None:
     """One timed call: blocks × batch × (heads × the kernel's per-head cost + the linear layers);
     backward (forward + autograd) counted as 3× the forward. None if the kernel has no cost model."""
@@ -117,24 +111,18 @@ def cost(case: Case) -> theory.Cost | None:
     if head is None:
         return None
     s = case.settings
-    backward = case.op == "backward"
-    flops = s["blocks"] * s["batch"] * (cfg.num_heads * head.flops + _linear_flops(cfg, case.n))
-    # Live activations: ~(2·ratio + 6) token-wide tensors per block (qkv, attention out, MLP hidden,
-    # norms); autograd keeps every block's, a forward only one block's at a time.
-    activations = case.n * cfg.hidden_size * case.torch_dtype.itemsize * (2 * cfg.mlp_ratio + 6)
-    memory = s["batch"] * (cfg.num_heads * head.bytes + activations * (s["blocks"] if backward else 1))
-    return theory.Cost(flops=flops * (3 if backward else 1), bytes=memory)
+    return theory.dit_cost(head, tokens=case.n, hidden=cfg.hidden_size, mlp_ratio=cfg.mlp_ratio, heads=cfg.num_heads,
+                           blocks=s["blocks"], batch=s["batch"], itemsize=case.torch_dtype.itemsize,
+                           backward=case.op == "backward")
 
 
 def overhead_bytes(case: Case) -> float:
-    """Weights in the case dtype, plus the float64 exact copy and the uniform copy that error() builds
-    (≈ 18·C² parameters per block: attention 4C², MLP 8C², adaLN 6C²), plus one float64 activation set."""
+    """Weights, their float64 exact and uniform copies that error() builds, one float64 activation set."""
     cfg = get_config(case.settings["model"])
     s = case.settings
-    params = 18.0 * cfg.hidden_size**2 * s["blocks"]
-    item = case.torch_dtype.itemsize
-    activations = s["batch"] * case.n * cfg.hidden_size * 8 * (2 * cfg.mlp_ratio + 6)
-    return params * (2 * item + 8) + activations * (s["blocks"] if case.op == "backward" else 1)
+    return theory.dit_overhead_bytes(tokens=case.n, hidden=cfg.hidden_size, mlp_ratio=cfg.mlp_ratio,
+                                     blocks=s["blocks"], batch=s["batch"], itemsize=case.torch_dtype.itemsize,
+                                     backward=case.op == "backward")
 
 
 def setup_flops(case: Case) -> float:
@@ -144,8 +132,7 @@ def setup_flops(case: Case) -> float:
     85 s at D = 16384, about 6 GFLOP/s), so it is what limits the image size, not attention."""
     cfg = get_config(case.settings["model"])
     ambient = cfg.in_channels * cfg.latent_size(image_size(case)) ** 2
-    latent = max(1, ambient // 4)
-    return 2.0 * ambient * latent**2 - 2.0 / 3.0 * latent**3
+    return theory.latent_basis_flops(ambient, max(1, ambient // 4))
 
 
 FAMILY = Family(
