@@ -32,10 +32,19 @@ if TYPE_CHECKING:
 ##################################################################################################
 # Numbers and kernel parameters
 ##################################################################################################
+def _real(name: str, value: Any) -> float:
+    """``value`` as a float: a real number, or a one-element tensor/array (``v.abs().max()``)."""
+    if isinstance(value, bool) or isinstance(value, (str, bytes)) or not (
+            isinstance(value, numbers.Real) or hasattr(value, "__float__")):
+        raise ValueError(f"{name}={value!r} must be a number")
+    try:
+        return float(value)
+    except (TypeError, ValueError, RuntimeError):  # a tensor or array of several elements
+        raise ValueError(f"{name}={value!r} must be a single number") from None
+
+
 def check_eps(eps: float) -> float:
-    if isinstance(eps, bool) or not isinstance(eps, numbers.Real):
-        raise ValueError(f"eps={eps!r} must be a number in the open interval (0, 1)")
-    eps = float(eps)
+    eps = _real("eps", eps)
     if not (0.0 < eps < 1.0):
         raise ValueError(f"eps={eps} must lie in the open interval (0, 1)")
     return eps
@@ -53,9 +62,7 @@ def check_positive_int(name: str, value: int, *, minimum: int = 1, maximum: int 
 def check_number(name: str, value: Any, *, low: float = -math.inf, high: float = math.inf,
                  open_low: bool = False, open_high: bool = False) -> float:
     """A finite real number in [low, high] (ends excluded when ``open_*``); ValueError otherwise."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ValueError(f"{name}={value!r} must be a number")
-    value = float(value)
+    value = _real(name, value)
     lo, hi = "(" if open_low else "[", ")" if open_high else "]"
     if not math.isfinite(value) or value < low or value > high or (open_low and value == low) \
             or (open_high and value == high):
