@@ -3,7 +3,8 @@
     ditbench run [--preset NAME | --config FILE] [--out DIR] [--device cpu|cuda] [--threads N]
                  [--resume] [--no-report] [--executor worker|in-process]
 
-Writes DIR/results.csv, DIR/meta.json, DIR/fits.csv and (unless --no-report) DIR/report/.
+Writes DIR/results.csv, DIR/meta.json, DIR/fits.csv (timing fits), DIR/stats_rates.csv (when the
+run has stats rows: ditbench.stats.rates) and (unless --no-report) DIR/report/.
 Exit status: 0 when every point is ok or skipped, 1 when some point failed, 2 on a bad spec.
 """
 from __future__ import annotations
@@ -18,8 +19,10 @@ from typing import Any
 
 import pandas as pd
 
+from ..stats.rates import RATES_FILE, rate_lines, rate_table, stats_rows
 from .executor import EXECUTORS
 from .presets import get_preset, preset_names
+from .results import STATS_COLUMNS
 from .runner import run_sweep
 from .spec import load_config
 from .summary import summarize
@@ -56,9 +59,14 @@ def main(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"ditbench run: error: {err}", file=sys.stderr)
         return 2
-    fits = write_fits(results, out)
+    timed = results[results["workload"] != "stats"].drop(columns=list(STATS_COLUMNS))  # stats: rates, not timings
+    fits = write_fits(timed, out) if len(timed) else None
+    rates = write_rates(results, out)
     print(summarize(results, fits))
-    written = [out / "results.csv", out / "meta.json"] + ([out / "fits.csv"] if fits is not None else [])
+    if rates is not None:
+        print("\n".join(rate_lines(rates)))
+    written = [out / "results.csv", out / "meta.json"] + ([out / "fits.csv"] if fits is not None else []) + \
+        ([out / RATES_FILE] if rates is not None else [])
     print("wrote " + ", ".join(str(path) for path in written))
     if not args.no_report:
         build = _optional("ditbench.report", "build_report")
@@ -81,6 +89,16 @@ def write_fits(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:
     fits = fit_table(results)
     fits.to_csv(out / "fits.csv", index=False)
     return fits
+
+
+def write_rates(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:
+    """The stats family's fitted rates (ditbench.stats.rates) in ``out/stats_rates.csv``; None
+    when the run has no ok stats rows."""
+    if stats_rows(results).empty:
+        return None
+    rates = rate_table(results)
+    rates.to_csv(out / RATES_FILE, index=False)
+    return rates
 
 
 def _optional(module: str, name: str) -> Callable[..., Any] | None:

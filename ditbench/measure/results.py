@@ -39,14 +39,30 @@ EXTRA_COLUMNS = (
     "predicted_flops", "predicted_bytes",  # the kernel's cost model for one call
     "wall_s",  # seconds spent on the whole point (inputs, reference, timing)
     "host",
-    "workload",  # "attention" (synthetic q, k, v) | "dit" (end-to-end latent DiT, E5)
+    "workload",  # "attention" (synthetic q, k, v) | "dit" (end-to-end latent DiT, E5) | "stats" (E7/E8)
     "setting",  # JSON of the workload's own values, e.g. {"batch": 1, "blocks": 2, "model": "DiT-S/8"}
     "target_kernel",  # the kernel's non-softmax target (polysketch → poly4_exact), else empty
     "err_target_max",  # ‖T − target‖_max on the same rows as err_max
     "err_target_fro_rel",  # ‖T − target‖_F / ‖target‖_F
     "err_target_uniform",  # ‖mean of V − target‖_max: the trivial answer scored against the target
 )
-COLUMNS = REQUIRED_COLUMNS + EXTRA_COLUMNS
+# The stats family's own columns (E7/E8, ditbench.stats; empty on every other row). Score errors are
+# root-mean σ_t-weighted: √E_t E_x[σ_t‖P(s − ∇log p_t)‖²], t ~ U[0.01, 5] (docs/stats.md).
+STATS_COLUMNS = (
+    "network",  # "latent" (W_B f(W_Bᵀx, t)/σ − x/σ) | "ambient" (matched-size baseline without W_B)
+    "samples",  # n: training-set size
+    "ambient_dim", "latent_dim",  # D and d0
+    "param_count",  # trainable parameters of the network
+    "train_s", "train_loss", "train_steps",  # DSM wall seconds, mean loss over the last 10 % of steps, steps
+    "score_err", "score_err_on", "score_err_off",  # P = I, BBᵀ, I − BBᵀ
+    "score_ref",  # √E[σ_t‖∇log p_t‖²]: the target's size, for relative errors
+    "subspace_err",  # ‖W_B W_Bᵀ − BBᵀ‖_F (latent network only)
+    "sample_mmd",  # Gaussian-kernel MMD (V-statistic, median-heuristic bandwidth): reverse-SDE samples vs data
+    "sample_mmd_exact",  # the same with the analytic score driving the same SDE (discretisation floor)
+    "sample_mmd_floor",  # two fresh data samples of the same size (the estimator's floor)
+    "projection",  # JSON {"model": [[u, v], …], "data": …}: samples in B's first two latent coordinates
+)
+COLUMNS = REQUIRED_COLUMNS + EXTRA_COLUMNS + STATS_COLUMNS
 STATUSES = ("ok", "skipped", "failed")
 
 
@@ -103,7 +119,7 @@ class ResultStore:
 def read_results(path: str | Path) -> pd.DataFrame:
     """Read a results.csv; empty cells become NaN in numeric columns (pandas' missing value)."""
     text = ("reason", "bound_spec", "scale_spec", "params", "case_id", "experiment", "kernel", "workload", "setting",
-            "target_kernel")
+            "target_kernel", "network", "projection")
     df = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"], dtype={c: str for c in text})
     for column in text:
         if column in df.columns:  # files of earlier versions may lack the newer text columns

@@ -61,6 +61,13 @@ FAMILIES: Mapping[str, Family] = {
     "dit": Family(setting={"model": True, "image_size": True, "blocks": False, "batch": False},
                   derived=("n", "m", "d", "dv", "bound", "scale"), kernel_op="forward",
                   description="latent DiT forward/backward with the kernel in every block (E5)"),
+    # A score network trained by DSM on latent-mixture data; the kernel runs in its DiT blocks (E7/E8).
+    "stats": Family(setting={"network": True, "samples": True, "ambient_dim": True, "latent_dim": True,
+                             "hidden": False, "depth": False, "heads": False, "token_dim": False,
+                             "steps": False, "batch": False, "lr": False, "components": False,
+                             "off_noise": False},
+                    derived=("n", "m", "d", "dv", "bound", "scale"), kernel_op="forward",
+                    description="score network trained on a latent Gaussian mixture: statistical rates (E7/E8)"),
 }
 
 
