@@ -153,7 +153,8 @@ def main(argv: list[str] | None = None) -> dict:
 def _print(result: dict, table: list[Row]) -> None:
     s, p, e = result["setting"], result["polynomial"], result["error"]
     print(f"n = m = {s['n']}, d = dv = {s['d']}, scale = 1/{s['d']}, eps = {s['eps']}, float32, "
-          f"{s['threads']} threads (OMP_WAIT_POLICY={s['omp_wait_policy']}); radius {p['radius']:.4f} → degree {p['degree']} "
+          f"{s['threads']} threads (OMP_WAIT_POLICY={s['omp_wait_policy']}); "
+          f"radius {p['radius']:.4f} → degree {p['degree']} "
           f"(rank {p['rank']}, {p['built_rank']} built; realised rel. error {p['realised_rel_error']:.2e})")
     print(f"{'kernel':<11} {'median s':>10} {'IQR s':>9} {'runs':>5} {'GFLOP':>9} {'GFLOP/s':>8} {'err_max':>9}")
     for r in table:

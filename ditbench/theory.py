@@ -51,13 +51,13 @@ def degree_for(radius: float, eps: float, max_degree: int = MAX_DEGREE) -> int:
 
 def max_degree_within(
     n: int, m: int, d: int, dv: int, memory_budget: float, *, itemsize: int = 4, block: int = 1024,
-    factored: bool = False,
+    factored: bool = False, fused: bool = False,
 ) -> int:
     """Largest degree whose :func:`polynomial_forward_cost` memory (bytes) fits ``memory_budget``
     (−1 when not even degree 0 fits). The rank grows like g^d/d!, so a linear scan is short."""
     degree = -1
     while polynomial_forward_cost(
-        n, m, d, dv, degree + 1, itemsize=itemsize, block=block, factored=factored
+        n, m, d, dv, degree + 1, itemsize=itemsize, block=block, factored=factored, fused=fused
     ).bytes <= memory_budget:
         degree += 1
         if degree > 10_000:  # an absurd budget: every degree a float64 interpolant can verify fits
@@ -117,11 +117,18 @@ def exact_forward_cost(n: int, m: int, d: int, dv: int, *, itemsize: int = 4, bl
 
 
 def polynomial_forward_cost(
-    n: int, m: int, d: int, dv: int, degree: int, *, itemsize: int = 4, block: int = 1024, factored: bool = False
+    n: int, m: int, d: int, dv: int, degree: int, *, itemsize: int = 4, block: int = 1024, factored: bool = False,
+    fused: bool = False,
 ) -> Cost:
     """Polynomial method: 2·(n + m)·r·(dv + 1) for the two products plus (n + m)·r to build features.
 
     Memory: the (r, dv + 1) key summary plus one (block, r) feature tile per side.
+
+    ``fused=True`` is the fused CPU kernel (ditbench.attention.fused): the same FLOPs — every
+    token's r monomials cost r − 1 − d multiplies plus d input scalings (≈ r), and the two
+    products are exactly Ψ(K)ᵀ[V, 1] and Φ(Q)·W, 2·(m + n)·r·(dv + 1), which FlopCounterMode
+    counts on their torch equivalent (tested) — and memory 2·r·(dv + 1) (summary and weighted
+    summary) plus the (n, dv + 1) query result plus one (block, r + dv + 1 + d) tile per side.
 
     ``factored=True`` counts the streamed kernel's layout instead (ditbench.attention.polynomial):
     only the r' = C(g − 1 + d, d) monomials of degree < g are built and the top degree rides on
@@ -130,6 +137,13 @@ def polynomial_forward_cost(
     products and the query-side weighted sum; memory 2·r'·w (summary and weighted summary)
     plus one (block, r' + w) tile per side.
     """
+    if factored and fused:
+        raise ValueError("factored and fused are two different layouts; pass at most one")
+    if fused:
+        r = feature_rank(d, degree)
+        flops = 2.0 * (n + m) * r * (dv + 1) + (n + m) * r
+        mem = (2 * r * (dv + 1) + n * (dv + 1) + 2 * min(block, max(n, m)) * (r + dv + 1 + d)) * itemsize
+        return Cost(flops=flops, bytes=float(mem))
     if not factored:
         r = feature_rank(d, degree)
         flops = 2.0 * (n + m) * r * (dv + 1) + (n + m) * r

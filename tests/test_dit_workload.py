@@ -6,6 +6,7 @@ import torch
 
 from ditbench.dit.workload import WorkloadSpec, build_workload
 from test_dit_reference import one_thread  # noqa: F401  (autouse fixture)
+from tolerances import assert_close
 
 F32_EPS = torch.finfo(torch.float32).eps
 SMALL = dict(model="DiT-S/4", image_size=128, blocks=2)  # L = 16 tokens, d = 64, 2 blocks
@@ -25,7 +26,11 @@ def test_exact_kernels_match_float64_reference_and_beat_uniform(op):
         # per product (Higham γ_n); the measured error must sit below that bound.
         assert errs[kernel]["err_max_rel"] <= 10 * 1536 * F32_EPS
         assert errs[kernel]["err_vs_uniform"] < 1e-2
-    assert errs["uniform"]["err_vs_uniform"] == 1.0
+    # The uniform kernel's run *is* the uniform baseline's computation, repeated on a deep copy: BLAS
+    # may round the two differently (MKL sums depend on alignment), by no more than a float32 rounding
+    # difference of this network, which the exact kernels' measured float32 error bounds (×4).
+    rounding = 4 * max(errs["sdpa"]["err_max"], errs["exact"]["err_max"])
+    assert_close(errs["uniform"]["err_max"], errs["uniform"]["err_uniform"], atol=rounding, what="uniform vs baseline")
     assert errs["uniform"]["err_max_rel"] > 1e-3  # perturbed adaLN: attention visibly matters
 
 

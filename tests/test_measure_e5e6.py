@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-import ditbench.measure.fakes  # noqa: F401  (registers the fake_* kernels in this process)
+import fake_kernels  # noqa: F401  (registers the fake_* kernels in this process)
 from ditbench.attention import KERNELS
 from ditbench.measure import (
     InProcessExecutor, Preset, SweepSpec, check_spec, dump_toml, expand, get_preset, load_preset_text, run_sweep,
@@ -16,6 +16,7 @@ from ditbench.measure import (
 from ditbench.measure.budget import Rates
 from ditbench.measure.point import measure_case
 from ditbench.measure.workloads import forward_inputs, reference_rows
+from tolerances import assert_close
 
 F32_EPS = torch.finfo(torch.float32).eps
 RATES = Rates(flops_per_s=1e9, method="assumed")  # fixed, so skips do not depend on machine load
@@ -86,7 +87,7 @@ def test_e6_mini_sweep_scores_polysketch_against_softmax_and_poly4(tmp_path):
     sketch = frame[frame["kernel"] == "polysketch"]
     others = frame[frame["kernel"] != "polysketch"]
     assert len(sketch) == 4 and (sketch["target_kernel"] == "poly4_exact").all()
-    assert (others["target_kernel"] == "").all() and others["err_target_max"].isna().all()
+    assert others["target_kernel"].isna().all() and others["err_target_max"].isna().all()
     for row in sketch.itertuples():
         case = next(c for c in expand(s, threads=1) if c.case_id == row.case_id)
         q, k, v = forward_inputs(case)  # the very inputs the kernel saw (same seed for every kernel)
@@ -127,7 +128,10 @@ def test_e5_mini_case_gives_ok_rows_with_errors_against_float64_exact(tmp_path, 
     # (Higham γ_n), the same bound as tests/test_dit_workload.py.
     assert rows["sdpa"].err_max_rel <= 10 * 1536 * F32_EPS
     assert rows["sdpa"].err_vs_uniform < 1e-2 and rows["sdpa"].nonfinite == 0
-    assert rows["uniform"].err_vs_uniform == 1.0 and rows["uniform"].err_uniform > 0
+    # The uniform run repeats the uniform baseline's computation: equal up to a float32 rounding
+    # difference of the network, bounded by 4× the exact kernel's measured float32 error.
+    assert rows["uniform"].err_uniform > 0
+    assert_close(rows["uniform"].err_max, rows["uniform"].err_uniform, atol=4 * rows["sdpa"].err_max)
 
 
 def test_e5_refusals_become_skipped_rows(tmp_path):

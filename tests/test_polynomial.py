@@ -15,6 +15,7 @@ from hypothesis import given, strategies as st
 from conftest import reference_attention
 from ditbench import theory
 from ditbench.attention import KERNELS, Problem, polynomial_attention
+from ditbench.attention import fused
 from ditbench.attention import polynomial as poly_mod
 from ditbench.attention.features import PolynomialFeatures, monomial_table, raw_monomials
 from ditbench.expapprox import ExpApprox, exp_approx, minimal_approx
@@ -41,14 +42,24 @@ def _err(out, q, k, v, scale) -> float:
     return (out.double() - reference_attention(q, k, v, scale)).abs().max().item()
 
 
+# Both implementations answer every accuracy test: the fused C++ kernel (skipped, with the build's
+# reason, where it cannot be compiled) and the pure-torch fallback.
+IMPLS = pytest.mark.parametrize("impl", [
+    pytest.param("fused", marks=pytest.mark.skipif(not fused.available(),
+                                                   reason=f"fused kernel: {fused.unavailable_reason()}")),
+    "torch",
+])
+
+
 ##################################################################################
 #                         Accuracy against float64                               #
 ##################################################################################
 
+@IMPLS
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_broadcast_batch_n_ne_m_dv_ne_d_within_bound(gen, dtype):
+def test_broadcast_batch_n_ne_m_dv_ne_d_within_bound(gen, dtype, impl):
     q, k, v = _inputs(gen, (2, 3, 37, 6), (1, 3, 53, 6), 5, bound=1.0, dtype=dtype)
-    out = polynomial_attention(q, k, v, scale=0.3, eps=1e-4)
+    out = polynomial_attention(q, k, v, scale=0.3, eps=1e-4, impl=impl)
     assert out.shape == (2, 3, 37, 5) and out.dtype == dtype
     err = _err(out, q, k, v, 0.3)
     assert err <= _tolerance(q, k, v, 0.3, 1e-4)
@@ -57,30 +68,33 @@ def test_broadcast_batch_n_ne_m_dv_ne_d_within_bound(gen, dtype):
         assert (uniform - reference_attention(q, k, v, 0.3)).abs().max().item() > 100 * _tolerance(q, k, v, 0.3, 1e-4)
 
 
-def test_paper_setting_float32_matches_bound(gen):
+@IMPLS
+def test_paper_setting_float32_matches_bound(gen, impl):
     # The benchmark's setting, scaled down: U[−1, 1], d = dv = 8, scale = 1/d, eps = 1e-3.
     q, k, v = _inputs(gen, (400, 8), (300, 8), 8, bound=1.0, dtype=torch.float32)
-    err = _err(polynomial_attention(q, k, v, scale=1 / 8), q, k, v, 1 / 8)
+    err = _err(polynomial_attention(q, k, v, scale=1 / 8, impl=impl), q, k, v, 1 / 8)
     assert err <= _tolerance(q, k, v, 1 / 8, 1e-3)
 
 
+@IMPLS
 @given(
     n=st.integers(1, 24), m=st.integers(1, 24), d=st.integers(1, 5), dv=st.integers(1, 4),
     bound=st.floats(0.1, 2.0), radius=st.floats(0.0, 4.0), eps=st.sampled_from([1e-2, 1e-3, 1e-5]),
     dtype=st.sampled_from([torch.float64, torch.float32]), seed=st.integers(0, 2**31 - 1),
 )
-def test_property_error_within_bound(n, m, d, dv, bound, radius, eps, dtype, seed):
+def test_property_error_within_bound(impl, n, m, d, dv, bound, radius, eps, dtype, seed):
     gen = torch.Generator().manual_seed(seed)
     q, k, v = _inputs(gen, (n, d), (m, d), dv, bound, dtype=dtype)
     scale = max(radius, 1e-6) / (d * bound**2)  # logits up to ~radius (entry bound: scale·d·B²)
-    out = polynomial_attention(q, k, v, scale=scale, eps=eps)
+    out = polynomial_attention(q, k, v, scale=scale, eps=eps, impl=impl)
     assert torch.isfinite(out).all()
     assert _err(out, q, k, v, scale) <= _tolerance(q, k, v, scale, eps)
 
 
+@IMPLS
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("sign", [1.0, -1.0])
-def test_adversarial_logits_exactly_at_plus_minus_radius(dtype, sign):
+def test_adversarial_logits_exactly_at_plus_minus_radius(dtype, sign, impl):
     # q and k parallel (or anti-parallel) with maximal norm: every logit sits at ±R, where the
     # relative error of P is largest (the ends of the Chebyshev interval).
     d, rho, scale = 4, 2.0, 0.5
@@ -90,7 +104,7 @@ def test_adversarial_logits_exactly_at_plus_minus_radius(dtype, sign):
     v = torch.tensor([[1.0, -1.0], [-1.0, 1.0], [0.5, 0.0], [1.0, 1.0]], dtype=dtype)  # (4, 2)
     radius = scale * rho * rho  # = 2, attained exactly
     assert theory.logit_radius(q, k, scale) == pytest.approx(radius, rel=1e-12)
-    out = polynomial_attention(q, k, v, scale=scale, eps=1e-3)
+    out = polynomial_attention(q, k, v, scale=scale, eps=1e-3, impl=impl)
     err = _err(out, q, k, v, scale)
     assert err <= _tolerance(q, k, v, scale, 1e-3)
     # The weights themselves: P(±R) within eps of exp(±R), from the public features.
@@ -101,9 +115,10 @@ def test_adversarial_logits_exactly_at_plus_minus_radius(dtype, sign):
     assert ((approx / exact - 1).abs().max().item()) <= 1e-3
 
 
-def test_explicit_radius_and_degree_match_formula(gen):
+@IMPLS
+def test_explicit_radius_and_degree_match_formula(gen, impl):
     q, k, v = _inputs(gen, (20, 3), (30, 3), 2, bound=1.0)
-    out = polynomial_attention(q, k, v, scale=0.5, radius=3.0, degree=9)
+    out = polynomial_attention(q, k, v, scale=0.5, radius=3.0, degree=9, impl=impl)
     approx = exp_approx(3.0, 9)
     assert _err(out, q, k, v, 0.5) <= _tolerance(q, k, v, 0.5, 1e-3, radius=3.0, degree=9)
     # Hand formula: weights P(logit) with P = approx, normalised.
@@ -111,28 +126,35 @@ def test_explicit_radius_and_degree_match_formula(gen):
     assert torch.allclose(out, (w @ v) / w.sum(-1, keepdim=True), rtol=0, atol=1e-13)
 
 
+@IMPLS
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_block_size_changes_only_rounding(gen, dtype):
+def test_block_size_changes_only_rounding(gen, dtype, impl):
     q, k, v = _inputs(gen, (2, 41, 4), (2, 37, 4), 3, bound=1.0, dtype=dtype)
-    full = polynomial_attention(q, k, v, scale=0.5, block_size=41)
+    full = polynomial_attention(q, k, v, scale=0.5, block_size=41, impl=impl)
     approx = minimal_approx(theory.logit_radius(q, k, 0.5), 1e-3)
     u = torch.finfo(dtype).eps / 2
     # Two runs differ by at most twice the worst-case rounding of one.
     tol = 2 * theory.rounding_error_bound(u, 37, 4, approx.degree, approx.condition(), v.abs().max().item())
-    for block in (1, 7, 40):
-        assert (polynomial_attention(q, k, v, scale=0.5, block_size=block) - full).abs().max().item() <= tol
+    for block in (1, 7, 40, 96):  # the fused kernel rounds tiles to multiples of 32 tokens
+        assert (polynomial_attention(q, k, v, scale=0.5, block_size=block, impl=impl) - full).abs().max().item() <= tol
+    # and the two implementations agree to the same rounding
+    other = "torch" if impl == "fused" else impl
+    assert (polynomial_attention(q, k, v, scale=0.5, impl=other) - full).abs().max().item() <= tol
 
 
-def test_degree_zero_is_uniform_attention(gen):
+@IMPLS
+def test_degree_zero_is_uniform_attention(gen, impl):
     q, k, v = _inputs(gen, (5, 3), (6, 3), 2, bound=0.01)
-    out = polynomial_attention(q, k, v, scale=1.0, eps=0.5)  # tiny radius: P = constant suffices
+    out = polynomial_attention(q, k, v, scale=1.0, eps=0.5, impl=impl)  # tiny radius: P = constant suffices
     assert minimal_approx(theory.logit_radius(q, k, 1.0), 0.5).degree == 0
     assert torch.allclose(out, v.mean(-2, keepdim=True).expand(5, 2), rtol=0, atol=1e-15)
 
 
-def test_zero_inputs_give_uniform_attention():
-    q, k, v = torch.zeros(3, 2, dtype=torch.float64), torch.ones(4, 2, dtype=torch.float64), torch.arange(8.0).double().view(4, 2)
-    assert torch.allclose(polynomial_attention(q, k, v), v.mean(0).expand(3, 2), rtol=0, atol=1e-14)
+@IMPLS
+def test_zero_inputs_give_uniform_attention(impl):
+    q, k = torch.zeros(3, 2, dtype=torch.float64), torch.ones(4, 2, dtype=torch.float64)
+    v = torch.arange(8.0).double().view(4, 2)
+    assert torch.allclose(polynomial_attention(q, k, v, impl=impl), v.mean(0).expand(3, 2), rtol=0, atol=1e-14)
 
 
 ##################################################################################
@@ -151,7 +173,8 @@ def test_monomial_table_enumerates_each_multiset_once():
         assert (vals[sel] * torch.as_tensor(t.multinomials)[sel]).sum().item() == pytest.approx(10.0**i, rel=1e-14)
 
 
-@given(d=st.integers(1, 6), radius=st.floats(0.0, 5.0), eps=st.sampled_from([1e-2, 1e-4]), seed=st.integers(0, 2**31 - 1))
+@given(d=st.integers(1, 6), radius=st.floats(0.0, 5.0), eps=st.sampled_from([1e-2, 1e-4]),
+       seed=st.integers(0, 2**31 - 1))
 def test_property_features_approximate_exp_inside_radius(d, radius, eps, seed):
     gen = torch.Generator().manual_seed(seed)
     scale = 0.7
@@ -175,7 +198,8 @@ def test_feature_coefficients_are_the_polynomial():
     x = torch.tensor([[0.3, -0.4]], dtype=torch.float64)
     y = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
     logit = (x @ y.T).item()  # −0.5
-    assert (feats.phi(x) @ feats.psi(y).T).item() == pytest.approx(sum(c * logit**i for i, c in enumerate(a)), rel=1e-13)
+    expected = sum(c * logit**i for i, c in enumerate(a))
+    assert (feats.phi(x) @ feats.psi(y).T).item() == pytest.approx(expected, rel=1e-13)
 
 
 def test_gradcheck_fixed_polynomial():
@@ -227,12 +251,14 @@ def test_unreachable_eps_names_radius_eps_and_cap():
         polynomial_attention(q, q, q, scale=1.0, eps=1e-9)
 
 
-def test_degree_over_memory_budget_says_what_fits(gen):
+@IMPLS
+def test_degree_over_memory_budget_says_what_fits(gen, impl):
     q, k, v = _inputs(gen, (64, 8), (64, 8), 8, bound=1.0, dtype=torch.float32)
-    budget = theory.polynomial_forward_cost(64, 64, 8, 8, 3, block=64, factored=True).bytes
+    layout = {"fused": impl == "fused", "factored": impl == "torch"}
+    budget = theory.polynomial_forward_cost(64, 64, 8, 8, 3, block=64, **layout).bytes
     with pytest.raises(ValueError, match=r"degree 6 .*memory_budget.*degree ≤ 3 .*eps ≥"):
-        polynomial_attention(q, k, v, degree=6, block_size=64, memory_budget=budget)
-    polynomial_attention(q, k, v, degree=3, block_size=64, memory_budget=budget)  # the named degree fits
+        polynomial_attention(q, k, v, degree=6, block_size=64, memory_budget=budget, impl=impl)
+    polynomial_attention(q, k, v, degree=3, block_size=64, memory_budget=budget, impl=impl)  # the named degree fits
 
 
 def test_degree_with_relative_error_above_one_refused():
@@ -241,12 +267,34 @@ def test_degree_with_relative_error_above_one_refused():
         polynomial_attention(q, q, q, scale=1.0, degree=1)  # R = 8: a line cannot stay positive
 
 
-def test_non_positive_normaliser_raises_instead_of_nan(monkeypatch):
+@IMPLS
+def test_non_positive_normaliser_raises_instead_of_nan(monkeypatch, impl):
     # Force P = −1 (as rounding could in float32 at huge radius) to exercise the guard itself.
     bad = ExpApprox(radius=1.0, degree=0, coefficients=(-1.0,), relative_error=0.5)
     monkeypatch.setattr(poly_mod, "choose_approx", lambda radius, eps, degree: bad)
     with pytest.raises(ValueError, match="normaliser"):
-        polynomial_attention(torch.randn(3, 2), torch.randn(4, 2), torch.randn(4, 2))
+        polynomial_attention(torch.randn(3, 2), torch.randn(4, 2), torch.randn(4, 2), impl=impl)
+
+
+def test_impl_choice_is_explained():
+    q = torch.rand(4, 3, requires_grad=True)
+    with pytest.raises(ValueError, match="impl='fused' cannot run: the fused kernel has no autograd"):
+        polynomial_attention(q, q, q, impl="fused")
+    with pytest.raises(ValueError, match=r"impl='gpu' is not allowed.*'auto', 'fused', 'torch'"):
+        polynomial_attention(q, q, q, impl="gpu")
+    polynomial_attention(q, q, q).sum().backward()  # auto falls back to torch under autograd
+    assert q.grad is not None and torch.isfinite(q.grad).all()
+    assert poly_mod.resolve_impl("auto", "cuda") == "torch"
+    assert poly_mod.resolve_impl("auto", "cpu") == ("fused" if fused.available() else "torch")
+
+
+def test_forced_fallback_records_torch(monkeypatch):
+    # DITBENCH_FUSED=0 (or a failed build) makes auto pick torch and the registry say so.
+    monkeypatch.setattr(fused, "_load", lambda: (None, "DITBENCH_FUSED=0 forces the pure-torch path"))
+    p = Problem(n=64, m=64, d=4, dv=4, bound=1.0, scale=0.25)
+    assert KERNELS["polynomial"].describe(p, KERNELS["polynomial"].resolved_params({}))["impl"] == "torch"
+    reasons = KERNELS["polynomial"].unsupported_reasons(p, {"impl": "fused"})
+    assert reasons and "DITBENCH_FUSED=0" in reasons[0]
 
 
 ##################################################################################
@@ -255,11 +303,13 @@ def test_non_positive_normaliser_raises_instead_of_nan(monkeypatch):
 
 def test_registered_with_params_cost_and_limits():
     kernel = KERNELS["polynomial"]
-    assert set(kernel.params) == {"eps", "degree", "radius", "block_size", "memory_budget"}
+    assert set(kernel.params) == {"eps", "degree", "radius", "block_size", "memory_budget", "impl"}
     p = Problem(n=4096, m=2048, d=8, dv=4, bound=1.0, scale=1 / 8)
     g = theory.degree_for(p.radius_bound(), 1e-3)
-    cost = kernel.predicted_cost(p)
-    assert cost.flops == theory.polynomial_forward_cost(4096, 2048, 8, 4, g, factored=True).flops
+    for impl in ("torch", "fused") if fused.available() else ("torch",):
+        cost = kernel.predicted_cost(p, {"impl": impl})
+        layout = {"fused": impl == "fused", "factored": impl == "torch"}
+        assert cost.flops == theory.polynomial_forward_cost(4096, 2048, 8, 4, g, **layout).flops
     assert kernel.unsupported_reasons(p) == []
     too_big = kernel.unsupported_reasons(p, {"memory_budget": 1e3})
     assert too_big and "memory_budget" in too_big[0]

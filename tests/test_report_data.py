@@ -10,7 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ditbench.report.data import REQUIRED_COLUMNS, SCHEMA_COLUMNS, flatten_meta, load_run, meta_lookup
+from ditbench.report.data import flatten_meta, load_run, meta_lookup
+from ditbench.schema import MINIMAL_COLUMNS, REQUIRED_COLUMNS
 
 NS = (256, 512, 1024, 2048, 4096, 8192)
 # E1 laws (c seconds, exponent k): exact kernels quadratic, the polynomial method linear.
@@ -27,6 +28,7 @@ E3_EPS = (0.3, 0.06, 0.01, 1.5e-3, 2e-4, 2.5e-5)  # polynomial relative error at
 E3_TIGHTNESS = 0.2  # measured error = 0.2 × the a-priori bound
 V_MAX = 0.999  # ‖V‖_max of U[−1, 1] values
 ERR_UNIFORM = 1.5e-3  # the uniform answer's error at B = 1 (DESIGN §2)
+EXACT_KERNELS = ("sdpa", "exact", "grad_exact")  # rows say so in the `exact` column, as measure writes it
 
 
 def _row(**kw) -> dict:
@@ -38,6 +40,12 @@ def _row(**kw) -> dict:
     base.update(kw)
     if base["m"] is None:
         base["m"] = base["n"]
+    # The self-describing columns measure writes (exact flag, √(ln n) threshold, a-priori bound).
+    base["exact"] = base["kernel"] in EXACT_KERNELS
+    base["threshold"] = math.sqrt(math.log(base["n"]))
+    eps = base["eps"]
+    if base["op"] == "forward" and not base["exact"] and eps is not None and 0 < eps < 1:
+        base["err_bound"] = 2 * eps / (1 - eps) * V_MAX
     if base["status"] == "ok":
         base["iqr_s"] = 0.05 * base["median_s"]
         if base["err_max"] is not None:
@@ -80,13 +88,16 @@ def synthetic_rows(seeds: int = 2, rng_seed: int = 0, odd_name: str | None = Non
         for g, eps in enumerate(E3_EPS, start=1):
             bound_err = 2 * eps / (1 - eps) * V_MAX
             rows.append(_row(experiment="E3", kernel="polynomial", n=1024, seed=seed, degree=g, eps=eps,
-                             rank=math.comb(g + 8, 8), median_s=t(1e-7, 1.0, 1024) * g, err_max=E3_TIGHTNESS * bound_err))
+                             rank=math.comb(g + 8, 8), median_s=t(1e-7, 1.0, 1024) * g,
+                             err_max=E3_TIGHTNESS * bound_err))
         peers = [("performer", dict(rank=16), 1e-4, 1.1e-3), ("performer", dict(rank=256), 6e-4, 6.8e-4),
-                 ("nystrom", dict(rank=64), 2e-4, 9e-4), ("polynomial", dict(degree=1, rank=9, eps=E3_EPS[0]), 1.5e-4, 2e-4),
+                 ("nystrom", dict(rank=64), 2e-4, 9e-4),
+                 ("polynomial", dict(degree=1, rank=9, eps=E3_EPS[0]), 1.5e-4, 2e-4),
                  ("polynomial", dict(degree=4, rank=495, eps=E3_EPS[3]), 2e-3, 1e-6), ("sdpa", {}, 3e-2, 3e-7),
                  ("uniform", {}, 2e-5, ERR_UNIFORM)]
         for kernel, params, sec, err in peers:
-            rows.append(_row(experiment="E6", kernel=kernel, n=4096, seed=seed, median_s=sec * math.exp(rng.normal(0, 0.03)),
+            rows.append(_row(experiment="E6", kernel=kernel, n=4096, seed=seed,
+                             median_s=sec * math.exp(rng.normal(0, 0.03)),
                              err_max=err, **params))
         rows.append(_row(experiment="E6", kernel="hyperattention", n=4096, seed=seed, median_s=None, status="failed",
                          reason="RuntimeError: bucket sort produced 3 buckets for 4 heads"))
@@ -129,7 +140,7 @@ def synthetic_run(tmp_path: Path) -> Path:
 def test_synthetic_run_has_the_design_schema(synthetic_run):
     run = load_run(synthetic_run)
     assert run.missing_columns == ()
-    assert set(SCHEMA_COLUMNS) <= set(run.results.columns)
+    assert set(REQUIRED_COLUMNS) <= set(run.results.columns)
     assert set(run.results["status"]) == {"ok", "skipped", "failed"}
     assert set(run.results["op"]) == {"forward", "backward"}
     assert run.fits is not None and len(run.fits) == len(E1_LAWS) + len(E2_REGIMES)
@@ -143,7 +154,7 @@ def test_missing_required_column_names_it(tmp_path):
 
 
 def test_optional_columns_are_added_and_listed(tmp_path):
-    pd.DataFrame({c: [v] for c, v in zip(REQUIRED_COLUMNS, ["exact", "forward", 8, 1e-3, "ok"])}).to_csv(
+    pd.DataFrame({c: [v] for c, v in zip(MINIMAL_COLUMNS, ["exact", "forward", 8, 1e-3, "ok"])}).to_csv(
         tmp_path / "results.csv", index=False)
     run = load_run(tmp_path)
     assert "err_uniform" in run.missing_columns and run.results["err_uniform"].isna().all()
@@ -157,15 +168,15 @@ def test_optional_columns_are_added_and_listed(tmp_path):
     ({"median_s": -1.0}, "median_s not a positive number"),
 ])
 def test_bad_values_are_refused(tmp_path, bad, match):
-    row = dict(zip(REQUIRED_COLUMNS, ["exact", "forward", 8, 1e-3, "ok"])) | bad
+    row = dict(zip(MINIMAL_COLUMNS, ["exact", "forward", 8, 1e-3, "ok"])) | bad
     pd.DataFrame([row]).to_csv(tmp_path / "results.csv", index=False)
     with pytest.raises(ValueError, match=match):
         load_run(tmp_path)
 
 
 def test_text_cells_are_kept_as_written(tmp_path):
-    rows = [dict(zip(REQUIRED_COLUMNS, ["NA", "forward", 8, 1e-3, "ok"]), bound_spec="1", err_max="inf"),
-            dict(zip(REQUIRED_COLUMNS, ["nan", "forward", 16, 2e-3, "ok"]), bound_spec="", err_max="")]
+    rows = [dict(zip(MINIMAL_COLUMNS, ["NA", "forward", 8, 1e-3, "ok"]), bound_spec="1", err_max="inf"),
+            dict(zip(MINIMAL_COLUMNS, ["nan", "forward", 16, 2e-3, "ok"]), bound_spec="", err_max="")]
     pd.DataFrame(rows).to_csv(tmp_path / "results.csv", index=False)
     r = load_run(tmp_path).results
     assert r["kernel"].tolist() == ["NA", "nan"]  # names, not missing values

@@ -3,7 +3,6 @@ answers on synthetic runs, the CLI, and build time for a default-sized run."""
 from __future__ import annotations
 
 import re
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -12,7 +11,7 @@ import pytest
 from ditbench.cli import main as ditbench_main
 from ditbench.report import build_report
 from ditbench.report.site import PLOTLY_JS, slugify
-from test_report_data import E2_REGIMES, NS, TRUE_CROSSOVER, synthetic_rows, write_synthetic_run
+from test_report_data import E2_REGIMES, TRUE_CROSSOVER, synthetic_rows, write_synthetic_run
 
 INJECTION = "<script>alert(1)</script>"
 
@@ -135,11 +134,10 @@ def test_cli(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
-def test_default_sized_run_builds_in_under_10_seconds(tmp_path):
-    # ~200 rows, like the default preset; fits computed by the report (no fits.csv) to include
-    # the slowest path. Measured ~2–4 s on the 2-core CI machine while other jobs ran.
+def test_default_sized_run_builds_without_a_fits_file(tmp_path):
+    # ~200 rows, like the default preset; fits computed by the report (no fits.csv): the slowest
+    # path. How long it takes is a benchmark figure, not a unit-test assertion (no wall clock here).
     run = write_synthetic_run(tmp_path / "run", seeds=3, fits=False)
     assert len(pd.read_csv(run / "results.csv")) >= 200
-    start = time.perf_counter()
     build_report([run], tmp_path / "site")
-    assert time.perf_counter() - start < 10.0
+    assert (tmp_path / "site" / "index.html").is_file()

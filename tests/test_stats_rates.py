@@ -92,7 +92,8 @@ experiment = "E8-D"
 workload = "stats"
 kernels = ["sdpa"]
 seeds = [0]
-setting = {network = ["latent", "ambient"], samples = 64, ambient_dim = [4, 8, 16], latent_dim = 2, steps = 3, hidden = 4, depth = 1, batch = 16}
+setting = {network = ["latent", "ambient"], samples = 64, ambient_dim = [4, 8, 16], latent_dim = 2, \
+    steps = 3, hidden = 4, depth = 1, batch = 16}
 min_run_time = 0.001
 min_repeats = 1
 """

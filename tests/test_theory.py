@@ -90,7 +90,9 @@ def test_degree_for_meets_eps_and_is_minimal(radius, eps):
 def test_degree_for_at_most_the_chebyshev_interpolation_bound(radius, eps):
     # Interpolation at g + 1 Chebyshev nodes on [−R, R]: |e^x − P| ≤ e^R·2(R/2)^{g+1}/(g+1)!,
     # so relative error ≤ 2e^{2R}(R/2)^{g+1}/(g+1)!; the verified degree can only be smaller.
-    bound_degree = next(g for g in range(200) if 2 * math.exp(2 * radius) * (radius / 2) ** (g + 1) / math.factorial(g + 1) <= eps / GRID_SLACK)
+    bound_degree = next(g for g in range(200)
+                        if 2 * math.exp(2 * radius) * (radius / 2) ** (g + 1) / math.factorial(g + 1)
+                        <= eps / GRID_SLACK)
     assert theory.degree_for(radius, eps) <= bound_degree
 
 
@@ -147,9 +149,31 @@ def test_polynomial_cost_matmuls_match_flop_counter(degree):
     n, m, d, dv = 100, 70, 3, 2
     gen = torch.Generator().manual_seed(1)
     q, k, v = (torch.rand(t, c, generator=gen) * 0.1 for t, c in ((n, d), (m, d), (m, dv)))
-    counted = _counted_flops(lambda: polynomial_attention(q, k, v, degree=degree, block_size=16))
+    counted = _counted_flops(lambda: polynomial_attention(q, k, v, degree=degree, block_size=16, impl="torch"))
     model = theory.polynomial_forward_cost(n, m, d, dv, degree, factored=True)
     r_low = theory.feature_rank(d, max(degree - 1, 0))
     width = (d + 1 if degree >= 1 else 1) * (dv + 1)
     # FlopCounterMode counts the products only; the model's remainder is the elementwise work.
     assert counted == model.flops - (n + m) * (r_low + 2 * width)
+
+
+@pytest.mark.parametrize("degree", [0, 1, 3])
+def test_fused_cost_products_match_flop_counter_on_their_torch_equivalent(degree):
+    # The fused kernel's two products are Ψ(K)ᵀ[V, 1] (r × (dv + 1), summed over m keys) and
+    # Φ(Q)·W (n × (dv + 1)); FlopCounterMode cannot see inside the C++ op, so it counts the same
+    # products written with the explicit feature maps. The model's remainder is (n + m)·r feature work.
+    from ditbench.attention.features import PolynomialFeatures
+
+    n, m, d, dv = 100, 70, 3, 2
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.rand(t, c, generator=gen) * 0.1 for t, c in ((n, d), (m, d), (m, dv)))
+    feats = PolynomialFeatures.create(d, 1.0, scale=1.0, degree=degree)
+    phi, psi = feats.phi(q), feats.psi(k)  # (n, r), (m, r)
+    va = torch.cat([v, torch.ones(m, 1)], dim=1)  # (m, dv + 1)
+    counted = _counted_flops(lambda: phi @ (psi.T @ va))
+    model = theory.polynomial_forward_cost(n, m, d, dv, degree, fused=True)
+    r = theory.feature_rank(d, degree)
+    assert counted == model.flops - (n + m) * r
+    assert model.flops == theory.polynomial_forward_cost(n, m, d, dv, degree).flops  # the algorithm's own count
+    with pytest.raises(ValueError, match="at most one"):
+        theory.polynomial_forward_cost(n, m, d, dv, degree, fused=True, factored=True)

@@ -17,6 +17,12 @@ Hot path (no n×r matrix, no Python loop over monomials):
    benchmarks/perf_forward.py); theory.polynomial_forward_cost(factored=True) counts it.
 Memory O((n + m)·d + r'·d·dv + block·r'). The public :class:`PolynomialFeatures` (split weights)
 gives the same Φ and Ψ explicitly for the gradient work.
+
+``impl="fused"`` (the default ``"auto"`` picks it on CPU without autograd when the extension
+builds, :mod:`.fused`) runs steps 1–2 the same way and then the *unfactored* products in C++:
+Z = Σ_t M(k̂_t) ⊗ (v_t, 1) over all r = C(g + d, d) monomials, W = w ∘ Z, and per query tile
+M(q̂)ᵀW, each feature tile built and consumed in cache (theory.polynomial_forward_cost(fused=True)).
+``impl="torch"`` is the pure-torch path above; which one ran is recorded as the ``impl`` column.
 """
 from __future__ import annotations
 
@@ -32,6 +38,7 @@ from torch import Tensor
 from .. import theory
 from .._checks import check_eps, check_positive_int, check_qkv, resolve_scale
 from ..expapprox import GRID_SLACK, ExpApprox, exp_approx, minimal_approx
+from . import fused
 from .features import MonomialTable, monomial_table, monomial_weights, raw_monomials
 from .registry import Kernel, Problem, register
 
@@ -41,6 +48,29 @@ from .registry import Kernel, Problem, register
 TILE_BYTES = 2 << 20
 # Default cap on the kernel's extra memory (feature tiles + key summary), bytes.
 DEFAULT_MEMORY_BUDGET = 2 << 30
+# Fused kernel: one (r + dv + 1 + d, tokens) tile per worker of about 256 KiB (a per-core L2
+# share; the extension rounds to a multiple of 32 tokens, 32..1024).
+FUSED_TILE_BYTES = 256 << 10
+IMPLS = ("auto", "fused", "torch")
+
+
+def _fused_block(d: int, dv: int, degree: int, itemsize: int) -> int:
+    width = theory.feature_rank(d, degree) + dv + 1 + d
+    return max(32, min(1024, FUSED_TILE_BYTES // (width * itemsize) // 32 * 32))
+
+
+def resolve_impl(impl: str, device: str, needs_grad: bool = False) -> str:
+    """Which implementation ``impl`` means here: "fused" or "torch" (ValueError when "fused" is
+    asked for but cannot run, naming why)."""
+    if impl not in IMPLS:
+        raise ValueError(f"impl={impl!r} is not allowed; allowed values: {list(IMPLS)}")
+    if impl == "torch":
+        return "torch"
+    why = ("the fused kernel runs on CPU only" if device != "cpu" else
+           "the fused kernel has no autograd; inputs require grad" if needs_grad else fused.unavailable_reason())
+    if impl == "fused" and why:
+        raise ValueError(f"impl='fused' cannot run: {why}; use impl='auto' or 'torch'")
+    return "torch" if why else "fused"
 
 
 def _default_block(batch: int, d: int, dv: int, degree: int, itemsize: int) -> int:
@@ -67,18 +97,20 @@ def choose_approx(radius: float, eps: float, degree: int | None) -> ExpApprox:
 
 
 def _check_memory(batch: int, n: int, m: int, d: int, dv: int, approx: ExpApprox, itemsize: int,
-                  block: int, budget: float, radius: float, eps: float) -> None:
+                  block: int, budget: float, radius: float, eps: float, impl: str = "torch") -> None:
+    layout = {"factored": impl != "fused", "fused": impl == "fused"}
     need = batch * theory.polynomial_forward_cost(
-        n, m, d, dv, approx.degree, itemsize=itemsize, block=block, factored=True).bytes
+        n, m, d, dv, approx.degree, itemsize=itemsize, block=block, **layout).bytes
     if need <= budget:
         return
-    fits = theory.max_degree_within(n, m, d, dv, budget / batch, itemsize=itemsize, block=block, factored=True)
+    fits = theory.max_degree_within(n, m, d, dv, budget / batch, itemsize=itemsize, block=block, **layout)
     if fits < 0:
         hint = "not even degree 0 fits; raise memory_budget or lower block_size"
     else:
         best = exp_approx(radius, fits).relative_error * GRID_SLACK
         hint = (f"degree ≤ {fits} (rank {theory.feature_rank(d, fits)}) fits, i.e. eps ≥ {best:.2g} at "
-                f"radius {radius:g}" if best < 1 else f"degree ≤ {fits} fits but cannot reach eps < 1 at radius {radius:g}")
+                f"radius {radius:g}" if best < 1
+                else f"degree ≤ {fits} fits but cannot reach eps < 1 at radius {radius:g}")
     raise ValueError(
         f"degree {approx.degree} (rank {theory.feature_rank(d, approx.degree)}, eps={eps:g}, radius={radius:g}) "
         f"needs {need / 2**20:.1f} MiB > memory_budget={budget / 2**20:.1f} MiB; {hint}"
@@ -88,7 +120,7 @@ def _check_memory(batch: int, n: int, m: int, d: int, dv: int, approx: ExpApprox
 def polynomial_attention(
     q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None, eps: float = 1e-3,
     degree: int | None = None, radius: float | None = None, block_size: int | None = None,
-    memory_budget: float | None = None,
+    memory_budget: float | None = None, impl: str = "auto",
 ) -> Tensor:
     """Polynomial-method approximation of softmax(scale·q kᵀ)·v.
 
@@ -104,6 +136,8 @@ def polynomial_attention(
         block_size: token rows per feature tile; ``None`` = about 2 MiB tiles.
         memory_budget: cap in bytes on extra memory (default 2 GiB); ValueError naming the
             degree/eps that would fit when exceeded.
+        impl: "auto" (fused on CPU without autograd when the extension builds, else torch),
+            "fused" (ValueError when it cannot run) or "torch" (module docstring).
 
     Returns:
         ``(..., n, dv)`` in the inputs' dtype. With P's relative error ε on every logit,
@@ -124,6 +158,8 @@ def polynomial_attention(
         raise ValueError(f"memory_budget={memory_budget} must be > 0 bytes")
     batch_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     batch = math.prod(batch_shape)
+    needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
+    use = resolve_impl(impl, q.device.type, needs_grad)
 
     norms = torch.stack([torch.linalg.vector_norm(q, dim=-1).amax(),
                          torch.linalg.vector_norm(k, dim=-1).amax()])  # (2,) in the inputs' dtype
@@ -145,14 +181,24 @@ def polynomial_attention(
             )
     approx = choose_approx(r_poly, eps, degree)
     itemsize = q.dtype.itemsize
-    block = (_default_block(batch, d, dv, approx.degree, itemsize) if block_size is None
-             else check_positive_int("block_size", block_size))
-    _check_memory(batch, n, m, d, dv, approx, itemsize, block, budget, r_poly, eps)
+    default = _fused_block(d, dv, approx.degree, itemsize) if use == "fused" else \
+        _default_block(batch, d, dv, approx.degree, itemsize)
+    block = default if block_size is None else check_positive_int("block_size", block_size)
+    _check_memory(batch, n, m, d, dv, approx, itemsize, block, budget, r_poly, eps, use)
 
     # Per-degree coefficients in the normalised variable: logit/R = γ·⟨q̂, k̂⟩.
     gamma = s * rho_q * rho_k / r_poly if r_poly > 0 else 0.0  # exactly the ρ's used below
     coeffs = torch.tensor([b * gamma**i for i, b in enumerate(approx.coefficients)],
                           dtype=torch.float64, device=q.device)  # (g + 1,)
+    if use == "fused":
+        qb, kb, vb = (x.expand(*batch_shape, *x.shape[-2:]).reshape(batch, *x.shape[-2:]) for x in (q, k, v))
+        va = torch.cat([vb, vb.new_ones(batch, m, 1)], dim=-1)  # (B, m, dv + 1)
+        z = fused.key_summary(kb, va, 1.0 / (rho_k or 1.0), approx.degree, block)  # (B, r, dv + 1)
+        w = z * monomial_weights(d, coeffs).to(q.dtype)[:, None]  # (B, r, dv + 1)
+        y = fused.query_apply(qb, w, 1.0 / (rho_q or 1.0), approx.degree, block)  # (B, n, dv + 1)
+        _check_normalisers(y[..., dv].amin(), approx.degree, r_poly, q.dtype)
+        return (y[..., :dv] / y[..., dv:]).reshape(*batch_shape, n, dv)
+
     low, canon = _factored_layout(d, approx.degree, q.device)  # low table, (r,) flat positions
     high = d + 1 if approx.degree >= 1 else 1  # width of the high factor h
     omega = coeffs.new_zeros(low.rank * high).index_copy_(0, canon, monomial_weights(d, coeffs))
@@ -172,7 +218,8 @@ def polynomial_attention(
         z = torch.baddbmm(z, raw_monomials(kb, low), hv.flatten(-2))  # (B, r', (d + 1)(dv + 1))
     # Weighted summary, transposed so the query product is (w × r')·(r' × b) with both operands
     # contiguous (a transposed feature operand costs BLAS a copy of the whole tile).
-    wt = (z.view(batch, low.rank, high, dv + 1) * omega).flatten(-2).transpose(-1, -2).contiguous()  # (B, (d + 1)(dv + 1), r')
+    wt = (z.view(batch, low.rank, high, dv + 1) * omega).flatten(-2)  # (B, r', (d + 1)(dv + 1))
+    wt = wt.transpose(-1, -2).contiguous()  # (B, (d + 1)(dv + 1), r')
 
     out, den_min = [], []
     for start in range(0, n, block):
@@ -183,14 +230,17 @@ def polynomial_attention(
         den_min.append(den.detach().amin())
         out.append(res[:, :dv] / den)  # (B, dv, b)
     result = torch.cat(out, dim=-1).transpose(-1, -2)  # (B, n, dv)
-    worst = torch.stack(den_min).amin()
+    _check_normalisers(torch.stack(den_min).amin(), approx.degree, r_poly, q.dtype)
+    return result.reshape(*batch_shape, n, dv)  # copies the transposed layout once (n·dv)
+
+
+def _check_normalisers(worst: Tensor, degree: int, radius: float, dtype: torch.dtype) -> None:
     if not bool(torch.isfinite(worst)) or not bool(worst > 0):
         raise ValueError(
-            f"a normaliser is {float(worst):.3g} (must be positive and finite) at degree {approx.degree}, "
-            f"radius {r_poly:g}, dtype {q.dtype}: rounding overwhelmed P's positivity; "
+            f"a normaliser is {float(worst):.3g} (must be positive and finite) at degree {degree}, "
+            f"radius {radius:g}, dtype {dtype}: rounding overwhelmed P's positivity; "
             f"use float64, a larger eps or a smaller radius"
         )
-    return result.reshape(*batch_shape, n, dv)  # copies the transposed layout once (n·dv)
 
 
 def _high(xb: Tensor, width: int) -> Tensor:
@@ -229,26 +279,34 @@ def _approx_for(p: Problem, params: Mapping[str, Any]) -> ExpApprox:
     return choose_approx(float(radius), float(params["eps"]), params["degree"])
 
 
-def _block(p: Problem, params: Mapping[str, Any], degree: int) -> int:
+def _impl(p: Problem, params: Mapping[str, Any]) -> str:
+    return resolve_impl(params["impl"], p.device)
+
+
+def _block(p: Problem, params: Mapping[str, Any], degree: int, impl: str) -> int:
     if params["block_size"] is not None:
         return int(params["block_size"])
+    if impl == "fused":
+        return _fused_block(p.d, p.dv, degree, p.dtype.itemsize)
     return _default_block(1, p.d, p.dv, degree, p.dtype.itemsize)
 
 
 def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
-    g = _approx_for(p, params).degree
+    g, impl = _approx_for(p, params).degree, _impl(p, params)
     return theory.polynomial_forward_cost(p.n, p.m, p.d, p.dv, g, itemsize=p.dtype.itemsize,
-                                         block=_block(p, params, g), factored=True)
+                                         block=_block(p, params, g, impl), factored=impl != "fused",
+                                         fused=impl == "fused")
 
 
 def _limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
     if p.dtype not in (torch.float32, torch.float64):
         return []  # the generic dtype check already explains this
     try:
+        impl = _impl(p, params)
         approx = _approx_for(p, params)
         budget = DEFAULT_MEMORY_BUDGET if params["memory_budget"] is None else float(params["memory_budget"])
-        _check_memory(1, p.n, p.m, p.d, p.dv, approx, p.dtype.itemsize, _block(p, params, approx.degree),
-                      budget, approx.radius, float(params["eps"]))
+        _check_memory(1, p.n, p.m, p.d, p.dv, approx, p.dtype.itemsize, _block(p, params, approx.degree, impl),
+                      budget, approx.radius, float(params["eps"]), impl)
     except ValueError as err:  # only our own refusals: degree unreachable or over budget
         return [f"polynomial: {err}"]
     return []
@@ -258,12 +316,14 @@ def _describe(p: Problem, params: Mapping[str, Any]) -> dict[str, Any]:
     """Degree and rank the kernel will use (pass the inputs' realised radius as ``radius`` for the
     exact figure; otherwise the problem's worst-case radius scale·d·B² is used)."""
     approx = _approx_for(p, params)
-    return {"degree": approx.degree, "rank": theory.feature_rank(p.d, approx.degree), "radius": approx.radius}
+    return {"degree": approx.degree, "rank": theory.feature_rank(p.d, approx.degree), "radius": approx.radius,
+            "impl": _impl(p, params)}
 
 
 POLYNOMIAL = register(Kernel(
     name="polynomial", fn=polynomial_attention, op="forward", exact=False,
     description="Alman–Song polynomial method: symmetric-monomial features, streamed (O((n+m)·r·dv))",
-    params={"eps": 1e-3, "degree": None, "radius": None, "block_size": None, "memory_budget": None},
+    params={"eps": 1e-3, "degree": None, "radius": None, "block_size": None, "memory_budget": None,
+            "impl": "auto"},
     cost=_cost, limits=_limits, describe=_describe,
 ))

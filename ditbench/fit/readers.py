@@ -4,7 +4,8 @@
 ``n``, a time column in seconds (``median_s`` for a results CSV, ``seconds`` otherwise) and the
 benchmark's parameters as columns, ready for :func:`ditbench.fit.table.fit_table`.
 
-* results CSV (``*.csv``, DESIGN §5): needs ``kernel``, ``n`` and ``median_s`` or ``seconds``.
+* results CSV (``*.csv``, DESIGN §5): needs ``kernel``, ``n`` and ``median_s`` or ``seconds``;
+  read by :func:`ditbench.schema.read_results` (its dtypes and NA rules, no absent columns added).
 * asv: a results directory (holding ``benchmarks.json`` and one folder per machine), an ``.asv``
   folder or a project folder containing ``.asv/results``, or one result file
   ``results/<machine>/<commit>-<env>.json``. Parameter names come from ``benchmarks.json``
@@ -29,6 +30,8 @@ from typing import Any
 
 import pandas as pd
 
+from .. import schema
+
 CSV_NEEDS = ("kernel", "n")
 
 
@@ -42,10 +45,7 @@ def _load_json(path: Path) -> Any:
 def read_csv(path: str | Path) -> pd.DataFrame:
     """A results CSV; checks the columns ``ditbench fit`` needs."""
     path = Path(path)
-    try:
-        df = pd.read_csv(path)
-    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as err:
-        raise ValueError(f"{path}: cannot read CSV ({str(err).strip().splitlines()[0]})") from err
+    df = schema.read_results(path, require=(), complete=False)  # the one reader and its NA rules
     missing = [c for c in CSV_NEEDS if c not in df.columns]
     if missing or not ({"median_s", "seconds"} & set(df.columns)):
         need = [*missing] + ([] if {"median_s", "seconds"} & set(df.columns) else ["median_s or seconds"])

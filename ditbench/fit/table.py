@@ -1,7 +1,8 @@
 """One power-law fit per group of a tidy results table (``ditbench fit``'s engine).
 
 Default grouping (``by=None``): every column present that is not the size, a time, an error
-metric or bookkeeping — see :data:`NOT_KEYS` and the ``err_`` prefix — with two refinements:
+metric or bookkeeping — see :data:`ditbench.schema.NOT_KEYS` (results columns that are not
+settings, and foreign timing columns) and the ``err_`` prefix — with two refinements:
 
 * **spec columns win**: if ``X_spec`` is present (e.g. ``bound_spec = "0.5*sqrt(ln n)"``), group
   by it and not by ``X``, whose numeric value then changes with n by design;
@@ -18,26 +19,18 @@ NaN) in the numeric columns and the reason in ``note``.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import pandas as pd
 
+from ..schema import FIT_VALUE_COLUMNS, NOT_KEYS, TIME_COLUMNS
 from .power_law import InsufficientDataError, fit_power_law
 from .regime import INSUFFICIENT_DATA
 
-TIME_COLUMNS: tuple[str, ...] = ("seconds", "median_s")  # first one present is the time
-NOT_KEYS: frozenset[str] = frozenset({
-    "n", "m", "seconds", "median_s", "iqr_s", "mean_s", "min_s", "max_s", "stddev_s",
-    "repeats", "repeat", "rounds", "iterations", "seed", "peak_bytes", "status", "reason",
-    "date", "started_at", "duration_s",
-    # per-point measurements and bookkeeping written by ditbench.measure (not settings)
-    "case_id", "radius", "value_bound", "nonfinite", "ref_rows", "calls_per_block", "timer", "mem_method",
-    "predicted_flops", "predicted_bytes", "wall_s", "host",
-})
 N_DERIVED_CANDIDATES: tuple[str, ...] = ("bound", "degree", "rank", "scale")
-FIT_COLUMNS: tuple[str, ...] = (
-    "exponent", "ci_low", "ci_high", "intercept", "r2", "n_min", "n_max", "points", "regime", "best_model",
-)
+# The fit's own values, as in fits.csv (ditbench.schema.FITS owns every fits.csv column).
+FIT_COLUMNS: tuple[str, ...] = FIT_VALUE_COLUMNS
 
 
 def time_column(df: pd.DataFrame) -> str:

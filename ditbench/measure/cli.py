@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
-from ..stats.rates import RATES_FILE, rate_lines, rate_table, stats_rows
 from .executor import EXECUTORS
 from .presets import get_preset, preset_names
-from .results import STATS_COLUMNS
+from ..schema import STATS_COLUMNS
 from .runner import run_sweep
 from .spec import load_config
 from .summary import summarize
@@ -52,7 +48,7 @@ def main(args: argparse.Namespace) -> int:
         preset = load_config(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
         if args.resume and args.out is None:
             raise ValueError("--resume needs --out DIR (the run to finish)")
-        out = args.out or Path("results") / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{preset.name}"
+        out = args.out or Path("results") / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{preset.name}"
         with EXECUTORS[args.executor]() as executor:
             results = run_sweep(preset, out, threads=args.threads, device=args.device, resume=args.resume,
                                 executor=executor, progress=not args.quiet)
@@ -64,26 +60,23 @@ def main(args: argparse.Namespace) -> int:
     rates = write_rates(results, out)
     print(summarize(results, fits))
     if rates is not None:
+        from ..stats.rates import rate_lines
+
         print("\n".join(rate_lines(rates)))
     written = [out / "results.csv", out / "meta.json"] + ([out / "fits.csv"] if fits is not None else []) + \
-        ([out / RATES_FILE] if rates is not None else [])
+        ([out / "stats_rates.csv"] if rates is not None else [])
     print("wrote " + ", ".join(str(path) for path in written))
     if not args.no_report:
-        build = _optional("ditbench.report", "build_report")
-        if build is None:
-            print("report: skipped (ditbench.report.build_report is not available in this build)")
-        else:
-            print(f"report: {build([out], out=out / 'report')}")
+        from ..report import build_report  # the next layer, imported only when used
+
+        print(f"report: {build_report([out], out=out / 'report')}")
     return 1 if (results["status"] == "failed").any() else 0
 
 
 def write_fits(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:
-    """``ditbench.fit.fit_table(results)`` written to ``out/fits.csv`` (None when fit is unavailable
-    or nothing ran ok)."""
-    fit_table = _optional("ditbench.fit", "fit_table")
-    if fit_table is None:
-        print("fits: skipped (ditbench.fit.fit_table is not available in this build)")
-        return None
+    """``ditbench.fit.fit_table(results)`` written to ``out/fits.csv`` (None when nothing ran ok)."""
+    from ..fit import fit_table  # the next layer, imported only when used
+
     if not (results["status"] == "ok").any():
         return None
     fits = fit_table(results)
@@ -94,18 +87,10 @@ def write_fits(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:
 def write_rates(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:
     """The stats family's fitted rates (ditbench.stats.rates) in ``out/stats_rates.csv``; None
     when the run has no ok stats rows."""
+    from ..stats.rates import RATES_FILE, rate_table, stats_rows  # fit layer, imported only when used
+
     if stats_rows(results).empty:
         return None
     rates = rate_table(results)
     rates.to_csv(out / RATES_FILE, index=False)
     return rates
-
-
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """``module.name`` if that module (a later layer: fit, report) provides it, else None."""
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ModuleNotFoundError as err:
-        if err.name != module:
-            raise  # the module exists but one of its own imports is missing: a real error
-        return None

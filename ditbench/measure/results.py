@@ -1,12 +1,12 @@
 """The results store: results.csv (one row per case, appended and flushed as each point ends) and
-meta.json (how and where the run happened). Schema as DESIGN §5, plus documented extras.
+meta.json (how and where the run happened). The columns, their dtypes and NA rules, and the
+reader live in :mod:`ditbench.schema` (re-exported here for measure's callers).
 """
 from __future__ import annotations
 
 import csv
 import datetime as dt
 import json
-import math
 import os
 import platform
 import socket
@@ -18,52 +18,9 @@ from typing import Any
 
 import pandas as pd
 
-# DESIGN §5, in this order.
-REQUIRED_COLUMNS = (
-    "experiment", "kernel", "op", "n", "m", "d", "dv", "bound", "scale", "eps", "degree", "rank", "dtype", "device",
-    "threads", "seed", "median_s", "iqr_s", "repeats", "err_max", "err_max_rel", "err_fro_rel", "err_uniform",
-    "err_vs_uniform", "peak_bytes", "status", "reason",
-)
-EXTRA_COLUMNS = (
-    "case_id",  # hash of the case's identity; --resume skips ids already present
-    "bound_spec",  # the text B came from ("1", "1.0*sqrt(log(n))"): fits group by regime on it
-    "scale_spec",  # the text the scale came from ("1/d")
-    "params",  # JSON of the kernel parameters passed to the call
-    "radius",  # realised logit radius R = scale·max‖q‖₂·max‖k‖₂ of the inputs
-    "value_bound",  # v ~ U[−value_bound, value_bound]
-    "nonfinite",  # count of non-finite output values (they count as infinite error)
-    "ref_rows",  # query rows on which the float64 reference was computed (n when all)
-    "calls_per_block",  # calls averaged in each timed block (repeats blocks in all)
-    "timer",  # "blocked" | "adaptive" (torch.utils.benchmark.Timer autorange)
-    "mem_method",  # how peak_bytes was measured: vmhwm | cuda_max_allocated | unavailable
-    "predicted_flops", "predicted_bytes",  # the kernel's cost model for one call
-    "wall_s",  # seconds spent on the whole point (inputs, reference, timing)
-    "host",
-    "workload",  # "attention" (synthetic q, k, v) | "dit" (end-to-end latent DiT, E5) | "stats" (E7/E8)
-    "setting",  # JSON of the workload's own values, e.g. {"batch": 1, "blocks": 2, "model": "DiT-S/8"}
-    "target_kernel",  # the kernel's non-softmax target (polysketch → poly4_exact), else empty
-    "err_target_max",  # ‖T − target‖_max on the same rows as err_max
-    "err_target_fro_rel",  # ‖T − target‖_F / ‖target‖_F
-    "err_target_uniform",  # ‖mean of V − target‖_max: the trivial answer scored against the target
-)
-# The stats family's own columns (E7/E8, ditbench.stats; empty on every other row). Score errors are
-# root-mean σ_t-weighted: √E_t E_x[σ_t‖P(s − ∇log p_t)‖²], t ~ U[0.01, 5] (docs/stats.md).
-STATS_COLUMNS = (
-    "network",  # "latent" (W_B f(W_Bᵀx, t)/σ − x/σ) | "ambient" (matched-size baseline without W_B)
-    "samples",  # n: training-set size
-    "ambient_dim", "latent_dim",  # D and d0
-    "param_count",  # trainable parameters of the network
-    "train_s", "train_loss", "train_steps",  # DSM wall seconds, mean loss over the last 10 % of steps, steps
-    "score_err", "score_err_on", "score_err_off",  # P = I, BBᵀ, I − BBᵀ
-    "score_ref",  # √E[σ_t‖∇log p_t‖²]: the target's size, for relative errors
-    "subspace_err",  # ‖W_B W_Bᵀ − BBᵀ‖_F (latent network only)
-    "sample_mmd",  # Gaussian-kernel MMD (V-statistic, median-heuristic bandwidth): reverse-SDE samples vs data
-    "sample_mmd_exact",  # the same with the analytic score driving the same SDE (discretisation floor)
-    "sample_mmd_floor",  # two fresh data samples of the same size (the estimator's floor)
-    "projection",  # JSON {"model": [[u, v], …], "data": …}: samples in B's first two latent coordinates
-)
-COLUMNS = REQUIRED_COLUMNS + EXTRA_COLUMNS + STATS_COLUMNS
-STATUSES = ("ok", "skipped", "failed")
+from ..schema import COLUMNS, REQUIRED_COLUMNS, STATUSES, cell, read_results
+
+__all__ = ["COLUMNS", "REQUIRED_COLUMNS", "ResultStore", "read_meta", "read_results", "run_metadata", "write_meta"]
 
 
 class ResultStore:
@@ -106,33 +63,14 @@ class ResultStore:
             writer = csv.DictWriter(fh, fieldnames=COLUMNS)
             if new:
                 writer.writeheader()
-            writer.writerow({key: _cell(row.get(key)) for key in COLUMNS})
+            writer.writerow({key: cell(row.get(key)) for key in COLUMNS})
             fh.flush()
             os.fsync(fh.fileno())
 
     def read(self) -> pd.DataFrame:
         if not self.path.exists():
             return pd.DataFrame(columns=list(COLUMNS))
-        return read_results(self.path)
-
-
-def read_results(path: str | Path) -> pd.DataFrame:
-    """Read a results.csv; empty cells become NaN in numeric columns (pandas' missing value)."""
-    text = ("reason", "bound_spec", "scale_spec", "params", "case_id", "experiment", "kernel", "workload", "setting",
-            "target_kernel", "network", "projection")
-    df = pd.read_csv(path, keep_default_na=False, na_values=["", "nan"], dtype={c: str for c in text})
-    for column in text:
-        if column in df.columns:  # files of earlier versions may lack the newer text columns
-            df[column] = df[column].fillna("")
-    return df
-
-
-def _cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return repr(value) if math.isfinite(value) else ("inf" if value > 0 else "-inf" if value < 0 else "nan")
-    return value
+        return read_results(self.path, require=COLUMNS)
 
 
 ##################################################################################################
@@ -172,7 +110,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _cpu_model() -> str:

@@ -2,7 +2,7 @@
 
 A ``stats`` sweep trains one score network per case (:func:`ditbench.stats.experiment.run_point`)
 and records its statistical metrics (score error on/off the subspace, subspace error, sample
-MMD; ``ditbench.measure.results.STATS_COLUMNS``). The timed call is one evaluation of the trained
+MMD; ``ditbench.schema.STATS_COLUMNS``). The timed call is one evaluation of the trained
 network on a batch of 256 noised points (inference cost); training happens while the case is
 prepared, and its wall time is the row's ``train_s``. ``kernel`` is the attention kernel inside
 the network's DiT blocks. Sizes in the row: n = m = L tokens (= d0/p), d = dv = head dim.

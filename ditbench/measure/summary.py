@@ -6,9 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-# Columns of ditbench.fit.fit_table's output that are results, not group keys.
-FIT_VALUE_COLUMNS = ("exponent", "ci_low", "ci_high", "intercept", "r2", "n_min", "n_max", "points", "regime",
-                     "best_model", "sizes", "dropped_sizes", "note")
+from ..schema import FIT_COLUMNS, STATUSES
 ALWAYS_SHOWN = ("experiment", "kernel")
 # Columns that, with the kernel, define a comparable setting for speedups.
 SETTING_COLUMNS = ("experiment", "op", "d", "dv", "bound_spec", "scale_spec", "dtype", "device", "seed")
@@ -17,7 +15,7 @@ MAX_FAILURES_SHOWN = 10
 
 def status_lines(results: pd.DataFrame) -> list[str]:
     counts = results["status"].value_counts()
-    lines = [f"{len(results)} points: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in ("ok", "skipped", "failed"))]
+    lines = [f"{len(results)} points: " + ", ".join(f"{counts.get(s, 0)} {s}" for s in STATUSES)]
     failed = results[results["status"] == "failed"]
     for _, row in failed.head(MAX_FAILURES_SHOWN).iterrows():
         lines.append(f"  FAILED {row['experiment']} {row['kernel']} n={row['n']}: {row['reason']}")
@@ -30,7 +28,7 @@ def fit_lines(fits: pd.DataFrame | None) -> list[str]:
     """One line per fitted group: ``group: exponent 1.02 [0.98, 1.06], regime …``."""
     if fits is None or fits.empty:
         return []
-    groups = [c for c in fits.columns if c not in FIT_VALUE_COLUMNS]
+    groups = [c for c in fits.columns if c not in FIT_COLUMNS]
     # Show the keys that tell groups apart (constant ones would only add noise to every line).
     shown = [c for c in groups if c in ALWAYS_SHOWN or fits[c].astype(str).nunique() > 1]
     lines = ["fitted exponents (time ∝ n^k, 95% CI):"]

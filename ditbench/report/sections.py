@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
+from ..stats.rates import rate_table, verdicts
 from . import figures, stats_section as stats, tables
 from .data import Run
 from .fitting import KernelCrossover, crossovers, fitted_lines, run_fits
@@ -60,12 +61,13 @@ def scaling_section(p: PageData) -> Section | None:
         return None
     tabs = (("Crossovers n* (approximate kernel becomes faster than exact)", tables.crossover_table(found)),) \
         if found else ()
-    return Section("scaling", "Scaling (E1)", "Forward time against sequence length n, one figure per experiment.", kept, tabs)
+    return Section("scaling", "Scaling (E1)", "Forward time against sequence length n, one figure per experiment.",
+                   kept, tabs)
 
 
 def phase_section(p: PageData) -> Section | None:
     pairs: list[tuple[go.Figure | None, str]] = [
-        (figures.phase_exponent_figure(p.fits),
+        (figures.phase_exponent_figure(p.fits, p.run.results),
          "Fitted exponent per entry-bound regime with its 95% CI. Theory: bounded B (or B = o(√ln n)) "
          "gives n^{1+o(1)}; past B = Θ(√ln n) no truly subquadratic algorithm exists under SETH."),
     ]
@@ -130,7 +132,7 @@ def stats_rates_section(p: PageData) -> Section | None:
     rows = stats.stats_frame(p.run.results)
     if rows.empty:
         return None
-    rates = stats.rate_table(rows)
+    rates = rate_table(rows)
     band = "points: one per seed; dotted: per-size median; solid line and band: fitted power law with its 95% band"
     figs = _figs(
         (stats.metric_figure(rows, "score_err_on"),
@@ -148,7 +150,7 @@ def stats_rates_section(p: PageData) -> Section | None:
         figs += ((projected[0], "Reverse-SDE samples of each network (colour) and fresh data (grey) in the "
                                 "coordinates of the true B's first two columns."),)
     intro = "Score networks trained by denoising score matching on a latent Gaussian mixture (docs/stats.md). " + \
-        " ".join(v.sentence() + "." for v in stats.verdicts(rates))
+        " ".join(v.sentence() + "." for v in verdicts(rates))
     return Section("stats", "Statistical rates (E7/E8)", intro, figs,
                    (("Fitted rates: metric ∝ x^k (95% CI, OLS with HC3 errors over seeds)", stats.rates_table(rates)),))
 

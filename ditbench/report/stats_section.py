@@ -42,7 +42,8 @@ def stats_frame(results: pd.DataFrame) -> pd.DataFrame:
     """The ok stats rows with their numeric columns as numbers (empty when the run has none)."""
     if "workload" not in results.columns:
         return results.iloc[0:0]
-    rows = results[(results["workload"].astype("string") == "stats") & (results["status"] == "ok")].copy()
+    is_stats = (results["workload"].astype("string") == "stats").fillna(False)
+    rows = results[is_stats & (results["status"] == "ok").fillna(False)].copy()
     for col in NUMERIC:
         if col in rows.columns:
             rows[col] = pd.to_numeric(rows[col], errors="coerce")

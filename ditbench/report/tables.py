@@ -8,21 +8,19 @@ from typing import Any
 
 import pandas as pd
 
+from ..schema import FIT_COLUMNS
 from .data import flatten_meta
 from .fitting import KernelCrossover
 from .select import params_text
 
 Formatter = Callable[[Any], str]
 
-# Columns of a fit table that are statistics, not group keys.
-FIT_STAT_COLUMNS = ("exponent", "ci_low", "ci_high", "intercept", "r2", "n_min", "n_max", "points",
-                    "sizes", "dropped_sizes", "regime", "best_model", "estimator", "note", "reason")
 
 
 def fit_group_columns(fits: pd.DataFrame) -> list[str]:
     """Group columns of a fit table worth showing: ``kernel`` and every key that varies."""
     return [c for c in fits.columns
-            if c not in FIT_STAT_COLUMNS and (c == "kernel" or fits[c].nunique(dropna=True) > 1)]
+            if c not in FIT_COLUMNS and (c == "kernel" or fits[c].nunique(dropna=True) > 1)]
 
 
 def _missing(v: Any) -> bool:

@@ -1,0 +1,314 @@
+// Fused symmetric-monomial feature products for the polynomial method (DESIGN §3.1, step 3).
+//
+// Two ops, each building one tile of monomial features in cache and consuming it at once, so no
+// (tokens × r) feature matrix ever reaches memory:
+//
+//   ditbench::key_summary(x (B, m, d), vals (B, m, C), gain, steps, degree)  -> Z (B, r, C)
+//       Z[b, i, c] = Σ_t M(gain·x[b, t])_i · vals[b, t, c]
+//   ditbench::query_apply(x (B, n, d), w (B, r, C), gain, steps, degree)     -> Y (B, n, C)
+//       Y[b, t, c] = Σ_i M(gain·x[b, t])_i · w[b, i, c]
+//
+// M(x) is the vector of the r = C(g + d, d) monomials x^α, |α| ≤ g, in the row order of
+// ditbench.attention.features.monomial_table: row 0 is 1, rows 1..d are x, and every later row is
+// (an earlier row)·x_coord, listed in `steps` as (dst, src, count, coord) int32 quadruples.
+// The polynomial forward is T = (Y[..., :dv] / Y[..., dv]) with Z from (k̂, [v, 1]) and
+// w = weights ∘ Z; the low-rank gradient's Ψ(A2)ᵀ[…] sums are key_summary calls.
+//
+// Layout: a tile holds `tb` tokens *last* ((r, tb) and (C, tb)), so building a monomial row and
+// both products vectorise over tokens with GCC vector extensions (-march=native picks the
+// widest unit). Register tiles: key pass 4 features × 3 columns (7 loads per 12 FMAs), query pass
+// 3 columns × 4 token vectors (7 loads per 12 FMAs). Padded tokens carry zero values and are
+// dropped from outputs. Parallel over tiles with at::parallel_for (OpenMP); each worker sums its
+// tiles into a private Z that is then added under a mutex, so results depend only on the chunking.
+#include <ATen/Parallel.h>
+#include <ATen/core/Tensor.h>
+#include <ATen/ops/empty.h>
+#include <ATen/ops/zeros.h>
+#include <c10/util/Exception.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+namespace {
+
+// V: a full SIMD register of T (aligned); U: the same, loadable from any T-aligned address.
+template <typename T> struct Vec;
+template <> struct Vec<float> {
+  typedef float V __attribute__((vector_size(32)));
+  typedef float U __attribute__((vector_size(32), aligned(4)));
+  static constexpr int L = 8;
+};
+template <> struct Vec<double> {
+  typedef double V __attribute__((vector_size(32)));
+  typedef double U __attribute__((vector_size(32), aligned(8)));
+  static constexpr int L = 4;
+};
+
+template <typename T> inline typename Vec<T>::V load(const T* p) {
+  return *reinterpret_cast<const typename Vec<T>::U*>(p);
+}
+template <typename T> inline void store(T* p, typename Vec<T>::V v) { *reinterpret_cast<typename Vec<T>::U*>(p) = v; }
+template <typename T> inline typename Vec<T>::V splat(T x);
+template <> inline Vec<float>::V splat<float>(float x) { return Vec<float>::V{x, x, x, x, x, x, x, x}; }
+template <> inline Vec<double>::V splat<double>(double x) { return Vec<double>::V{x, x, x, x}; }
+template <typename T> inline T hsum(typename Vec<T>::V v) {
+  T s = 0;
+#pragma GCC unroll 8
+  for (int l = 0; l < Vec<T>::L; ++l) s += v[l];
+  return s;
+}
+
+struct Table {
+  int64_t d, degree, rank;
+  const int32_t* steps;  // (nsteps, 4): dst, src, count, coord
+  int64_t nsteps;
+};
+
+// Tokens t0 .. t0 + valid of x (.., d) → xt (d, tb), scaled by gain, zero padded.
+template <typename T>
+void load_coords(const T* x, int64_t d, int64_t t0, int64_t valid, int64_t tb, T gain, T* xt) {
+  for (int64_t j = 0; j < d; ++j) {
+    T* row = xt + j * tb;
+    for (int64_t t = 0; t < valid; ++t) row[t] = gain * x[(t0 + t) * d + j];
+    for (int64_t t = valid; t < tb; ++t) row[t] = T(0);
+  }
+}
+
+// All monomials of the tile: xt (d, tb) → mt (r, tb).
+template <typename T>
+void build_monomials(const Table& tab, const T* xt, int64_t tb, T* mt) {
+  for (int64_t t = 0; t < tb; ++t) mt[t] = T(1);
+  if (tab.degree >= 1) std::memcpy(mt + tb, xt, sizeof(T) * tab.d * tb);
+  for (int64_t s = 0; s < tab.nsteps; ++s) {
+    const int32_t* st = tab.steps + 4 * s;
+    const T* xc = xt + int64_t(st[3]) * tb;
+    for (int32_t j = 0; j < st[2]; ++j) {
+      T* out = mt + (int64_t(st[0]) + j) * tb;
+      const T* src = mt + (int64_t(st[1]) + j) * tb;
+#pragma omp simd
+      for (int64_t t = 0; t < tb; ++t) out[t] = src[t] * xc[t];
+    }
+  }
+}
+
+// z (r, C) += mt (r, tb) · vt (C, tb)ᵀ for features i0..i0+RI and columns c0..c0+RC. With LANES,
+// z is (r, C, L): each lane keeps its own partial sum (no horizontal add per tile; summed once).
+template <typename T, int RI, int RC, bool LANES>
+inline void key_tile(const T* mt, const T* vt, int64_t tb, int64_t i0, int64_t c0, int64_t C, T* z) {
+  using V = typename Vec<T>::V;
+  constexpr int L = Vec<T>::L;
+  V acc[RI][RC];
+  #pragma GCC unroll 16
+  for (int a = 0; a < RI; ++a)
+    #pragma GCC unroll 16
+    for (int c = 0; c < RC; ++c) acc[a][c] = splat<T>(0);
+  for (int64_t t = 0; t < tb; t += L) {
+    V m[RI], w[RC];
+    #pragma GCC unroll 16
+    for (int a = 0; a < RI; ++a) m[a] = load(mt + (i0 + a) * tb + t);
+    #pragma GCC unroll 16
+    for (int c = 0; c < RC; ++c) w[c] = load(vt + (c0 + c) * tb + t);
+    #pragma GCC unroll 16
+    for (int a = 0; a < RI; ++a)
+      #pragma GCC unroll 16
+      for (int c = 0; c < RC; ++c) acc[a][c] += m[a] * w[c];
+  }
+  #pragma GCC unroll 16
+  for (int a = 0; a < RI; ++a)
+    #pragma GCC unroll 16
+    for (int c = 0; c < RC; ++c) {
+      const int64_t e = (i0 + a) * C + c0 + c;
+      if constexpr (LANES) store(z + e * L, load(z + e * L) + acc[a][c]);
+      else z[e] += hsum<T>(acc[a][c]);
+    }
+}
+
+template <typename T, int RI, bool LANES>
+inline void key_rows(const T* mt, const T* vt, int64_t tb, int64_t i0, int64_t C, T* z) {
+  int64_t c = 0;
+  for (; c + 3 <= C; c += 3) key_tile<T, RI, 3, LANES>(mt, vt, tb, i0, c, C, z);
+  if (C - c == 2) key_tile<T, RI, 2, LANES>(mt, vt, tb, i0, c, C, z);
+  if (C - c == 1) key_tile<T, RI, 1, LANES>(mt, vt, tb, i0, c, C, z);
+}
+
+template <typename T, bool LANES>
+void key_block(const T* mt, const T* vt, int64_t r, int64_t tb, int64_t C, T* z) {
+  int64_t i = 0;
+  for (; i + 4 <= r; i += 4) key_rows<T, 4, LANES>(mt, vt, tb, i, C, z);
+  for (; i < r; ++i) key_rows<T, 1, LANES>(mt, vt, tb, i, C, z);
+}
+
+// Lane partials while the (r, C, L) accumulator stays small (a few MiB per worker).
+constexpr int64_t kLaneBytes = int64_t(4) << 20;
+
+// y (C, tb) = wᵀ (C, r) · mt (r, tb) for columns c0..c0+RC and token vectors t0..t0+RT·L.
+template <typename T, int RC, int RT>
+inline void query_tile(const T* mt, const T* w, int64_t r, int64_t tb, int64_t c0, int64_t t0, int64_t C, T* y) {
+  using V = typename Vec<T>::V;
+  constexpr int L = Vec<T>::L;
+  V acc[RC][RT];
+  #pragma GCC unroll 16
+  for (int c = 0; c < RC; ++c)
+    #pragma GCC unroll 16
+    for (int u = 0; u < RT; ++u) acc[c][u] = splat<T>(0);
+  for (int64_t i = 0; i < r; ++i) {
+    V m[RT];
+    #pragma GCC unroll 16
+    for (int u = 0; u < RT; ++u) m[u] = load(mt + i * tb + t0 + u * L);
+    #pragma GCC unroll 16
+    for (int c = 0; c < RC; ++c) {
+      V wc = splat<T>(w[i * C + c0 + c]);
+      #pragma GCC unroll 16
+      for (int u = 0; u < RT; ++u) acc[c][u] += wc * m[u];
+    }
+  }
+  #pragma GCC unroll 16
+  for (int c = 0; c < RC; ++c)
+    #pragma GCC unroll 16
+    for (int u = 0; u < RT; ++u) store(y + (c0 + c) * tb + t0 + u * L, acc[c][u]);
+}
+
+template <typename T, int RT>
+inline void query_cols(const T* mt, const T* w, int64_t r, int64_t tb, int64_t t0, int64_t C, T* y) {
+  int64_t c = 0;
+  for (; c + 3 <= C; c += 3) query_tile<T, 3, RT>(mt, w, r, tb, c, t0, C, y);
+  if (C - c == 2) query_tile<T, 2, RT>(mt, w, r, tb, c, t0, C, y);
+  if (C - c == 1) query_tile<T, 1, RT>(mt, w, r, tb, c, t0, C, y);
+}
+
+constexpr int kRT = 4;  // token vectors per query register tile
+
+// Tokens per tile: (r + C + d)·tb elements ≈ 256 KiB (a per-core L2 share), a multiple of
+// kRT·L in [kRT·L, 1024].
+template <typename T> int64_t tile_tokens(int64_t r, int64_t C, int64_t d, int64_t requested) {
+  const int64_t unit = kRT * Vec<T>::L;
+  int64_t tb = requested > 0 ? requested : (int64_t(256) << 10) / (int64_t(sizeof(T)) * (r + C + d));
+  tb = std::max(unit, std::min<int64_t>(1024, tb / unit * unit));
+  return tb;
+}
+
+Table make_table(const at::Tensor& steps, int64_t d, int64_t degree, int64_t rank) {
+  TORCH_CHECK(steps.scalar_type() == at::kInt && steps.dim() == 2 && steps.size(1) == 4 && steps.is_contiguous(),
+              "steps must be a contiguous (S, 4) int32 tensor");
+  return Table{d, degree, rank, steps.data_ptr<int32_t>(), steps.size(0)};
+}
+
+void check_inputs(const at::Tensor& x, const at::Tensor& other, const char* what) {
+  TORCH_CHECK(x.device().is_cpu() && other.device().is_cpu(), "ditbench fused products run on CPU tensors only");
+  TORCH_CHECK(x.dim() == 3 && other.dim() == 3, "x and ", what, " must be 3-D (B, tokens, ·)");
+  TORCH_CHECK(x.is_contiguous() && other.is_contiguous(), "x and ", what, " must be contiguous");
+  TORCH_CHECK(x.scalar_type() == other.scalar_type(), "x and ", what, " must share a dtype");
+  TORCH_CHECK(x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble, "float32 or float64 only");
+}
+
+template <typename T>
+void key_summary_impl(const at::Tensor& x, const at::Tensor& vals, double gain, const Table& tab, int64_t block,
+                      at::Tensor& z) {
+  const int64_t B = x.size(0), m = x.size(1), d = x.size(2), C = vals.size(2), r = tab.rank;
+  const int64_t tb = tile_tokens<T>(r, C, d, block);
+  const int64_t tiles = (m + tb - 1) / tb;
+  const T* xp = x.data_ptr<T>();
+  const T* vp = vals.data_ptr<T>();
+  T* zp = z.data_ptr<T>();
+  std::mutex lock;
+  at::parallel_for(0, B * tiles, 1, [&](int64_t begin, int64_t end) {
+    constexpr int64_t L = Vec<T>::L;
+    const bool lanes = r * C * L * int64_t(sizeof(T)) <= kLaneBytes;
+    const int64_t width = lanes ? L : 1;
+    std::vector<T> xt(d * tb), mt(r * tb), vt(C * tb), acc;
+    int64_t acc_batch = -1;
+    auto flush = [&]() {
+      if (acc_batch < 0) return;
+      std::lock_guard<std::mutex> guard(lock);
+      T* dst = zp + acc_batch * r * C;
+      for (int64_t e = 0; e < r * C; ++e) {
+        T sum = 0;
+        for (int64_t l = 0; l < width; ++l) sum += acc[e * width + l];
+        dst[e] += sum;
+      }
+    };
+    for (int64_t job = begin; job < end; ++job) {
+      const int64_t b = job / tiles, t0 = (job % tiles) * tb, valid = std::min(tb, m - t0);
+      if (b != acc_batch) {
+        flush();
+        acc.assign(r * C * width, T(0));
+        acc_batch = b;
+      }
+      load_coords<T>(xp + b * m * d, d, t0, valid, tb, T(gain), xt.data());
+      build_monomials<T>(tab, xt.data(), tb, mt.data());
+      const T* vb = vp + (b * m + t0) * C;
+      for (int64_t c = 0; c < C; ++c) {
+        T* row = vt.data() + c * tb;
+        for (int64_t t = 0; t < valid; ++t) row[t] = vb[t * C + c];
+        for (int64_t t = valid; t < tb; ++t) row[t] = T(0);
+      }
+      if (lanes) key_block<T, true>(mt.data(), vt.data(), r, tb, C, acc.data());
+      else key_block<T, false>(mt.data(), vt.data(), r, tb, C, acc.data());
+    }
+    flush();
+  });
+}
+
+template <typename T>
+void query_apply_impl(const at::Tensor& x, const at::Tensor& w, double gain, const Table& tab, int64_t block,
+                      at::Tensor& y) {
+  const int64_t B = x.size(0), n = x.size(1), d = x.size(2), C = w.size(2), r = tab.rank;
+  const int64_t tb = tile_tokens<T>(r, C, d, block);
+  const int64_t tiles = (n + tb - 1) / tb;
+  constexpr int64_t unit = kRT * Vec<T>::L;
+  const T* xp = x.data_ptr<T>();
+  const T* wp = w.data_ptr<T>();
+  T* yp = y.data_ptr<T>();
+  at::parallel_for(0, B * tiles, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> xt(d * tb), mt(r * tb), yt(C * tb);
+    for (int64_t job = begin; job < end; ++job) {
+      const int64_t b = job / tiles, t0 = (job % tiles) * tb, valid = std::min(tb, n - t0);
+      load_coords<T>(xp + b * n * d, d, t0, valid, tb, T(gain), xt.data());
+      build_monomials<T>(tab, xt.data(), tb, mt.data());
+      const T* wb = wp + b * r * C;
+      for (int64_t u = 0; u < (valid + unit - 1) / unit * unit; u += unit)
+        query_cols<T, kRT>(mt.data(), wb, r, tb, u, C, yt.data());
+      T* yb = yp + (b * n + t0) * C;
+      for (int64_t t = 0; t < valid; ++t)
+        for (int64_t c = 0; c < C; ++c) yb[t * C + c] = yt[c * tb + t];
+    }
+  });
+}
+
+at::Tensor key_summary(const at::Tensor& x, const at::Tensor& vals, double gain, const at::Tensor& steps,
+                       int64_t degree, int64_t rank, int64_t block) {
+  check_inputs(x, vals, "vals");
+  TORCH_CHECK(vals.size(0) == x.size(0) && vals.size(1) == x.size(1), "vals must be (B, m, C) with x (B, m, d)");
+  const Table tab = make_table(steps, x.size(2), degree, rank);
+  at::Tensor z = at::zeros({x.size(0), rank, vals.size(2)}, x.options());
+  if (x.scalar_type() == at::kFloat) key_summary_impl<float>(x, vals, gain, tab, block, z);
+  else key_summary_impl<double>(x, vals, gain, tab, block, z);
+  return z;
+}
+
+at::Tensor query_apply(const at::Tensor& x, const at::Tensor& w, double gain, const at::Tensor& steps,
+                       int64_t degree, int64_t rank, int64_t block) {
+  check_inputs(x, w, "w");
+  TORCH_CHECK(w.size(0) == x.size(0) && w.size(1) == rank, "w must be (B, r, C) with x (B, n, d)");
+  const Table tab = make_table(steps, x.size(2), degree, rank);
+  at::Tensor y = at::empty({x.size(0), x.size(1), w.size(2)}, x.options());
+  if (x.scalar_type() == at::kFloat) query_apply_impl<float>(x, w, gain, tab, block, y);
+  else query_apply_impl<double>(x, w, gain, tab, block, y);
+  return y;
+}
+
+}  // namespace
+
+TORCH_LIBRARY(ditbench_fused, lib) {
+  lib.def("key_summary(Tensor x, Tensor vals, float gain, Tensor steps, int degree, int rank, int block) -> Tensor");
+  lib.def("query_apply(Tensor x, Tensor w, float gain, Tensor steps, int degree, int rank, int block) -> Tensor");
+}
+
+TORCH_LIBRARY_IMPL(ditbench_fused, CPU, lib) {
+  lib.impl("key_summary", &key_summary);
+  lib.impl("query_apply", &query_apply);
+}
