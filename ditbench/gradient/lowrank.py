@@ -26,9 +26,10 @@ from torch import Tensor
 from .. import theory
 from .._checks import check_eps, check_positive_int
 from ..attention.features import PolynomialFeatures
-from ..attention.polynomial import choose_approx
-from ..expapprox import GRID_SLACK, ExpApprox, exp_approx
-from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype, logit_radius
+from ..attention.polynomial import choose_approx, memory_hint
+from ..errors import KernelRefusal, check_normalisers
+from ..expapprox import ExpApprox
+from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype
 
 QFactor = Literal["paper", "direct"]
 # Bytes of one block's Kronecker tile (block, k2·d) plus features: 2 MiB, as the forward kernel.
@@ -75,22 +76,16 @@ def predicted_bytes(n: int, d: int, degree: int, q_factor: QFactor, itemsize: in
 
 def check_memory(n: int, d: int, approx: ExpApprox, q_factor: QFactor, itemsize: int, block: int,
                  budget: float, eps: float) -> float:
-    """Predicted bytes, or ValueError naming the largest degree (and the eps it reaches) that fits."""
+    """Predicted bytes, or KernelRefusal naming the largest degree (and the eps it reaches) that fits."""
     need = predicted_bytes(n, d, approx.degree, q_factor, itemsize, block)
     if need <= budget:
         return need
     fits = -1
     while predicted_bytes(n, d, fits + 1, q_factor, itemsize, block) <= budget and fits < approx.degree:
         fits += 1
-    if fits < 0:
-        hint = "not even degree 0 fits; raise memory_budget or lower block_size"
-    else:
-        best = exp_approx(approx.radius, fits).relative_error * GRID_SLACK
-        hint = (f"degree ≤ {fits} (k1 = {theory.feature_rank(d, fits)}) fits, i.e. eps ≥ {best:.2g} at radius "
-                f"{approx.radius:g}" if best < 1 else
-                f"degree ≤ {fits} fits but cannot reach eps < 1 at radius {approx.radius:g}")
+    hint = memory_hint(fits, approx.radius, theory.feature_rank(d, max(fits, 0)), "k1 =")
     k1, k2, k3 = _ranks(d, approx.degree, q_factor)
-    raise ValueError(
+    raise KernelRefusal(
         f"lowrank_gradient at degree {approx.degree} (k1={k1}, k2={k2}, k3={k3}; "
         f"eps={eps:g}, radius={approx.radius:g}) "
         f"needs {need / 2**20:.1f} MiB > memory_budget={budget / 2**20:.1f} MiB; {hint}"
@@ -118,7 +113,8 @@ def lowrank_gradient(
 
     Returns:
         ``(d, d)`` dL/dX (and the info). Error bound: :func:`ditbench.gradient.gradient_error_bound`.
-        Time O(n·k1·k2·d); raises ValueError if a normaliser Φ(A1X)_i·Ψ(A2)ᵀ1 is not positive.
+        Time O(n·k1·k2·d); raises :class:`ditbench.errors.NormaliserError` if a normaliser
+        Φ(A1X)_i·Ψ(A2)ᵀ1 is not positive, KernelRefusal over the memory budget.
     """
     g = check_gradient_inputs(a1, a2, a3, x, y, e, scale)
     check_poly_dtype("lowrank_gradient", g.dtype)
@@ -129,7 +125,7 @@ def lowrank_gradient(
     n, d, s = g.n, g.d, g.scale
     qx = a1 @ x  # (n, d)
     h = a3 @ y  # (n, d)
-    approx = choose_approx(logit_radius(qx, a2, s), eps, degree)
+    approx = choose_approx(theory.logit_radius(qx, a2, s), eps, degree)
     itemsize = g.dtype.itemsize
     block = (default_block(d, approx.degree, q_factor, itemsize) if block_size is None
              else check_positive_int("block_size", block_size))
@@ -169,12 +165,9 @@ def lowrank_gradient(
         a1b = a1[i : i + block]  # (b, d)
         g_u += u1.t() @ (u2[:, :, None] * a1b[:, None, :]).flatten(1)  # (k1, k2·d)
         a1ru1 += a1b.t() @ (r[:, None] * u1)  # (d, k1)
-    worst = torch.stack(den_min).amin()
-    if not bool(torch.isfinite(worst)) or not bool(worst > 0):
-        raise ValueError(
-            f"a normaliser Φ(A1X)_i·Ψ(A2)ᵀ1 is {float(worst):.3g} (must be positive and finite) at degree "
-            f"{approx.degree}, radius {approx.radius:g}, dtype {g.dtype}: use float64 or a larger eps"
-        )
+    check_normalisers(float(torch.stack(den_min).amin()), kernel="lowrank_gradient",
+                      context=f"(Φ(A1X)_i·Ψ(A2)ᵀ1) at degree {approx.degree}, radius {approx.radius:g}, "
+                              f"dtype {g.dtype}", hint="use float64 or a larger eps")
     p1_term = g_u.view(k1 * k2, d).t() @ g_v.view(k1 * k2, d)  # (d, d) = A1ᵀp̃1A2
     grad = s * (p1_term - a1ru1 @ v1a2)  # (d, d)
     if not return_info:

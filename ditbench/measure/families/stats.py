@@ -1,4 +1,4 @@
-"""E7/E8: score-estimation rates of latent score networks — the ``stats`` workload family.
+"""The ``stats`` family: score-estimation rates of latent score networks (E7/E8).
 
 A ``stats`` sweep trains one score network per case (:func:`ditbench.stats.experiment.run_point`)
 and records its statistical metrics (score error on/off the subspace, subspace error, sample
@@ -25,15 +25,15 @@ from typing import Any
 
 import torch
 
-from ..stats.experiment import EVAL_POINTS, SAMPLE_POINTS, StatsConfig, run_point
-from ..stats.mixture import MixtureSpec
-from ..stats.networks import NetworkSpec, matched_width
-from ..stats.train import TrainConfig
-from .cases import GEOMETRIES, Case, Geometry
-from .spec import SweepSpec
-from .workloads import CaseRefused, Measurement, Prepared, register_measurement
+from ...stats.experiment import EVAL_POINTS, SAMPLE_POINTS, StatsConfig, run_point
+from ...stats.mixture import MixtureSpec
+from ...stats.networks import NetworkSpec, matched_width
+from ...stats.train import TrainConfig
+from ..cases import Case, Geometry
+from ..family import Family
+from ..spec import SweepSpec
+from ..workloads import Prepared
 
-FAMILY = "stats"
 TIMED_BATCH = 256
 # Setting keys with defaults: network sizes (NetworkSpec), training (TrainConfig), data (MixtureSpec).
 DEFAULTS: dict[str, Any] = {"hidden": 32, "depth": 2, "heads": 2, "token_dim": 1, "steps": 800, "batch": 256,
@@ -83,8 +83,6 @@ def config(s: dict[str, Any], *, seed: int, kernel: str) -> StatsConfig:
 
 def prepare(case: Case) -> Prepared:
     """Train the case's network (not timed), then time one evaluation on a fixed batch."""
-    if case.device == "cuda" and not torch.cuda.is_available():
-        raise CaseRefused("CUDA requested but torch.cuda.is_available() is False")
     point = run_point(config(case.settings, seed=case.seed, kernel=case.kernel), device=case.device,
                       dtype=case.torch_dtype)
     gen = torch.Generator().manual_seed(case.seed + 5)
@@ -109,6 +107,10 @@ def stats_overhead_bytes(case: Case) -> float:
 
 
 
-GEOMETRIES[FAMILY] = stats_geometries
-register_measurement(Measurement(FAMILY, "forward", prepare, cost=lambda case: None,
-                                 overhead_bytes=stats_overhead_bytes))
+FAMILY = Family(
+    name="stats", description="score network trained by DSM on a latent Gaussian mixture: statistical rates (E7/E8)",
+    geometries=stats_geometries, prepare=prepare, cost=lambda case: None, overhead_bytes=stats_overhead_bytes,
+    setting={**dict.fromkeys(REQUIRED, True), **dict.fromkeys(DEFAULTS, False)},
+    # The network fixes the sizes: n = m = L = d0/p tokens, d = dv = its head dim, scale 1/√d.
+    derived=("n", "m", "d", "dv", "bound", "scale"), kernel_op="forward", ops=("forward",),
+)
