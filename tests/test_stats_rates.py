@@ -156,6 +156,7 @@ def test_report_section_draws_the_stats_run(tiny_run) -> None:
     run = load_run(out)
     assert run.ok.empty  # stats rows are not timing rows: the timing sections leave them alone
     _, sections = build_sections(run)
+    assert "fits" not in {s.id for s in sections}  # nor the timing fits (inference time vs tokens means nothing)
     (stats,) = [s for s in sections if s.id == "stats"]
     titles = " ".join(fig.layout.title.text for fig, _ in stats.figures)
     for part in ("on the subspace", "off the subspace", "subspace error", "MMD", "latent plane"):
