@@ -149,6 +149,19 @@ RESULTS: tuple[Column, ...] = (
        "(theory.entry_threshold at this n)"),
     _c("err_bound", "float", "a-priori bound on err_max, 2ε/(1−ε)·‖V‖_max (theory.output_error_bound), for "
        "approximate forward kernels with a target relative error 0 < eps < 1; else empty"),
+    _c("failure", "text", "why a row is not ok, one of FAILURES (empty for ok rows); the runner's policy reads it"),
+    _c("machine", "text", "\"host · CPU model[ · GPU model]\" of the worker that ran the case (fits never pool "
+       "machines)", key=True),
+    _c("cpu_model", "text", "CPU model of that machine"),
+    _c("gpu_model", "text", "GPU model of that machine (empty on CPU)"),
+    _c("torch_version", "text", "torch version on that worker"),
+    _c("worker", "text", "the worker that ran it: worker (local process), in-process, or a Dask worker address"),
+    _c("rate_flops_per_s", "float", "the worker's calibrated FLOP rate used for the time-budget decision"),
+    _c("rate_method", "text", "measured (median of the worker's calibration repeats) | assumed (given)"),
+    _c("predicted_s", "float", "predicted seconds per call: predicted_flops / rate_flops_per_s"),
+    _c("time_budget_s", "float", "the case's time budget: skipped (failure budget) when predicted_s exceeds it"),
+    _c("memory_need_bytes", "float", "predicted bytes of the call plus the measurement's own (inputs, reference)"),
+    _c("memory_limit_bytes", "float", "memory_fraction × the worker's free memory: skipped when the need exceeds it"),
     *STATS,
 )
 RESULTS_BY_NAME: Mapping[str, Column] = {c.name: c for c in RESULTS}
@@ -156,6 +169,18 @@ COLUMNS: tuple[str, ...] = tuple(c.name for c in RESULTS)  # results.csv header,
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in RESULTS if c.required)  # DESIGN §5
 EXTRA_COLUMNS: tuple[str, ...] = tuple(c.name for c in RESULTS if not c.required)
 STATUSES: tuple[str, ...] = ("ok", "skipped", "failed")
+# The structured cause of a row that is not ok (its ``failure`` column); ``reason`` says it in words.
+FAILURES: Mapping[str, str] = {
+    "timeout": "failed: killed after the case's timeout_s",
+    "crash": "failed: the process (or Dask worker) running the case died: signal, OOM killer, lost worker",
+    "error": "failed: the kernel or workload raised an exception",
+    "oom": "skipped: out of memory (torch.OutOfMemoryError)",
+    "refused": "skipped: the kernel or family refused the case (ditbench.errors.KernelRefusal)",
+    "unsupported": "skipped: outside the kernel's declared limits",
+    "budget": "skipped: the cost model predicts more time or memory than the budget",
+    "no-device": "skipped: the case's device does not exist on the worker's machine",
+    "after-timeout": "skipped: a smaller n of the same setting timed out",
+}
 OPS: tuple[str, ...] = ("forward", "backward")
 # The least a results file must hold to be read as ditbench results (the report's minimum).
 MINIMAL_COLUMNS: tuple[str, ...] = ("kernel", "op", "n", "median_s", "status")
