@@ -61,7 +61,7 @@ def _c(name: str, dtype: str, meaning: str, **kw: bool) -> Column:
 STATS: tuple[Column, ...] = (
     _c("network", "text", "stats: latent (W_B f(W_Bᵀx, t)/σ − x/σ) | ambient (matched-size baseline, no W_B)",
        key=True),
-    _c("samples", "int", "stats: n, the training-set size", key=True),
+    _c("train_samples", "int", "stats: n, the training-set size", key=True),
     _c("ambient_dim", "int", "stats: D, the ambient dimension", key=True),
     _c("latent_dim", "int", "stats: d0, the latent dimension", key=True),
     _c("param_count", "int", "stats: trainable parameters of the network"),

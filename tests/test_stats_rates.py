@@ -14,7 +14,7 @@ from ditbench.stats.rates import rate_lines, rate_table, varied_variable, verdic
 def synthetic(law: dict[str, float], variable: str, sizes: list[int], *, seeds: int = 4, noise: float = 0.05,
               experiment: str = "E", rng: np.random.Generator) -> pd.DataFrame:
     """Rows of a stats run where network N's metrics follow c·x^{law[N]} times lognormal noise."""
-    base = {"samples": 1000, "ambient_dim": 32, "latent_dim": 4}
+    base = {"train_samples": 1000, "ambient_dim": 32, "latent_dim": 4}
     rows = []
     for network, k in law.items():
         for x in sizes:
@@ -30,7 +30,8 @@ def synthetic(law: dict[str, float], variable: str, sizes: list[int], *, seeds: 
 def test_rates_recover_known_exponents_and_name_the_variable() -> None:
     rng = np.random.default_rng(0)
     frame = pd.concat([
-        synthetic({"latent": -0.5, "ambient": -0.25}, "samples", [250, 1000, 4000, 16000], experiment="E7", rng=rng),
+        synthetic({"latent": -0.5, "ambient": -0.25}, "train_samples", [250, 1000, 4000, 16000], experiment="E7",
+                  rng=rng),
         synthetic({"latent": 0.0, "ambient": 0.5}, "ambient_dim", [16, 64, 256], experiment="E8-D", rng=rng),
     ])
     rates = rate_table(frame)
@@ -41,7 +42,7 @@ def test_rates_recover_known_exponents_and_name_the_variable() -> None:
         # within 1.5 half-widths of the 95% CI (≈ 3 standard errors: a miss has probability ≈ 0.3 %)
         assert abs(r.exponent - k) <= 1.5 * (r.ci_high - r.ci_low) / 2, r
         assert r.ci_high - r.ci_low < 0.2  # 5 % noise, 12–16 points: a tight interval
-        assert r.variable == ("samples" if exp == "E7" else "ambient_dim")
+        assert r.variable == ("train_samples" if exp == "E7" else "ambient_dim")
     assert ("E7", "ambient", "subspace_err") not in got  # undefined for the ambient network: no row
     (v,) = verdicts(rates)
     assert v.latent_contains_zero and v.differs
@@ -71,12 +72,12 @@ def test_rates_refuse_an_experiment_varying_two_sizes_and_note_too_few_sizes() -
     two.loc[two.index[:3], "latent_dim"] = 8
     with pytest.raises(ValueError, match="exactly one"):
         varied_variable(two)
-    few = rate_table(synthetic({"latent": 0.0}, "samples", [100, 200], rng=rng))
+    few = rate_table(synthetic({"latent": 0.0}, "train_samples", [100, 200], rng=rng))
     assert few["exponent"].isna().all() and few["note"].str.contains("at least 3").all()
 
 
 def test_non_positive_values_are_left_out_with_a_note() -> None:
-    frame = synthetic({"latent": -0.5}, "samples", [100, 400, 1600], rng=np.random.default_rng(4))
+    frame = synthetic({"latent": -0.5}, "train_samples", [100, 400, 1600], rng=np.random.default_rng(4))
     frame.loc[frame.index[0], "sample_mmd"] = 0.0
     rates = rate_table(frame)
     assert "1 non-positive" in rates.loc[rates["quantity"] == "sample_mmd", "note"].iloc[0]
@@ -92,7 +93,7 @@ experiment = "E8-D"
 workload = "stats"
 kernels = ["sdpa"]
 seeds = [0]
-setting = {network = ["latent", "ambient"], samples = 64, ambient_dim = [4, 8, 16], latent_dim = 2, \
+setting = {network = ["latent", "ambient"], train_samples = 64, ambient_dim = [4, 8, 16], latent_dim = 2, \
     steps = 3, hidden = 4, depth = 1, batch = 16}
 min_run_time = 0.001
 min_repeats = 1

@@ -25,7 +25,7 @@ from ..stats.rates import (
 from .tables import _num, _text, html_table
 
 NETWORK_COLORS = {"latent": "#1f77b4", "ambient": "#d62728"}
-NUMERIC = ("samples", "ambient_dim", "latent_dim", "param_count", "train_s", "train_loss", "score_err",
+NUMERIC = ("train_samples", "ambient_dim", "latent_dim", "param_count", "train_s", "train_loss", "score_err",
            "score_err_on", "score_err_off", "score_ref", "subspace_err", "sample_mmd", "sample_mmd_exact",
            "sample_mmd_floor", "seed")
 LABELS = {
@@ -126,7 +126,7 @@ def projection_figure(rows: pd.DataFrame) -> tuple[go.Figure, str] | None:
     have = rows[rows["projection"].astype("string").str.len() > 2] if "projection" in rows.columns else rows.iloc[0:0]
     if have.empty:
         return None
-    pick = have[have["samples"] == have["samples"].max()].sort_values(["seed", "ambient_dim"])
+    pick = have[have["train_samples"] == have["train_samples"].max()].sort_values(["seed", "ambient_dim"])
     panels = [(net, part.iloc[0]) for net, part in pick.groupby(pick["network"].astype(str), sort=False)]
     fig = make_subplots(rows=1, cols=len(panels), horizontal_spacing=0.08,
                         subplot_titles=[escape(f"{net}") for net, _ in panels])
@@ -141,7 +141,7 @@ def projection_figure(rows: pd.DataFrame) -> tuple[go.Figure, str] | None:
         fig.update_xaxes(title_text="⟨b₁, x⟩", row=1, col=col)
         fig.update_yaxes(title_text="⟨b₂, x⟩", row=1, col=col)
     first = panels[0][1]
-    where = (f"{first['experiment']}, n={int(first['samples'])}, D={int(first['ambient_dim'])}, "
+    where = (f"{first['experiment']}, n={int(first['train_samples'])}, D={int(first['ambient_dim'])}, "
              f"d0={int(first['latent_dim'])}, seed {int(first['seed'])}")
     fig.update_layout(title=dict(text=escape(f"Samples on the latent plane ({where})"), x=0.01),
                       template="plotly_white", height=430, margin=dict(l=80, r=30, t=80, b=60))

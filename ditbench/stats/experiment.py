@@ -90,7 +90,7 @@ def run_point(config: StatsConfig, *, device: str = "cpu", dtype: torch.dtype = 
     ell = median_bandwidth(fresh)
     proj = getattr(net, "projection", None)
     row: dict[str, Any] = {
-        "network": config.network.kind, "samples": config.samples, "ambient_dim": mixture.ambient_dim,
+        "network": config.network.kind, "train_samples": config.samples, "ambient_dim": mixture.ambient_dim,
         "latent_dim": mixture.latent_dim, "param_count": parameter_count(net),
         "train_s": result.seconds, "train_loss": result.final_loss, "train_steps": result.steps,
         "score_err": errors.total, "score_err_on": errors.on, "score_err_off": errors.off,

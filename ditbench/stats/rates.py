@@ -18,8 +18,8 @@ import pandas as pd
 
 from ..fit import FULL_RANGE, InsufficientDataError, PowerLawFit, fit_power_law
 
-VARIABLES = ("samples", "ambient_dim", "latent_dim")  # the x a stats experiment may vary
-SYMBOLS = {"samples": "n", "ambient_dim": "D", "latent_dim": "d0"}
+VARIABLES = ("train_samples", "ambient_dim", "latent_dim")  # the x a stats experiment may vary
+SYMBOLS = {"train_samples": "n", "ambient_dim": "D", "latent_dim": "d0"}
 QUANTITIES = ("score_err", "score_err_on", "score_err_off", "subspace_err", "sample_mmd")
 RATE_COLUMNS = ("experiment", "network", "variable", "quantity", "exponent", "ci_low", "ci_high", "r2",
                 "points", "sizes", "x_min", "x_max", "fixed", "note")

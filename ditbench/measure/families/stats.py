@@ -12,7 +12,7 @@ the network's DiT blocks. Sizes in the row: n = m = L tokens (= d0/p), d = dv = 
     workload = "stats"
     kernels = ["sdpa"]
     seeds = [0, 1, 2]
-    setting = {network = ["latent", "ambient"], samples = [250, 1000, 4000], ambient_dim = 32, latent_dim = 4}
+    setting = {network = ["latent", "ambient"], train_samples = [250, 1000, 4000], ambient_dim = 32, latent_dim = 4}
 
 Optional setting keys (defaults in :data:`DEFAULTS`): hidden, depth, heads, token_dim, steps,
 batch, lr, components, off_noise.
@@ -38,8 +38,8 @@ TIMED_BATCH = 256
 # Setting keys with defaults: network sizes (NetworkSpec), training (TrainConfig), data (MixtureSpec).
 DEFAULTS: dict[str, Any] = {"hidden": 32, "depth": 2, "heads": 2, "token_dim": 1, "steps": 800, "batch": 256,
                             "lr": 2e-3, "components": 4, "off_noise": 0.0}
-REQUIRED = ("network", "samples", "ambient_dim", "latent_dim")
-_INTS = ("samples", "ambient_dim", "latent_dim", "hidden", "depth", "heads", "token_dim", "steps", "batch",
+REQUIRED = ("network", "train_samples", "ambient_dim", "latent_dim")
+_INTS = ("train_samples", "ambient_dim", "latent_dim", "hidden", "depth", "heads", "token_dim", "steps", "batch",
          "components")
 
 
@@ -52,7 +52,7 @@ def network_spec(s: dict[str, Any], kernel: str) -> NetworkSpec:
 def stats_geometries(spec: SweepSpec) -> Iterator[Geometry]:
     """network × D × d0 × optional keys × samples (innermost); n = m = L tokens, d = head dim."""
     grid = spec.setting_grid
-    names = ["network", "ambient_dim", "latent_dim", *DEFAULTS, "samples"]
+    names = ["network", "ambient_dim", "latent_dim", *DEFAULTS, "train_samples"]
     axes = [grid.get(k, (DEFAULTS.get(k),)) for k in names]
     for combo in itertools.product(*axes):
         s = dict(zip(names, combo))
@@ -75,7 +75,7 @@ def stats_geometries(spec: SweepSpec) -> Iterator[Geometry]:
 
 def config(s: dict[str, Any], *, seed: int, kernel: str) -> StatsConfig:
     return StatsConfig(
-        network=network_spec(s, kernel), samples=s["samples"],
+        network=network_spec(s, kernel), samples=s["train_samples"],
         mixture=MixtureSpec(latent_dim=s["latent_dim"], ambient_dim=s["ambient_dim"], components=s["components"],
                             off_noise=float(s["off_noise"]), seed=seed),
         train=TrainConfig(steps=s["steps"], batch=s["batch"], lr=float(s["lr"])), seed=seed)
