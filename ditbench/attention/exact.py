@@ -9,7 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_positive_int, check_qkv, resolve_scale
+from .._checks import (
+    BLOCK_SIZE, check_logit_range, check_output, check_positive_int, check_qkv, resolve_scale, value_scale,
+)
 from .. import theory
 from .registry import Kernel, Problem, register
 
@@ -35,10 +37,15 @@ def exact_attention(
         block_size: query rows per tile; ``None`` picks one so a tile holds about 2^18 logits.
 
     Returns:
-        ``(..., n, dv)``. Stable for any finite logits (the row maximum is subtracted before exp).
+        ``(..., n, dv)``. Stable for any finite logits (the row maximum is subtracted before exp);
+        values near the dtype's largest number are rescaled by an exact power of two. ValueError
+        when the logits themselves would overflow the dtype (never a NaN output).
     """
     n, m, d, dv = check_qkv(q, k, v)
     s = resolve_scale(scale, d)
+    check_logit_range(q, k, s)
+    unit = value_scale(v, m)  # a power of two: w @ v sums m values
+    v = v * unit if unit != 1.0 else v
     block = _default_block(m) if block_size is None else check_positive_int("block_size", block_size)
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     q = q.expand(*batch, n, d)  # (..., n, d)
@@ -51,7 +58,8 @@ def exact_attention(
         logits = logits - logits.amax(dim=-1, keepdim=True)  # row max 0: exp never overflows
         w = torch.exp(logits)  # (..., b, m)
         out.append((w @ v) / w.sum(dim=-1, keepdim=True))  # (..., b, dv)
-    return torch.cat(out, dim=-2)  # (..., n, dv)
+    result = torch.cat(out, dim=-2)  # (..., n, dv)
+    return check_output("exact", result / unit if unit != 1.0 else result)
 
 
 def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
@@ -61,12 +69,16 @@ def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = Non
     """
     n, m, d, dv = check_qkv(q, k, v)
     s = resolve_scale(scale, d)
+    check_logit_range(q, k, s)
+    unit = value_scale(v, m)
+    v = v * unit if unit != 1.0 else v
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     q4 = q.expand(*batch, n, d).reshape(1, -1, n, d)  # (1, H, n, d)
     k4 = k.expand(*batch, m, d).reshape(1, -1, m, d)  # (1, H, m, d)
     v4 = v.expand(*batch, m, dv).reshape(1, -1, m, dv)  # (1, H, m, dv)
     out = F.scaled_dot_product_attention(q4, k4, v4, scale=s)  # (1, H, n, dv)
-    return out.reshape(*batch, n, dv)
+    out = out.reshape(*batch, n, dv)
+    return check_output("sdpa", out / unit if unit != 1.0 else out)
 
 
 def uniform_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
@@ -77,8 +89,9 @@ def uniform_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = 
     n, m, d, dv = check_qkv(q, k, v)
     resolve_scale(scale, d)
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    mean = v.mean(dim=-2, keepdim=True)  # (..., 1, dv)
-    return mean.expand(*batch, n, dv)  # (..., n, dv)
+    unit = value_scale(v, m)  # the mean sums m values
+    mean = (v * unit).mean(dim=-2, keepdim=True) / unit if unit != 1.0 else v.mean(dim=-2, keepdim=True)  # (..., 1, dv)
+    return check_output("uniform", mean).expand(*batch, n, dv)  # (..., n, dv)
 
 
 def _exact_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
@@ -92,7 +105,7 @@ def _sdpa_limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
 EXACT = register(Kernel(
     name="exact", fn=exact_attention, op="forward", exact=True,
     description="streamed softmax attention (reference; O(n·m·d) time, O(block·m) memory)",
-    params={"block_size": None}, cost=_exact_cost,
+    params={"block_size": None}, schema={"block_size": BLOCK_SIZE}, cost=_exact_cost,
 ))
 SDPA = register(Kernel(
     name="sdpa", fn=sdpa_attention, op="forward", exact=True,

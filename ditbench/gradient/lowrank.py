@@ -29,7 +29,7 @@ from ..attention.features import PolynomialFeatures
 from ..attention.polynomial import choose_approx, memory_hint
 from ..errors import KernelRefusal, check_normalisers
 from ..expapprox import ExpApprox
-from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype
+from .problem import check_gradient, check_gradient_inputs, check_memory_budget, check_poly_dtype, check_products
 
 QFactor = Literal["paper", "direct"]
 # Bytes of one block's Kronecker tile (block, k2·d) plus features: 2 MiB, as the forward kernel.
@@ -125,6 +125,7 @@ def lowrank_gradient(
     n, d, s = g.n, g.d, g.scale
     qx = a1 @ x  # (n, d)
     h = a3 @ y  # (n, d)
+    check_products("lowrank_gradient", qx, a2, h, s)
     approx = choose_approx(theory.logit_radius(qx, a2, s), eps, degree)
     itemsize = g.dtype.itemsize
     block = (default_block(d, approx.degree, q_factor, itemsize) if block_size is None
@@ -169,7 +170,7 @@ def lowrank_gradient(
                       context=f"(Φ(A1X)_i·Ψ(A2)ᵀ1) at degree {approx.degree}, radius {approx.radius:g}, "
                               f"dtype {g.dtype}", hint="use float64 or a larger eps")
     p1_term = g_u.view(k1 * k2, d).t() @ g_v.view(k1 * k2, d)  # (d, d) = A1ᵀp̃1A2
-    grad = s * (p1_term - a1ru1 @ v1a2)  # (d, d)
+    grad = check_gradient("lowrank_gradient", s * (p1_term - a1ru1 @ v1a2))  # (d, d)
     if not return_info:
         return grad
     return grad, LowRankInfo(degree=approx.degree, radius=approx.radius, relative_error=approx.relative_error,
