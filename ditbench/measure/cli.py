@@ -4,7 +4,8 @@
                  [--resume] [--no-report] [--executor worker|in-process|dask]
                  [--scheduler tcp://HOST:PORT | --workers N]   (with --executor dask)
 
-Writes DIR/results.csv, DIR/meta.json, DIR/fits.csv and (unless --no-report) DIR/report/.
+Writes DIR/results.csv, DIR/meta.json, DIR/fits.csv (timing fits), DIR/stats_rates.csv (when the
+run has stats rows: ditbench.stats.rates) and (unless --no-report) DIR/report/.
 Exit status: 0 when every point is ok or skipped, 1 when some point failed or the environment
 failed (disk, permissions), 2 on a bad spec or option, 130 when interrupted (ditbench.cli).
 """
@@ -20,6 +21,7 @@ import pandas as pd
 from .._checks import check_out_dir
 from .executor import EXECUTORS
 from .presets import get_preset, preset_names
+from ..schema import STATS_COLUMNS
 from .runner import run_sweep
 from .spec import load_config
 from .summary import summarize
@@ -65,9 +67,16 @@ def main(args: argparse.Namespace) -> int:
     with EXECUTORS[args.executor](**executor_options(args)) as executor:
         results = run_sweep(preset, out, threads=args.threads, device=args.device, resume=args.resume,
                             force=args.force, executor=executor, progress=not args.quiet)
-    fits = write_fits(results, out)
+    timed = results[results["workload"] != "stats"].drop(columns=list(STATS_COLUMNS))  # stats: rates, not timings
+    fits = write_fits(timed, out) if len(timed) else None
+    rates = write_rates(results, out)
     print(summarize(results, fits))
-    written = [out / "results.csv", out / "meta.json"] + ([out / "fits.csv"] if fits is not None else [])
+    if rates is not None:
+        from ..stats.rates import rate_lines
+
+        print("\n".join(rate_lines(rates)))
+    written = [out / "results.csv", out / "meta.json"] + ([out / "fits.csv"] if fits is not None else []) + \
+        ([out / "stats_rates.csv"] if rates is not None else [])
     print("wrote " + ", ".join(str(path) for path in written))
     if not args.no_report:
         from ..report import build_report  # the next layer, imported only when used
@@ -113,3 +122,14 @@ def write_fits(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:
     fits.to_csv(out / "fits.csv", index=False)
     return fits
 
+
+def write_rates(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:
+    """The stats family's fitted rates (ditbench.stats.rates) in ``out/stats_rates.csv``; None
+    when the run has no ok stats rows."""
+    from ..stats.rates import RATES_FILE, rate_table, stats_rows  # fit layer, imported only when used
+
+    if stats_rows(results).empty:
+        return None
+    rates = rate_table(results)
+    rates.to_csv(out / RATES_FILE, index=False)
+    return rates
