@@ -10,14 +10,18 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
-
 from conftest import reference_attention
+from hypothesis import given
+from hypothesis import strategies as st
+
 from ditbench import theory
-from ditbench.attention import KERNELS, Problem, polynomial_attention
-from ditbench.attention import fused
+from ditbench.attention import KERNELS, Problem, fused, polynomial_attention
 from ditbench.attention import polynomial as poly_mod
-from ditbench.attention.features import PolynomialFeatures, monomial_table, raw_monomials
+from ditbench.attention.features import (
+    PolynomialFeatures,
+    monomial_table,
+    raw_monomials,
+)
 from ditbench.expapprox import ExpApprox, exp_approx, minimal_approx
 
 
@@ -201,7 +205,7 @@ def test_feature_coefficients_are_the_polynomial():
 def test_gradcheck_fixed_polynomial():
     gen = torch.Generator().manual_seed(3)
     q, k, v = (t.requires_grad_() for t in _inputs(gen, (3, 2), (4, 2), 2, bound=1.0))
-    fn = lambda q, k, v: polynomial_attention(q, k, v, scale=0.7, radius=2.0, degree=4, block_size=2)  # noqa: E731
+    fn = lambda q, k, v: polynomial_attention(q, k, v, scale=0.7, radius=2.0, degree=4, block_size=2)
     assert torch.autograd.gradcheck(fn, (q, k, v))
     # And autograd through the default (radius from the inputs) path runs and is finite.
     polynomial_attention(q, k, v).sum().backward()
