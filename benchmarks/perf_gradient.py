@@ -18,7 +18,8 @@ import json
 import os
 import platform
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
+from collections.abc import Callable
 
 import torch
 from torch.utils import benchmark
@@ -98,7 +99,8 @@ def run(ns: list[int], d: int, eps: float, threads: int, seed: int, exact_repeat
 
 
 def print_table(rows: list[dict[str, Any]]) -> None:
-    head = f"{'n':>6} {'kernel':<30} {'rank':<26} {'median_s':>9} {'iqr_s':>8} {'rep':>4} {'speedup':>8} {'err_rel':>9} {'vs_unif':>8}"
+    head = (f"{'n':>6} {'kernel':<30} {'rank':<26} {'median_s':>9} {'iqr_s':>8} {'rep':>4} {'speedup':>8} "
+            f"{'err_rel':>9} {'vs_unif':>8}")
     print(head)
     print("-" * len(head))
     for r in rows:

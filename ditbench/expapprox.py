@@ -106,13 +106,16 @@ def exp_approx(radius: float, degree: int) -> ExpApprox:
         raise ValueError(f"degree={degree} must be an integer ≥ 0")
     degree = int(degree)
     if radius > MAX_RADIUS:
-        raise ValueError(f"radius={radius:g} exceeds {MAX_RADIUS:g}: the float64 monomial form of P is meaningless there")
+        raise ValueError(f"radius={radius:g} exceeds {MAX_RADIUS:g}: "
+                         "the float64 monomial form of P is meaningless there")
     if radius == 0.0:
         b = np.zeros(degree + 1)
         b[0] = 1.0  # exp(0) = 1 exactly
     else:
-        c = cheb.chebinterpolate(lambda t: np.exp(radius * t), degree)  # (g + 1,) Chebyshev coefficients
-        b = cheb.cheb2poly(c)  # (g + 1,) monomial coefficients in t
+        # (numpy's stubs type chebinterpolate's callable by its coefficient type, not a float function)
+        c = np.asarray(cheb.chebinterpolate(lambda t: np.exp(radius * t), degree),  # type: ignore[type-var]
+                       dtype=np.float64)  # (g + 1,) Chebyshev coefficients
+        b = np.asarray(cheb.cheb2poly(c), dtype=np.float64)  # (g + 1,) monomial coefficients in t
     x = _grid(radius, degree)
     t = x / radius if radius > 0 else x
     err = float(np.max(np.abs(poly.polyval(t, b) * np.exp(-x) - 1.0)))

@@ -4,7 +4,7 @@ Torch-free on purpose (pandas only): measure writes through it, fit and report r
 and none of them needs a kernel to know what a column means. DESIGN §5 lists the required
 columns; the extras below are documented here, once.
 
-A column is a :class:`Column`: its name, dtype (``text``, ``int``, ``float``), whether DESIGN §5
+A column is a :class:`Column`: its name, dtype (``text``, ``int``, ``float``, ``bool``), whether DESIGN §5
 requires it, whether it is a *setting* (a candidate group key for ``ditbench fit``'s default
 grouping) and a one-line meaning.
 
@@ -17,6 +17,8 @@ NA rules (the same for every file and every reader of it):
   written (a kernel called ``NA``, a bound_spec of ``1``); numeric columns also read ``nan``,
   ``inf`` and ``-inf``; any other text in a numeric column is an error naming file, column, value.
   An ``int`` column is ``int64`` when every cell is filled and integral, else ``float64`` with NaN.
+  A ``bool`` column (written ``True`` / ``False``) reads ``true``/``false``/``1``/``0`` in any
+  case, as pandas' nullable ``boolean``.
   Columns the schema does not know (parameters in a hand-made timing CSV) are text unless every
   filled cell is a number: ``int64`` when every cell is written as an integer, else ``float64``.
 """
@@ -31,7 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-DTYPES = ("text", "int", "float")
+DTYPES = ("text", "int", "float", "bool")
+_TRUE, _FALSE = ("true", "1"), ("false", "0")
 
 
 @dataclass(frozen=True)
@@ -114,6 +117,12 @@ RESULTS: tuple[Column, ...] = (
     _c("err_target_fro_rel", "float", "‖T − target‖_F / ‖target‖_F"),
     _c("err_target_uniform", "float", "‖mean of V − target‖_max: the trivial answer scored against the target"),
     _c("impl", "text", "implementation that ran where a kernel has several (polynomial: fused | torch)", key=True),
+    # Written by measure so that fit and report read files only (no kernel registry, no theory):
+    _c("exact", "bool", "the kernel computes the exact answer up to rounding (its registry entry)"),
+    _c("threshold", "float", "entry bound √(ln n) past which no almost-linear algorithm exists under SETH "
+       "(theory.entry_threshold at this n)"),
+    _c("err_bound", "float", "a-priori bound on err_max, 2ε/(1−ε)·‖V‖_max (theory.output_error_bound), for "
+       "approximate forward kernels with a target relative error 0 < eps < 1; else empty"),
 )
 RESULTS_BY_NAME: Mapping[str, Column] = {c.name: c for c in RESULTS}
 COLUMNS: tuple[str, ...] = tuple(c.name for c in RESULTS)  # results.csv header, in this order
@@ -250,6 +259,13 @@ def _typed_column(text: pd.Series, dtype: str | None, name: str, path: Path) -> 
     text = text.astype("string")
     if dtype == "text":
         return text
+    if dtype == "bool":
+        lower = text.str.strip().str.lower()
+        bad = text.notna() & ~lower.isin(_TRUE + _FALSE)
+        if bad.any():
+            raise ValueError(f"{path}: column {name!r} must hold True or False; data row "
+                             f"{int(np.flatnonzero(bad)[0]) + 1} has {text[bad].iloc[0]!r}")
+        return lower.isin(_TRUE).astype("boolean").mask(text.isna())
     numbers = pd.to_numeric(text, errors="coerce").astype("float64")
     bad = text.notna() & numbers.isna() & ~text.str.strip().str.lower().isin(["nan", "+nan", "-nan"])
     if bad.any():

@@ -17,7 +17,8 @@ settings.load_profile("ci" if os.environ.get("CI") else os.environ.get("HYPOTHES
 @pytest.fixture
 def gen() -> torch.Generator:
     """A fresh seeded generator per test (fresh random inputs, reproducible failures)."""
-    return torch.Generator().manual_seed(int.from_bytes(os.urandom(4), "little") if os.environ.get("DITBENCH_FRESH") else 1234)
+    seed = int.from_bytes(os.urandom(4), "little") if os.environ.get("DITBENCH_FRESH") else 1234
+    return torch.Generator().manual_seed(seed)
 
 
 def reference_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float) -> torch.Tensor:

@@ -209,7 +209,8 @@ def test_asv_conf_points_at_this_suite_and_pins_cpu_torch():
 def test_pytest_suite_is_outside_the_fast_test_run():
     assert not list((ROOT / "tests").glob("test_bench_*.py"))
     suite = ROOT / "benchmarks" / "pytest_suite"
-    assert sorted(p.name for p in suite.glob("test_bench_*.py")) == ["test_bench_attention.py", "test_bench_gradient.py"]
+    assert sorted(p.name for p in suite.glob("test_bench_*.py")) == [
+        "test_bench_attention.py", "test_bench_gradient.py"]
     assert not (suite / "__init__.py").exists()  # asv must not descend into it (it imports pytest)
 
 

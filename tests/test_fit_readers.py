@@ -61,7 +61,8 @@ def test_asv_results_directory(tmp_path, samples):
         assert set(df["benchmark"]) == {"bench.Attention.time_forward"}  # time + has n only
         assert set(df.columns) >= {"benchmark", "machine", "commit", "env", "kernel", "n", "seconds"}
         exact = df[df["kernel"] == "exact"].sort_values("seconds")
-        assert exact["n"].tolist() == ([256, 256, 256, 512, 512, 512, 1024, 1024, 1024] if samples else [256, 512, 1024])
+        expected = [256, 256, 256, 512, 512, 512, 1024, 1024, 1024] if samples else [256, 512, 1024]
+        assert exact["n"].tolist() == expected
         assert len(df[df["kernel"] == "poly"]) == (6 if samples else 2)  # the failed 512 is absent
         assert df["n"].dtype.kind == "i" and df["machine"].iloc[0] == "vm"
 

@@ -52,7 +52,8 @@ def test_key_summary_and_query_apply_match_float64(dtype, d, degree, tokens, col
 @pytest.mark.parametrize("block", [32, 64, 1000])
 def test_tile_size_changes_only_rounding(block):
     gen = torch.Generator().manual_seed(3)
-    x, vals = torch.rand(1, 257, 6, generator=gen, dtype=torch.float64), torch.rand(1, 257, 3, generator=gen, dtype=torch.float64)
+    x = torch.rand(1, 257, 6, generator=gen, dtype=torch.float64)
+    vals = torch.rand(1, 257, 3, generator=gen, dtype=torch.float64)
     a, b = fused.key_summary(x, vals, 1.0, 3, block), fused.key_summary(x, vals, 1.0, 3, 0)
     size = _monomials(x, 1.0, 3).abs() @ vals
     assert ((a - b).abs() <= 2 * _gamma(257 + 4, torch.float64) * size).all()

@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-import ditbench.measure.fakes  # noqa: F401  (registers the fake_* kernels in this process)
+import fake_kernels  # noqa: F401  (registers the fake_* kernels in this process)
 from ditbench.attention import KERNELS
 from ditbench.measure import (
     InProcessExecutor, Preset, SweepSpec, check_spec, dump_toml, expand, get_preset, load_preset_text, run_sweep,

@@ -12,15 +12,14 @@ import pandas as pd
 import pytest
 import torch
 
-import ditbench.measure.fakes  # noqa: F401  (registers the fake_* kernels in this process)
+import fake_kernels  # registers the fake_* kernels in this process
 from ditbench.measure import (
     COLUMNS, REQUIRED_COLUMNS, InProcessExecutor, Preset, SweepSpec, WorkerExecutor, get_preset, load_config,
     read_results, run_sweep,
 )
 from ditbench.measure.budget import Rates
-from ditbench.measure.fakes import SLEEP_S
+from fake_kernels import SLEEP_S
 from tolerances import assert_close, gamma, softmax_rounding_bound
-
 
 RATES = Rates(flops_per_s=1e9, method="assumed")  # fixed, so skips do not depend on machine load
 
@@ -84,19 +83,20 @@ def test_skips_unsupported_over_budget_and_missing_cuda(tmp_path):
         assert frame["status"].tolist() == ["skipped"] and "torch.cuda.is_available() is False" in frame["reason"][0]
 
 
-def test_kernel_exception_crash_and_timeout_become_failed_rows_and_the_run_goes_on(tmp_path):
+def test_kernel_exception_crash_and_timeout_become_failed_rows_and_the_run_goes_on(tmp_path, monkeypatch):
     # The crash comes before the last ok case (so the run must restart the worker and go on); the
     # timeout comes last, so the test pays for only one restart (workers restart lazily).
     p = preset({"kernels": ["fake_raises", "fake_segfault", "fake_nan", "uniform"]},
                {"kernels": ["fake_slow"], "n": [32, 64], "timeout_s": 3})
     start = time.perf_counter()
-    with WorkerExecutor(imports=("ditbench", "ditbench.measure.fakes")) as executor:
+    fake_kernels.worker_path(monkeypatch)
+    with WorkerExecutor(imports=(fake_kernels.MODULE,)) as executor:
         frame = run(p, tmp_path, executor=executor)
         assert executor.restarts == 2  # killed after the crash and after the timeout
     assert time.perf_counter() - start < SLEEP_S / 5  # the 600 s sleeper really was killed
     rows = {r.kernel: r for r in frame.itertuples() if r.n == 32}
     assert rows["fake_raises"].status == "failed"
-    assert rows["fake_raises"].reason.startswith("RuntimeError: fake kernel refuses on purpose (at fakes.py:")
+    assert rows["fake_raises"].reason.startswith("RuntimeError: fake kernel refuses on purpose (at fake_kernels.py:")
     assert rows["fake_segfault"].status == "failed" and "SIGSEGV" in rows["fake_segfault"].reason
     assert rows["fake_slow"].status == "failed" and rows["fake_slow"].reason.startswith("timeout after 3 s")
     larger = frame[(frame["kernel"] == "fake_slow") & (frame["n"] == 64)].iloc[0]

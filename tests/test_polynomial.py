@@ -49,7 +49,8 @@ def _err(out, q, k, v, scale) -> float:
 # Both implementations answer every accuracy test: the fused C++ kernel (skipped, with the build's
 # reason, where it cannot be compiled) and the pure-torch fallback.
 IMPLS = pytest.mark.parametrize("impl", [
-    pytest.param("fused", marks=pytest.mark.skipif(not fused.available(), reason=f"fused kernel: {fused.unavailable_reason()}")),
+    pytest.param("fused", marks=pytest.mark.skipif(not fused.available(),
+                                                   reason=f"fused kernel: {fused.unavailable_reason()}")),
     "torch",
 ])
 
@@ -155,7 +156,8 @@ def test_degree_zero_is_uniform_attention(gen, impl):
 
 @IMPLS
 def test_zero_inputs_give_uniform_attention(impl):
-    q, k, v = torch.zeros(3, 2, dtype=torch.float64), torch.ones(4, 2, dtype=torch.float64), torch.arange(8.0).double().view(4, 2)
+    q, k = torch.zeros(3, 2, dtype=torch.float64), torch.ones(4, 2, dtype=torch.float64)
+    v = torch.arange(8.0).double().view(4, 2)
     assert torch.allclose(polynomial_attention(q, k, v, impl=impl), v.mean(0).expand(3, 2), rtol=0, atol=1e-14)
 
 
@@ -175,7 +177,8 @@ def test_monomial_table_enumerates_each_multiset_once():
         assert (vals[sel] * torch.as_tensor(t.multinomials)[sel]).sum().item() == pytest.approx(10.0**i, rel=1e-14)
 
 
-@given(d=st.integers(1, 6), radius=st.floats(0.0, 5.0), eps=st.sampled_from([1e-2, 1e-4]), seed=st.integers(0, 2**31 - 1))
+@given(d=st.integers(1, 6), radius=st.floats(0.0, 5.0), eps=st.sampled_from([1e-2, 1e-4]),
+       seed=st.integers(0, 2**31 - 1))
 def test_property_features_approximate_exp_inside_radius(d, radius, eps, seed):
     gen = torch.Generator().manual_seed(seed)
     scale = 0.7
@@ -199,7 +202,8 @@ def test_feature_coefficients_are_the_polynomial():
     x = torch.tensor([[0.3, -0.4]], dtype=torch.float64)
     y = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
     logit = (x @ y.T).item()  # −0.5
-    assert (feats.phi(x) @ feats.psi(y).T).item() == pytest.approx(sum(c * logit**i for i, c in enumerate(a)), rel=1e-13)
+    expected = sum(c * logit**i for i, c in enumerate(a))
+    assert (feats.phi(x) @ feats.psi(y).T).item() == pytest.approx(expected, rel=1e-13)
 
 
 def test_gradcheck_fixed_polynomial():

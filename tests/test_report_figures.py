@@ -92,7 +92,8 @@ def test_scaling_figure_draws_guides_and_crossover(rows):
     e1 = rows[(rows["experiment"] == "E1") & (rows["status"] == "ok")]
     fig = figures.scaling_figure(e1, fitted_lines(e1), crossovers(e1))
     names = _names(fig)
-    assert any(n.startswith("reference slope 1") for n in names) and any(n.startswith("reference slope 2") for n in names)
+    assert any(n.startswith("reference slope 1") for n in names)
+    assert any(n.startswith("reference slope 2") for n in names)
     assert sum(n.startswith("fit k=") for n in names) == len(E1_LAWS)
     assert fig.layout.xaxis.type == "log" and fig.layout.yaxis.type == "log"
     assert "seconds" in fig.layout.yaxis.title.text and "tokens" in fig.layout.xaxis.title.text
@@ -127,12 +128,15 @@ def test_every_error_figure_shows_the_uniform_baseline(rows):
 def test_phase_exponent_figure_error_bars_are_the_cis():
     fits = pd.DataFrame({"kernel": ["polynomial"] * 2, "op": ["forward"] * 2, "bound_spec": ["1", "sqrt(log(n))"],
                          "exponent": [1.0, 1.5], "ci_low": [0.9, 1.3], "ci_high": [1.2, 1.6]})
-    fig = figures.phase_exponent_figure(fits)
+    rows = pd.DataFrame({"kernel": ["polynomial", "sdpa"], "exact": [False, True]})
+    fig = figures.phase_exponent_figure(fits, rows)
     (trace,) = fig.data
     assert list(trace.y) == [1.0, 1.5]
     assert np.allclose(trace.error_y.array, [0.2, 0.1]) and np.allclose(trace.error_y.arrayminus, [0.1, 0.2])
-    assert figures.phase_exponent_figure(fits.iloc[:1]) is None  # one regime: no transition to show
-    assert figures.phase_exponent_figure(fits.drop(columns="bound_spec")) is None
+    assert figures.phase_exponent_figure(fits.iloc[:1], rows) is None  # one regime: no transition to show
+    assert figures.phase_exponent_figure(fits.drop(columns="bound_spec"), rows) is None
+    # Exactness comes from the rows: an exact kernel's exponents are no phase transition.
+    assert figures.phase_exponent_figure(fits, rows.assign(exact=True)) is None
 
 
 def test_absent_data_gives_no_figure(rows):

@@ -11,7 +11,7 @@ import pytest
 from ditbench.cli import main as ditbench_main
 from ditbench.report import build_report
 from ditbench.report.site import PLOTLY_JS, slugify
-from test_report_data import E2_REGIMES, NS, TRUE_CROSSOVER, synthetic_rows, write_synthetic_run
+from test_report_data import E2_REGIMES, TRUE_CROSSOVER, synthetic_rows, write_synthetic_run
 
 INJECTION = "<script>alert(1)</script>"
 

@@ -112,7 +112,8 @@ def test_fits_round_trip(tmp_path):
     from ditbench.fit import fit_table
 
     rows = pd.DataFrame({"kernel": "exact", "d": 8, "n": [64, 128, 256, 512], "status": "ok",
-                         "median_s": [1e-6 * (n / 64) ** 2 * (1 + 0.01 * i) for i, n in enumerate([64, 128, 256, 512])]})
+                         "median_s": [1e-6 * (n / 64) ** 2 * (1 + 0.01 * i)
+                                      for i, n in enumerate([64, 128, 256, 512])]})
     fits = fit_table(rows)
     assert set(schema.FIT_COLUMNS) <= set(fits.columns)
     fits.to_csv(tmp_path / "fits.csv", index=False)

@@ -90,7 +90,9 @@ def test_degree_for_meets_eps_and_is_minimal(radius, eps):
 def test_degree_for_at_most_the_chebyshev_interpolation_bound(radius, eps):
     # Interpolation at g + 1 Chebyshev nodes on [−R, R]: |e^x − P| ≤ e^R·2(R/2)^{g+1}/(g+1)!,
     # so relative error ≤ 2e^{2R}(R/2)^{g+1}/(g+1)!; the verified degree can only be smaller.
-    bound_degree = next(g for g in range(200) if 2 * math.exp(2 * radius) * (radius / 2) ** (g + 1) / math.factorial(g + 1) <= eps / GRID_SLACK)
+    bound_degree = next(g for g in range(200)
+                        if 2 * math.exp(2 * radius) * (radius / 2) ** (g + 1) / math.factorial(g + 1)
+                        <= eps / GRID_SLACK)
     assert theory.degree_for(radius, eps) <= bound_degree
 
 

@@ -2,6 +2,9 @@
 trivial O(n) "uniform" answer that every error figure is compared against (DESIGN §2)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -87,11 +90,11 @@ def uniform_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = 
     return mean.expand(*batch, n, dv)  # (..., n, dv)
 
 
-def _exact_cost(p: Problem, params: dict) -> theory.Cost:
+def _exact_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
     return theory.exact_forward_cost(p.n, p.m, p.d, p.dv, itemsize=p.dtype.itemsize, block=_default_block(p.m))
 
 
-def _sdpa_limits(p: Problem, params: dict) -> list[str]:
+def _sdpa_limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
     return [] if p.dtype != torch.float64 or p.device != "cuda" else ["SDPA has no float64 flash kernel on CUDA"]
 
 

@@ -109,7 +109,8 @@ def _check_memory(batch: int, n: int, m: int, d: int, dv: int, approx: ExpApprox
     else:
         best = exp_approx(radius, fits).relative_error * GRID_SLACK
         hint = (f"degree ≤ {fits} (rank {theory.feature_rank(d, fits)}) fits, i.e. eps ≥ {best:.2g} at "
-                f"radius {radius:g}" if best < 1 else f"degree ≤ {fits} fits but cannot reach eps < 1 at radius {radius:g}")
+                f"radius {radius:g}" if best < 1
+                else f"degree ≤ {fits} fits but cannot reach eps < 1 at radius {radius:g}")
     raise ValueError(
         f"degree {approx.degree} (rank {theory.feature_rank(d, approx.degree)}, eps={eps:g}, radius={radius:g}) "
         f"needs {need / 2**20:.1f} MiB > memory_budget={budget / 2**20:.1f} MiB; {hint}"
@@ -217,7 +218,8 @@ def polynomial_attention(
         z = torch.baddbmm(z, raw_monomials(kb, low), hv.flatten(-2))  # (B, r', (d + 1)(dv + 1))
     # Weighted summary, transposed so the query product is (w × r')·(r' × b) with both operands
     # contiguous (a transposed feature operand costs BLAS a copy of the whole tile).
-    wt = (z.view(batch, low.rank, high, dv + 1) * omega).flatten(-2).transpose(-1, -2).contiguous()  # (B, (d + 1)(dv + 1), r')
+    wt = (z.view(batch, low.rank, high, dv + 1) * omega).flatten(-2)  # (B, r', (d + 1)(dv + 1))
+    wt = wt.transpose(-1, -2).contiguous()  # (B, (d + 1)(dv + 1), r')
 
     out, den_min = [], []
     for start in range(0, n, block):

@@ -3,10 +3,23 @@
 Forward kernels are called ``kernel(q, k, v, scale=None, **params)`` with ``q (..., n, d)``,
 ``k (..., m, d)``, ``v (..., m, dv)``. Backward kernels (``op="backward"``, registered by
 :mod:`ditbench.gradient`) are called ``kernel(a1, a2, a3, x, y, e, scale=None, **params)``.
+
+Registration has one path, :func:`load_kernels`: it imports the built-in kernel modules
+(:data:`BUILTIN_MODULES`), then every module named in the ``ditbench.kernels`` entry-point group,
+then any modules passed to it. A kernel module registers its kernels with :func:`register` when
+imported. ``import ditbench.attention`` calls ``load_kernels()``; the measurement worker calls it
+with the modules its executor names, so a third-party kernel plugs in the same way in the runner
+and the worker (the report needs no kernel: result rows describe themselves)::
+
+    # pyproject.toml of a plugin package
+    [project.entry-points."ditbench.kernels"]
+    my_kernels = "my_package.kernels"   # a module that calls ditbench.attention.register(Kernel(...))
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Callable, Mapping, Sequence
+from importlib.metadata import entry_points
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, Literal
@@ -101,6 +114,35 @@ def register(kernel: Kernel) -> Kernel:
         raise ValueError(f"kernel {kernel.name!r} is already registered")
     KERNELS[kernel.name] = kernel
     return kernel
+
+
+# Modules whose import registers ditbench's own kernels (forward, peers, backward).
+BUILTIN_MODULES: tuple[str, ...] = (
+    "ditbench.attention.exact", "ditbench.attention.polynomial", "ditbench.attention.polynomial_triton",
+    "ditbench.attention.peers", "ditbench.gradient",
+)
+ENTRY_POINT_GROUP = "ditbench.kernels"
+_plugins_loaded = False
+
+
+def load_kernels(modules: Sequence[str] = ()) -> Mapping[str, Kernel]:
+    """Register the built-in kernels, the ``ditbench.kernels`` entry points, then ``modules``
+    (importable module names); return the registry. Safe to call again (each module registers
+    once per process). A plugin that fails to import raises ImportError naming it."""
+    global _plugins_loaded
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    if not _plugins_loaded:
+        _plugins_loaded = True
+        for point in entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                point.load()
+            except Exception as err:  # re-raised with the plugin's name: a broken plugin is a failure
+                raise ImportError(f"kernel plugin {point.name!r} ({point.value}) failed to load: "
+                                  f"{type(err).__name__}: {err}") from err
+    for module in modules:
+        importlib.import_module(module)
+    return MappingProxyType(KERNELS)
 
 
 def get_kernel(name: str) -> Kernel:

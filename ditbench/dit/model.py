@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn as nn
@@ -23,6 +23,13 @@ from .configs import DiTConfig, get_config
 Device = torch.device | str | None
 # Receives (module, q, k, v, scale) from inside an attention layer; set by ditbench.dit.capture.
 Observer = Callable[["Attention", Tensor, Tensor, Tensor, float], None]
+
+
+def _linear_at(seq: nn.Module, index: int) -> nn.Linear:
+    """``seq[index]`` of an nn.Sequential, typed as the nn.Linear it is (indexing is typed Module)."""
+    layer = cast(nn.Sequential, seq)[index]
+    assert isinstance(layer, nn.Linear), type(layer)
+    return layer
 
 
 def modulate(x: Tensor, shift: Tensor, scale: Tensor) -> Tensor:
@@ -138,7 +145,7 @@ class TimestepEmbedder(nn.Module):
     def forward(self, t: Tensor) -> Tensor:
         t_freq = self.timestep_embedding(t, self.frequency_embedding_size)  # (N, 256) float32
         # The reference feeds float32 here; casting lets a float64 copy of the model run.
-        return self.mlp(t_freq.to(self.mlp[0].weight.dtype))  # (N, D)
+        return self.mlp(t_freq.to(_linear_at(self.mlp, 0).weight.dtype))  # (N, D)
 
 
 class LabelEmbedder(nn.Module):
@@ -246,18 +253,22 @@ class DiT(nn.Module):
         self.pos_embed.data.copy_(sincos_pos_embed_2d(self.pos_embed.shape[-1], grid).float().unsqueeze(0))
         w = self.x_embedder.proj.weight.data  # (D, C, p, p), initialised like an nn.Linear
         nn.init.xavier_uniform_(w.view(w.shape[0], -1))
-        nn.init.zeros_(self.x_embedder.proj.bias)
+        nn.init.zeros_(cast(Tensor, self.x_embedder.proj.bias))  # bias=True: never None
         nn.init.normal_(self.y_embedder.embedding_table.weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[0].weight, std=0.02)
-        nn.init.normal_(self.t_embedder.mlp[2].weight, std=0.02)
-        for layer in [block.adaLN_modulation[-1] for block in self.blocks] + [
-            self.final_layer.adaLN_modulation[-1], self.final_layer.linear
+        nn.init.normal_(_linear_at(self.t_embedder.mlp, 0).weight, std=0.02)
+        nn.init.normal_(_linear_at(self.t_embedder.mlp, 2).weight, std=0.02)
+        for layer in [_linear_at(block.adaLN_modulation, -1) for block in self.dit_blocks()] + [
+            _linear_at(self.final_layer.adaLN_modulation, -1), self.final_layer.linear
         ]:
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
+    def dit_blocks(self) -> list[DiTBlock]:
+        """``self.blocks`` as the DiTBlocks they are (an nn.ModuleList iterates as Module)."""
+        return cast(list[DiTBlock], list(self.blocks))
+
     def attention_layers(self) -> list[Attention]:
-        return [block.attn for block in self.blocks]
+        return [block.attn for block in self.dit_blocks()]
 
     def set_kernel(self, name: str, params: Mapping[str, Any] | None = None) -> None:
         """Use registry kernel ``name`` with ``params`` in every block."""
@@ -350,8 +361,8 @@ def perturb_zero_init(model: DiT, std: float, generator: torch.Generator) -> Non
     """
     if not (math.isfinite(std) and std > 0):
         raise ValueError(f"perturb std={std} must be finite and > 0")
-    layers = [b.adaLN_modulation[-1] for b in model.blocks] + [
-        model.final_layer.adaLN_modulation[-1], model.final_layer.linear]
+    layers = [_linear_at(b.adaLN_modulation, -1) for b in model.dit_blocks()] + [
+        _linear_at(model.final_layer.adaLN_modulation, -1), model.final_layer.linear]
     for layer in layers:
         for p in (layer.weight, layer.bias):
             p.copy_(torch.randn(p.shape, generator=generator, dtype=torch.float64) * std)

@@ -19,7 +19,8 @@ NaN) in the numeric columns and the reason in ``note``.
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
+from collections.abc import Sequence
 
 import pandas as pd
 

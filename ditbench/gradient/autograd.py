@@ -63,11 +63,13 @@ def polynomial_autograd_gradient(
         radius = logit_radius(qx.detach(), a2, g.scale)
         approx = choose_approx(radius, eps, degree)
         block = None if block_size is None else check_positive_int("block_size", block_size)
-        need = theory.polynomial_autograd_gradient_cost(  # the kernel's own tiles are ≤ 2 MiB; 1024 rows is an upper estimate
+        # The kernel's own tiles are ≤ 2 MiB; 1024 rows is an upper estimate.
+        need = theory.polynomial_autograd_gradient_cost(
             g.n, g.d, approx.degree, itemsize=g.dtype.itemsize, block=block or 1024).bytes
         if need > budget:
             raise ValueError(
-                f"polynomial_autograd_gradient at degree {approx.degree} (rank {theory.feature_rank(g.d, approx.degree)}, "
+                f"polynomial_autograd_gradient at degree {approx.degree} "
+                f"(rank {theory.feature_rank(g.d, approx.degree)}, "
                 f"eps={eps:g}, radius={radius:g}) needs about {need / 2**20:.1f} MiB (autograd keeps O(n·r) features) "
                 f"> memory_budget={budget / 2**20:.1f} MiB; use a larger eps, a smaller degree or lowrank_gradient"
             )

@@ -91,7 +91,8 @@ def check_memory(n: int, d: int, approx: ExpApprox, q_factor: QFactor, itemsize:
                 f"degree ≤ {fits} fits but cannot reach eps < 1 at radius {approx.radius:g}")
     k1, k2, k3 = _ranks(d, approx.degree, q_factor)
     raise ValueError(
-        f"lowrank_gradient at degree {approx.degree} (k1={k1}, k2={k2}, k3={k3}; eps={eps:g}, radius={approx.radius:g}) "
+        f"lowrank_gradient at degree {approx.degree} (k1={k1}, k2={k2}, k3={k3}; "
+        f"eps={eps:g}, radius={approx.radius:g}) "
         f"needs {need / 2**20:.1f} MiB > memory_budget={budget / 2**20:.1f} MiB; {hint}"
     )
 

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pandas as pd
 
@@ -49,7 +46,7 @@ def main(args: argparse.Namespace) -> int:
         preset = load_config(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
         if args.resume and args.out is None:
             raise ValueError("--resume needs --out DIR (the run to finish)")
-        out = args.out or Path("results") / f"{dt.datetime.now(dt.timezone.utc):%Y%m%dT%H%M%SZ}-{preset.name}"
+        out = args.out or Path("results") / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{preset.name}"
         with EXECUTORS[args.executor]() as executor:
             results = run_sweep(preset, out, threads=args.threads, device=args.device, resume=args.resume,
                                 executor=executor, progress=not args.quiet)
@@ -61,33 +58,19 @@ def main(args: argparse.Namespace) -> int:
     written = [out / "results.csv", out / "meta.json"] + ([out / "fits.csv"] if fits is not None else [])
     print("wrote " + ", ".join(str(path) for path in written))
     if not args.no_report:
-        build = _optional("ditbench.report", "build_report")
-        if build is None:
-            print("report: skipped (ditbench.report.build_report is not available in this build)")
-        else:
-            print(f"report: {build([out], out=out / 'report')}")
+        from ..report import build_report  # the next layer, imported only when used
+
+        print(f"report: {build_report([out], out=out / 'report')}")
     return 1 if (results["status"] == "failed").any() else 0
 
 
 def write_fits(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:
-    """``ditbench.fit.fit_table(results)`` written to ``out/fits.csv`` (None when fit is unavailable
-    or nothing ran ok)."""
-    fit_table = _optional("ditbench.fit", "fit_table")
-    if fit_table is None:
-        print("fits: skipped (ditbench.fit.fit_table is not available in this build)")
-        return None
+    """``ditbench.fit.fit_table(results)`` written to ``out/fits.csv`` (None when nothing ran ok)."""
+    from ..fit import fit_table  # the next layer, imported only when used
+
     if not (results["status"] == "ok").any():
         return None
     fits = fit_table(results)
     fits.to_csv(out / "fits.csv", index=False)
     return fits
 
-
-def _optional(module: str, name: str) -> Callable[..., Any] | None:
-    """``module.name`` if that module (a later layer: fit, report) provides it, else None."""
-    try:
-        return getattr(importlib.import_module(module), name, None)
-    except ModuleNotFoundError as err:
-        if err.name != module:
-            raise  # the module exists but one of its own imports is missing: a real error
-        return None

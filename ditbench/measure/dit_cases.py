@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal, cast
 
 from .. import theory
 from ..attention import KERNELS
@@ -78,7 +78,8 @@ def workload_spec(case: Case) -> WorkloadSpec:
     """The :class:`ditbench.dit.workload.WorkloadSpec` of ``case``."""
     s = case.settings
     return WorkloadSpec(model=s["model"], image_size=image_size(case), kernel=case.kernel, params=case.kwargs,
-                        op=case.op, dtype=case.torch_dtype, device=case.device, seed=case.seed,
+                        op=cast(Literal["forward", "backward"], case.op), dtype=case.torch_dtype,
+                        device=case.device, seed=case.seed,
                         blocks=s["blocks"], batch=s["batch"])
 
 

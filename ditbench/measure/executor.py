@@ -41,7 +41,7 @@ class Executor(ABC):
     def run(self, case: Case) -> Row:
         """Measure one case and return its row; never raises for a failure of the case itself."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027  (optional hook: a no-op by default, not abstract)
         """Release processes or connections."""
 
     def __enter__(self) -> Executor:
@@ -68,14 +68,14 @@ class WorkerExecutor(Executor):
     timeout or a crash. It inherits this process's ``sys.path`` through ``PYTHONPATH``.
 
     Args:
-        imports: modules the worker imports before serving (they register kernels); the default
-            imports the whole package, so every built-in kernel is available.
+        imports: kernel modules the worker registers besides the built-ins and the
+            ``ditbench.kernels`` entry points (:func:`ditbench.attention.registry.load_kernels`).
         start_timeout_s: seconds to wait for a fresh worker to import torch and report ready.
     """
 
     name = "worker"
 
-    def __init__(self, imports: Sequence[str] = ("ditbench",), start_timeout_s: float = 120.0) -> None:
+    def __init__(self, imports: Sequence[str] = (), start_timeout_s: float = 120.0) -> None:
         self.imports = tuple(imports)
         self.start_timeout_s = start_timeout_s
         self._proc: subprocess.Popen[bytes] | None = None
@@ -148,6 +148,7 @@ class WorkerExecutor(Executor):
 
 def _wait_readable(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
     """True once the worker has written something (or closed its end); False after ``timeout_s``."""
+    assert proc.stdout is not None  # started with stdout=PIPE
     readable, _, _ = select.select([proc.stdout], [], [], timeout_s)
     return bool(readable)
 

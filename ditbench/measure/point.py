@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from .. import theory
 from ..attention import KERNELS, Kernel
 from .budget import predicted
 from .cases import Case
@@ -43,6 +44,9 @@ def base_row(case: Case) -> dict[str, Any]:
         "host": socket.gethostname(), "workload": case.workload,
         "setting": json.dumps(dict(case.setting), sort_keys=True) if case.setting else "",
         "target_kernel": target_of(case.kernel) if case.op == "forward" and case.workload == "attention" else None,
+        # What the report needs to know about the kernel and the theory, written into the row.
+        "exact": None if kernel is None else kernel.exact,
+        "threshold": theory.entry_threshold(case.n) if case.n >= 2 else None,
     }
     row.update(_describe(kernel, case, params))
     return row

@@ -110,7 +110,7 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 
 def utc_now() -> str:
-    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _cpu_model() -> str:

@@ -325,8 +325,8 @@ def _split_params(params: Any, kernels: Sequence[str]) -> tuple[tuple, tuple]:
         grid = sorted((str(k), tuple(_as_list(f"params.{key}.{k}", v))) for k, v in value.items())
         own.append((str(key), tuple(grid)))
     shared_names = {name for name, _ in shared}
-    for kernel, grid in own:
-        twice = sorted(shared_names & {name for name, _ in grid})
+    for kernel, kernel_grid in own:
+        twice = sorted(shared_names & {name for name, _ in kernel_grid})
         if twice:
             raise ValueError(f"params {twice} are given both shared and in params.{kernel}; give each in one place")
     return tuple(sorted(shared)), tuple(sorted(own))

@@ -1,14 +1,14 @@
-"""The measurement worker process: ``python -m ditbench.measure.worker MODULE...``.
+"""The measurement worker process: ``python -m ditbench.measure.worker [MODULE...]``.
 
-Protocol (pickles over pipes, one message each way per case): the worker imports the named
-modules (they register kernels), writes ``"ready"``, then answers every :class:`Case` read from
+Protocol (pickles over pipes, one message each way per case): the worker registers its kernels
+through :func:`ditbench.attention.registry.load_kernels` (built-ins, entry points, then the named
+kernel modules, as in the runner), writes ``"ready"``, then answers every :class:`Case` read from
 stdin with its row dict, until it reads ``None``. The protocol uses a private copy of the
 original stdout; file descriptor 1 is pointed at stderr so that a kernel that prints cannot
 corrupt the stream.
 """
 from __future__ import annotations
 
-import importlib
 import os
 import pickle
 import sys
@@ -26,12 +26,13 @@ def serve(modules: list[str]) -> int:
     sys.stdout = sys.stderr
     requests = sys.stdin.buffer
     try:
-        for module in modules:
-            importlib.import_module(module)
+        from ..attention.registry import load_kernels
+
+        load_kernels(modules)
     except ImportError as err:
         send(channel, f"cannot import {err.name}: {err}")
         return 1
-    from .point import measure_case  # after the imports above, so their kernels are registered
+    from .point import measure_case
 
     send(channel, "ready")
     while True:

@@ -131,6 +131,7 @@ def reference_rows(n: int, limit: int, seed: int) -> Tensor | None:
 def forward_inputs(case: Case) -> tuple[Tensor, Tensor, Tensor]:
     """q (n, d), k (m, d) ~ U[−B, B]; v (m, dv) ~ U[−value_bound, value_bound]; case dtype/device."""
     gen = torch.Generator().manual_seed(case.seed)
+    assert case.bound is not None  # synthetic families always draw with an entry bound
     q = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
     k = uniform_((case.m, case.d), case.bound, gen)  # (m, d)
     v = uniform_((case.m, case.dv), case.value_bound, gen)  # (m, dv)
@@ -159,6 +160,7 @@ def backward_inputs(case: Case) -> tuple[Tensor, ...]:
     and E4. The gradient problem is square (m = n), as in AS24.
     """
     gen = torch.Generator().manual_seed(case.seed)
+    assert case.bound is not None  # synthetic families always draw with an entry bound
     a1 = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
     a2 = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
     a3 = uniform_((case.n, case.d), case.value_bound, gen)  # (n, d)
@@ -188,7 +190,8 @@ def backward_check(case: Case, inputs: tuple[Tensor, ...]) -> Check:
         raise RuntimeError("no float64 gradient reference: ditbench.gradient.exact_gradient is missing in this build")
     args = tuple(x.to(device="cpu", dtype=torch.float64) for x in inputs)
     ref = exact_gradient(*args, scale=case.scale)  # (d, d)
-    return Check(rows=None, reference=ref, uniform=uniform_gradient(*args, scale=case.scale),
+    a1, a2, a3, x, y, e = args
+    return Check(rows=None, reference=ref, uniform=uniform_gradient(a1, a2, a3, x, y, e, scale=case.scale),
                  rel_scale=float(ref.abs().max()))
 
 
@@ -213,9 +216,20 @@ def attention_prepare(case: Case) -> Prepared:
         return kernel(*inputs, scale=case.scale, **kwargs)
 
     def score(out: Tensor) -> dict[str, Any]:
-        return {**error_metrics(out, workload.check(case, inputs)), "radius": workload.radius(case, inputs)}
+        check = workload.check(case, inputs)
+        return {**error_metrics(out, check), "radius": workload.radius(case, inputs),
+                "err_bound": _error_bound(case, check)}
 
     return Prepared(call=call, score=score)
+
+
+def _error_bound(case: Case, check: Check) -> float | None:
+    """The a-priori 2ε/(1−ε)·‖V‖_max of an approximate forward kernel with a target 0 < eps < 1."""
+    kernel = KERNELS[case.kernel]
+    eps = kernel.resolved_params(case.kwargs).get("eps")
+    if case.op != "forward" or kernel.exact or eps is None or not 0 < float(eps) < 1:
+        return None
+    return theory.output_error_bound(float(eps), check.rel_scale)
 
 
 def attention_cost(case: Case) -> theory.Cost | None:

@@ -16,10 +16,9 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .. import theory
 from .fitting import FittedLine, KernelCrossover
 from .select import (
-    UNIFORM, approximate_kernels, bound_regime, by_series, exact_baseline, medians_by_n,
+    UNIFORM, approximate_kernels, by_series, exact_baseline, medians_by_n,
     series_columns,
 )
 
@@ -129,7 +128,8 @@ def _add_reference_slopes(fig: go.Figure, rows: pd.DataFrame) -> None:
     t0 = float(np.exp(np.log(rows.loc[rows["n"] == n0, "median_s"]).mean()))
     grid = np.array([n0, n1])
     for k, dash in ((1, "dash"), (2, "longdash")):
-        fig.add_trace(go.Scatter(x=grid, y=t0 * (grid / n0) ** k, mode="lines", name=f"reference slope {k} (∝ n{'²' if k == 2 else ''})",
+        fig.add_trace(go.Scatter(x=grid, y=t0 * (grid / n0) ** k, mode="lines",
+                                 name=f"reference slope {k} (∝ n{'²' if k == 2 else ''})",
                                  line=dict(color="#999999", dash=dash, width=1.5), hoverinfo="skip"))
 
 
@@ -138,6 +138,7 @@ def _add_crossover(fig: go.Figure, c: KernelCrossover) -> None:
     if not c.drawable:
         return  # below/beyond the measured range or never: listed in the crossover table only
     r = c.result
+    assert r.n_star is not None  # drawable: the lines cross inside the range
     if r.low is not None and r.high is not None:
         fig.add_vrect(x0=r.low, x1=r.high, fillcolor="#ffbf00", opacity=0.15, line_width=0)
     fig.add_vline(x=r.n_star, line=dict(color="#b8860b", dash="dot", width=2))
@@ -177,15 +178,16 @@ def speedup_figure(rows: pd.DataFrame, op: str = "forward", title: str = "") -> 
 #                           Phase transition (E2)                              #
 #################################################################################
 
-def phase_exponent_figure(fits: pd.DataFrame) -> go.Figure | None:
+def phase_exponent_figure(fits: pd.DataFrame, rows: pd.DataFrame) -> go.Figure | None:
     """Fitted exponent with its 95% CI per entry-bound regime, one trace per (experiment, kernel).
-    None unless some approximate kernel was fitted in two or more regimes of one experiment."""
+    None unless some approximate kernel (exactness as ``rows`` record it) was fitted in two or
+    more regimes of one experiment."""
     if fits is None or "bound_spec" not in fits.columns or "kernel" not in fits.columns:
         return None
     fits = fits.dropna(subset=["exponent", "ci_low", "ci_high"])
     if "op" in fits.columns:
         fits = fits[fits["op"].fillna("forward") == "forward"]
-    fits = fits[fits["kernel"].isin(approximate_kernels(fits))]
+    fits = fits[fits["kernel"].isin(approximate_kernels(rows, among=fits["kernel"].dropna().unique()))]
     keys = [c for c in ("experiment", "kernel") if c in fits.columns]
     groups = [(" · ".join(str(v) for v in (key if isinstance(key, tuple) else (key,))), f)
               for key, f in fits.groupby(keys, sort=True) if f["bound_spec"].nunique() >= 2]
@@ -214,7 +216,7 @@ def _nb_points(rows: pd.DataFrame, kernel: str) -> pd.DataFrame:
     """Per-(n, B) medians of one forward kernel; infinite errors become NaN (not drawn)."""
     g = _ok(rows, "forward").replace([np.inf, -np.inf], np.nan)
     g = g[(g["kernel"] == kernel) & g["bound"].notna()]
-    return g.groupby(["n", "bound"], as_index=False)[["median_s", "err_max", "err_uniform"]].median()
+    return g.groupby(["n", "bound"], as_index=False)[["median_s", "err_max", "err_uniform", "threshold"]].median()
 
 
 def phase_kernels(rows: pd.DataFrame) -> list[str]:
@@ -223,9 +225,12 @@ def phase_kernels(rows: pd.DataFrame) -> list[str]:
     return [k for k in approximate_kernels(g) if g.loc[g["kernel"] == k, "bound"].nunique() >= 2]
 
 
-def _threshold_curve(fig: go.Figure, n_values: pd.Series, **where: int) -> None:
-    grid = np.geomspace(max(2.0, float(n_values.min())), float(n_values.max()), 60)
-    fig.add_trace(go.Scatter(x=grid, y=[theory.entry_threshold(int(round(n))) for n in grid], mode="lines",
+def _threshold_curve(fig: go.Figure, points: pd.DataFrame, **where: int) -> None:
+    """The recorded threshold (column ``threshold``, √(ln n) at each measured n) as a dashed line."""
+    curve = points.dropna(subset=["threshold"]).groupby("n")["threshold"].median()
+    if curve.empty:
+        return
+    fig.add_trace(go.Scatter(x=curve.index, y=curve.to_numpy(), mode="lines",
                              name="threshold B = √(ln n)", line=dict(color="black", width=2, dash="dash"),
                              showlegend="row" not in where or where.get("col") == 1, legendgroup="thr"), **where)
 
@@ -246,7 +251,7 @@ def phase_time_heatmap(rows: pd.DataFrame, kernel: str) -> go.Figure | None:
                     colorbar=dict(title=dict(text="log10 time (s)"))),
         customdata=p["median_s"], hovertemplate="n=%{x}<br>B=%{y:.3g}<br>%{customdata:.3g} s<extra></extra>",
     ))
-    _threshold_curve(fig, p["n"])
+    _threshold_curve(fig, p)
     _nb_axes(fig)
     fig.update_layout(legend=dict(x=0.01, y=0.99))
     return _style(fig, f"{kernel}: time over (n, B); dashed: threshold B = √(ln n)")
@@ -265,10 +270,11 @@ def phase_error_heatmap(rows: pd.DataFrame, kernel: str) -> go.Figure | None:
     for i, (col, _) in enumerate(panels, start=1):
         fig.add_trace(go.Scatter(
             x=p["n"], y=p["bound"], mode="markers", showlegend=False,
-            marker=dict(symbol="square", size=20, color=np.log10(np.maximum(p[col], ERROR_FLOOR)), coloraxis="coloraxis"),
+            marker=dict(symbol="square", size=20, color=np.log10(np.maximum(p[col], ERROR_FLOOR)),
+                        coloraxis="coloraxis"),
             customdata=p[col], hovertemplate="n=%{x}<br>B=%{y:.3g}<br>%{customdata:.3g}<extra>" + col + "</extra>",
         ), row=1, col=i)
-        _threshold_curve(fig, p["n"], row=1, col=i)
+        _threshold_curve(fig, p, row=1, col=i)
         _nb_axes(fig, row=1, col=i)
     fig.update_layout(coloraxis=dict(colorscale="Magma", colorbar=dict(title=dict(text="log10 max error"))),
                       legend=dict(x=0.01, y=0.99))
@@ -285,20 +291,19 @@ SWEEP_AXES = {"degree": ("polynomial degree g", "linear"), "eps": ("target relat
 
 def accuracy_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Per (series, n, swept value) medians of approximate forward rows with 0 < eps < 1, the
-    a-priori bound 2ε/(1−ε)·‖V‖_max and the tightness err_max / bound; returns (points, swept
-    column): ``degree`` when every row records it, else ``eps``.
+    a-priori bound 2ε/(1−ε)·‖V‖_max (column ``err_bound``, written by measure) and the tightness
+    err_max / bound; returns (points, swept column): ``degree`` when every row records it, else ``eps``.
 
-    ‖V‖_max is recovered per row as err_max / err_max_rel. Only (series, n) with ≥ 2 swept values:
+    Only (series, n) with ≥ 2 swept values:
     a sweep holds n fixed (a degree that changes with n is E2's business). The ``params`` column
     (which holds the swept ε) does not split series here."""
     g = _ok(rows, "forward")
     g = g[g["kernel"].isin(approximate_kernels(g)) & (g["eps"] > 0) & (g["eps"] < 1)
-          & (g["err_max_rel"] > 0) & np.isfinite(g["err_max"])]
+          & g["err_bound"].notna() & np.isfinite(g["err_max"])]
     if g.empty:
         return pd.DataFrame(), "degree"
     sweep = "degree" if g["degree"].notna().all() else "eps"
-    g = g.drop(columns=[c for c in ("params",) if c in g.columns]).assign(v_max=g["err_max"] / g["err_max_rel"])
-    g = g.assign(bound_err=[theory.output_error_bound(e, v) for e, v in zip(g["eps"], g["v_max"])])
+    g = g.drop(columns=[c for c in ("params",) if c in g.columns]).assign(bound_err=g["err_bound"])
     out = []
     for label, series in by_series(g):
         for n, s in series.groupby("n"):
@@ -393,7 +398,8 @@ def pareto_figure(points: pd.DataFrame, where: str) -> go.Figure | None:
         ))
     front = points[points["front"]].sort_values("median_s")
     fig.add_trace(go.Scatter(x=front["median_s"], y=np.maximum(front["err_max"], ERROR_FLOOR), mode="lines",
-                             line=dict(color="black", shape="hv", width=1.5), name="Pareto front (★)", hoverinfo="skip"))
+                             line=dict(color="black", shape="hv", width=1.5), name="Pareto front (★)",
+                             hoverinfo="skip"))
     fig.update_xaxes(type="log", title_text="median time (seconds)")
     fig.update_yaxes(type="log", title_text="max error ‖T − Att‖max")
     return _style(fig, f"Error vs time across kernels at {where}; lower-left is better")

@@ -13,7 +13,7 @@ import pandas as pd
 
 from .. import fit
 from .data import Run
-from .select import UNIFORM, by_series, exact_baseline, is_exact, series_columns
+from .select import UNIFORM, by_series, exact_baseline, exact_kernels, series_columns
 
 BAND_POINTS = 40  # sizes at which each fitted line and its band are drawn (geometric grid)
 # The report's own grouping when a run has no fits.csv: the columns its figures split series by.
@@ -81,10 +81,11 @@ def crossovers(rows: pd.DataFrame) -> list[KernelCrossover]:
         return []
     cols = series_columns(rows)
     base_rows = rows[rows["kernel"] == baseline]
+    exact = exact_kernels(rows)
     out = []
     for label, g in by_series(rows):
         kernel = str(g["kernel"].iloc[0])
-        if is_exact(kernel) or kernel == UNIFORM:
+        if kernel in exact or kernel == UNIFORM:
             continue
         same = base_rows
         for c in cols:

@@ -60,12 +60,13 @@ def scaling_section(p: PageData) -> Section | None:
         return None
     tabs = (("Crossovers n* (approximate kernel becomes faster than exact)", tables.crossover_table(found)),) \
         if found else ()
-    return Section("scaling", "Scaling (E1)", "Forward time against sequence length n, one figure per experiment.", kept, tabs)
+    return Section("scaling", "Scaling (E1)", "Forward time against sequence length n, one figure per experiment.",
+                   kept, tabs)
 
 
 def phase_section(p: PageData) -> Section | None:
     pairs: list[tuple[go.Figure | None, str]] = [
-        (figures.phase_exponent_figure(p.fits),
+        (figures.phase_exponent_figure(p.fits, p.run.results),
          "Fitted exponent per entry-bound regime with its 95% CI. Theory: bounded B (or B = o(√ln n)) "
          "gives n^{1+o(1)}; past B = Θ(√ln n) no truly subquadratic algorithm exists under SETH."),
     ]

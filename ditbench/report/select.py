@@ -2,6 +2,8 @@
 which columns tell series apart, per-(series, n) medians, bound regimes and the Pareto front.
 
 Nothing here fits or plots; fitting lives in :mod:`ditbench.fit`, plotting in :mod:`.figures`.
+Everything is read from the rows (the ``exact`` column says which kernels are exact): no kernel
+registry is consulted, so a plugin kernel is described as well as a built-in one.
 """
 from __future__ import annotations
 
@@ -11,8 +13,6 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from ..attention import KERNELS
-
 # The trivial O(n) answer (DESIGN §2): drawn as a baseline, never counted as an approximation.
 UNIFORM = "uniform"
 # Columns that, when they vary inside a selection, split it into separate series (in this order).
@@ -21,15 +21,21 @@ UNIFORM = "uniform"
 SERIES_COLUMNS = ("experiment", "kernel", "params", "setting", "bound_spec", "d", "dtype", "device")
 
 
-def is_exact(kernel: str) -> bool:
-    """Whether the registered kernel computes the exact answer (unknown names: approximate)."""
-    entry = KERNELS.get(kernel)  # registry metadata only; no kernel is run
-    return bool(entry is not None and entry.exact)
+def exact_kernels(rows: pd.DataFrame) -> frozenset[str]:
+    """Kernels whose rows say they compute the exact answer (column ``exact``; a file without it
+    has none, so no speed-up against exact is drawn)."""
+    if "exact" not in rows.columns:
+        return frozenset()
+    flagged = rows[rows["exact"].astype("boolean").fillna(False).astype(bool)]
+    return frozenset(str(k) for k in flagged["kernel"].dropna().unique())
 
 
-def approximate_kernels(rows: pd.DataFrame) -> list[str]:
-    """Kernels in ``rows`` that are neither exact nor the uniform baseline, sorted."""
-    return sorted(k for k in rows["kernel"].dropna().unique() if not is_exact(k) and k != UNIFORM)
+def approximate_kernels(rows: pd.DataFrame, among: Sequence[str] | None = None) -> list[str]:
+    """Kernels of ``rows`` (or of ``among``, e.g. a fit table's) that are neither exact according
+    to ``rows`` nor the uniform baseline, sorted."""
+    exact = exact_kernels(rows)
+    names = rows["kernel"].dropna().unique() if among is None else among
+    return sorted({str(k) for k in names} - exact - {UNIFORM})
 
 
 def series_columns(rows: pd.DataFrame) -> list[str]:
@@ -92,9 +98,7 @@ def exact_baseline(rows: pd.DataFrame) -> str | None:
     """The exact kernel to compare against: the one covering the most n, then fastest at its
     largest n (so the speed-up is against the strongest exact baseline, e.g. SDPA)."""
     candidates = []
-    for kernel in sorted(rows["kernel"].dropna().unique()):
-        if not is_exact(kernel):
-            continue
+    for kernel in sorted(exact_kernels(rows)):
         m = medians_by_n(rows[rows["kernel"] == kernel])
         if len(m):
             candidates.append((-len(m), float(m["median_s"].iloc[-1]), kernel))
@@ -185,6 +189,7 @@ def pareto_points(rows: pd.DataFrame, regime: str | None = None) -> tuple[pd.Dat
             best, chosen = score, (key, g)
     if best is None or best[0] < 2:
         return None
+    assert chosen is not None  # set together with best
     (_, n, regime, d), g = chosen
     # Parameters that tell one kernel's configurations apart (e.g. degree, feature rank).
     config = [c for c in ("degree", "rank", "eps", "params") if c in g.columns]

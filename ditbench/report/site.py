@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, UTC
 from html import escape
 from pathlib import Path
 
@@ -44,11 +44,13 @@ META_KEYS = {
 }
 
 CSS = """
-body{font-family:Helvetica,Arial,sans-serif;font-size:15px;margin:0 auto;max-width:1400px;padding:0 24px 48px;color:#222}
+body{font-family:Helvetica,Arial,sans-serif;font-size:15px;margin:0 auto;max-width:1400px;padding:0 24px 48px;
+color:#222}
 h1{font-size:26px;margin:20px 0 4px} h2{font-size:21px;margin-top:36px;border-bottom:2px solid #ddd;padding-bottom:4px}
 h3{font-size:16px} nav a{margin-right:14px} .sub{color:#666;margin:0 0 10px}
 .fig{margin:12px 0 4px} .caption{color:#555;font-size:13px;margin:0 0 18px}
-table{border-collapse:collapse;margin:8px 0 16px;font-size:13px} th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
+table{border-collapse:collapse;margin:8px 0 16px;font-size:13px}
+th,td{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}
 thead th{background:#f4f4f4} table.env th{background:#f4f4f4;font-weight:normal;color:#444}
 #js-errors{background:#fdd;border:1px solid #c00;padding:8px;white-space:pre-wrap}
 """
@@ -94,7 +96,7 @@ def build_report(result_dirs: Sequence[Path], out: Path) -> Path:
     out = Path(out)
     (out / RUNS_DIR).mkdir(parents=True, exist_ok=True)
     _write_plotly_js(out)
-    entries, taken = [], set()
+    entries, taken = [], set[str]()
     for path in result_dirs:
         run = load_run(path)
         page, sections = build_sections(run)
@@ -154,7 +156,8 @@ def render_run_page(title: str, page: PageData, sections: Sequence[Section]) -> 
             parts.append(f"<p>{escape(s.intro)}</p>")
         for fig, caption in s.figures:
             k += 1
-            parts.append(f'<div class="fig">{figure_html(fig, f"fig-{k}")}</div><p class="caption">{escape(caption)}</p>')
+            parts.append(f'<div class="fig">{figure_html(fig, f"fig-{k}")}</div>'
+                         f'<p class="caption">{escape(caption)}</p>')
         for heading, table in s.tables:
             parts.append((f"<h3>{escape(heading)}</h3>" if heading else "") + table)
         parts.append("</section>")
@@ -195,7 +198,7 @@ def render_index(entries: Sequence[PageEntry]) -> str:
         rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
     head = "".join(f"<th>{h}</th>" for h in
                    ("run", "date", "machine", "commit", "preset", "ok / skipped / failed", "headline exponents"))
-    built = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    built = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     body = (f"<h1>ditbench reports</h1><p class=\"sub\">{len(entries)} run(s) · built {escape(built)}</p>"
             f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>")
     return _shell("ditbench reports", body, None)

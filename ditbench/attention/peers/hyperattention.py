@@ -19,6 +19,8 @@ Departures from the reference code, both for a cleaner estimator: sampling is wi
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -88,7 +90,7 @@ def hyper_attention(
     """
     q, k, v, s = prepare(q, k, v, scale)
     raise_if(_reasons(block_size, samples, lsh_num_projs, min_seq_len, seed))
-    n, m, dv = q.shape[-2], k.shape[-2], v.shape[-1]
+    n, m = q.shape[-2], k.shape[-2]
     if n <= min_seq_len:
         return exact_attention(q, k, v, scale=s)
     gen = cpu_generator(seed)
@@ -132,7 +134,7 @@ def hyper_attention(
     return _gather_rows(out_sorted, torch.argsort(q_order, dim=-1))  # (..., n, dv) original order
 
 
-def _cost(p: Problem, params: dict) -> theory.Cost:
+def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
     """Hashing 2·(n + m)·d·P; sorting ≈ (n + m)·log₂(n + m) comparisons; per query
     (kb + samples) logits at 2·d + 2·dv + 1 each (products, exp). Exact cost below min_seq_len."""
     if p.n <= params["min_seq_len"]:

@@ -11,6 +11,9 @@ F = A = B and A·A⁺·A = A. No depthwise-convolution skip connection (the pape
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -81,7 +84,7 @@ def nystrom_attention(
     return out
 
 
-def _cost(p: Problem, params: dict) -> theory.Cost:
+def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
     """Landmarks (n + m)·d; F, A, B logits 2·(n·l + l² + l·m)·d plus as many exps; B·V 2·l·m·dv;
     pinv 8·l³ per iteration; A⁺(BV) 2·l²·dv; F·(…) 2·n·l·dv."""
     l, it = params["landmarks"], params["pinv_iterations"]

@@ -16,6 +16,8 @@ global factor that cancels), carried as a running maximum while keys are streame
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -92,7 +94,7 @@ def performer_attention(
     return feature_attention(q, k, v, query_features, key_features, features, "performer")
 
 
-def _cost(p: Problem, params: dict) -> theory.Cost:
+def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
     """Projections 2·(n + m)·d·M, exponentials (n + m)·M, products 2·(n + m)·M·(dv + 1)."""
     big_m = params["features"]
     flops = 2.0 * (p.n + p.m) * p.d * big_m + (p.n + p.m) * big_m + 2.0 * (p.n + p.m) * big_m * (p.dv + 1)

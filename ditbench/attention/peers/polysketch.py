@@ -26,6 +26,8 @@ stabiliser) is not added: it would change the target.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -115,14 +117,14 @@ def polysketch_attention(
     return feature_attention(qh, kh, v, features, key_features, sketch_size**2, "polysketch")
 
 
-def _poly4_cost(p: Problem, params: dict) -> theory.Cost:
+def _poly4_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
     """Normalising 3·(n + m)·d; weights 2·n·m·d + 3·n·m (two squarings, a sum); product 2·n·m·dv."""
     rows = min(p.n, rows_per_tile(p.m))
     flops = 3.0 * (p.n + p.m) * p.d + 2.0 * p.n * p.m * (p.d + p.dv) + 3.0 * p.n * p.m
     return theory.Cost(flops=flops, bytes=float((2 * rows * p.m + (p.n + p.m) * p.d) * p.dtype.itemsize))
 
 
-def _polysketch_cost(p: Problem, params: dict) -> theory.Cost:
+def _polysketch_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
     """Sketch 2·(n + m)·d·2r + (n + m)·r; self-tensor (n + m)·r²; products 2·(n + m)·r²·(dv + 1)."""
     r = params["sketch_size"]
     width = r * r

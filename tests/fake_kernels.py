@@ -1,7 +1,9 @@
 """Deliberately misbehaving kernels for testing the runner (slow, raising, crashing, NaN, fussy).
 
-Not imported by the package: tests import it, and pass ``imports=("ditbench.measure.fakes",)``
-to :class:`~ditbench.measure.executor.WorkerExecutor` so the worker registers them too.
+Test-only (not in the package). A kernel plugin like any other: importing it registers the
+kernels. Tests import it here and hand it to the worker through the one registration path
+(:func:`ditbench.attention.registry.load_kernels`, via ``WorkerExecutor(imports=("fake_kernels",))``
+with this folder on the worker's PYTHONPATH: see :func:`worker_path`).
 """
 from __future__ import annotations
 
@@ -11,11 +13,14 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import torch
 from torch import Tensor
 
-from .. import theory
-from ..attention import KERNELS, Kernel, Problem, register, uniform_attention
+import pytest
+
+from ditbench import theory
+from ditbench.attention import Kernel, Problem, register, uniform_attention
+
+MODULE = __name__  # what the worker imports
 
 SLEEP_S = 600.0  # far beyond any test timeout: finishing at all means the kill failed
 
@@ -57,5 +62,10 @@ FAKES = (
     Kernel(name="fake_huge", fn=uniform_attention, cost=_huge_cost, description="cost model says 1e30 FLOP"),
 )
 for _kernel in FAKES:
-    if _kernel.name not in KERNELS:
-        register(_kernel)
+    register(_kernel)
+
+
+def worker_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Put this folder on PYTHONPATH so a worker process can import this module."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p))

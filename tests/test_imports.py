@@ -1,0 +1,110 @@
+"""Cheap imports and one registration path: the package root, fit, report and the schema load no
+torch; the report reads files only (no kernel registry, no theory); ``ditbench --help`` imports no
+subcommand; a kernel plugin found through the ``ditbench.kernels`` entry points is seen by the
+runner, the worker and the report alike."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from test_report_data import write_synthetic_run
+
+HEAVY = ("torch", "ditbench.attention", "ditbench.theory", "ditbench.measure")
+
+
+def _loaded_after(code: str, env: dict[str, str] | None = None) -> list[str]:
+    """Which of HEAVY are in sys.modules after running ``code`` in a fresh interpreter."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("module", ["ditbench", "ditbench.schema", "ditbench.errors", "ditbench.fit",
+                                    "ditbench.fit.regime", "ditbench.report", "ditbench.cli"])
+def test_light_modules_load_no_torch(module):
+    assert _loaded_after(f"import {module}") == []
+
+
+def test_help_imports_no_subcommand():
+    code = ("import contextlib, io\nfrom ditbench.cli import main\n"
+            "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n    main(['--help'])")
+    assert _loaded_after(code) == []
+
+
+def test_building_a_report_touches_no_kernel_or_theory(tmp_path):
+    run = write_synthetic_run(tmp_path / "run")
+    code = f"from ditbench.report import build_report\nbuild_report([{str(run)!r}], out={str(tmp_path / 'site')!r})"
+    assert _loaded_after(code) == []
+    assert (tmp_path / "site" / "index.html").is_file()
+
+
+def test_package_root_names_resolve_lazily():
+    import ditbench
+
+    assert callable(ditbench.exact_attention) and "exact" in ditbench.KERNELS
+    assert ditbench.theory.entry_threshold(2) > 0
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        ditbench.nope  # noqa: B018
+
+
+PLUGIN = '''
+from ditbench.attention import Kernel, register, uniform_attention
+
+register(Kernel(name="demo_plugin_uniform", fn=uniform_attention, exact=False,
+                description="the uniform answer, registered by a third-party package"))
+'''
+CONFIG = '''
+name = "plugin"
+[[sweep]]
+experiment = "P"
+kernels = ["demo_plugin_uniform", "exact"]
+n = [64, 128]
+d = 4
+bound = [1]
+min_run_time = 0.001
+min_repeats = 2
+'''
+
+
+@pytest.mark.slow
+def test_entry_point_kernel_plugs_into_runner_worker_and_report(tmp_path):
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "demo_ditbench_plugin.py").write_text(PLUGIN)
+    info = site / "demo_ditbench_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-ditbench-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[ditbench.kernels]\ndemo = demo_ditbench_plugin\n")
+    (tmp_path / "plugin.toml").write_text(textwrap.dedent(CONFIG))
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(root)])}
+    out = tmp_path / "run"
+    done = subprocess.run([sys.executable, "-m", "ditbench", "run", "--config", str(tmp_path / "plugin.toml"),
+                           "--out", str(out), "--threads", "1", "--quiet"],  # the default worker executor
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = pd.read_csv(out / "results.csv")
+    plugin = rows[rows["kernel"] == "demo_plugin_uniform"]
+    assert len(plugin) == 2 and (plugin["status"] == "ok").all() and not plugin["exact"].any()
+    assert rows.loc[rows["kernel"] == "exact", "exact"].all()
+    assert (out / "report" / "index.html").is_file()
+
+
+def test_a_broken_plugin_is_an_error_naming_it(tmp_path):
+    info = tmp_path / "broken_plugin-0.1.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text("[ditbench.kernels]\nbroken = no_such_module_for_ditbench\n")
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    done = subprocess.run([sys.executable, "-c", "import ditbench.attention"], capture_output=True, text=True,
+                          env=env)
+    assert done.returncode != 0
+    assert "kernel plugin 'broken' (no_such_module_for_ditbench) failed to load" in done.stderr
