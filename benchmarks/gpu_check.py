@@ -46,7 +46,7 @@ class Clock:
     def record(self) -> None:
         self.t = time.perf_counter()
 
-    def elapsed_time(self, other: "Clock") -> float:
+    def elapsed_time(self, other: Clock) -> float:
         return (other.t - self.t) * 1e3  # milliseconds, as torch.cuda.Event
 
 
@@ -207,7 +207,7 @@ def time_kernels(sizes: list[int], dims: list[int], device: str, deadline: float
                     continue
                 params = {"eps": 1e-3} if "eps" in kernel.params else {}
 
-                def call(kernel=kernel, q=q, k=k, v=v, params=params) -> Any:
+                def call(kernel=kernel, q=q, k=k, v=v, params=params, scale=scale) -> Any:
                     return kernel.fn(q, k, v, scale=scale, **params)
 
                 try:
@@ -262,7 +262,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"gpu_check: no CUDA device here (torch {torch.__version__}, cuda build {torch.version.cuda}); "
               f"nothing was checked or timed and no JSON was written.")
         return 0
-    card = torch.cuda.get_device_name() if args.device == "cuda" else f"cpu ({platform.processor() or platform.machine()})"
+    card = (torch.cuda.get_device_name() if args.device == "cuda"
+            else f"cpu ({platform.processor() or platform.machine()})")
     print(f"gpu_check on {card}: budget {args.budget_s:.0f} s")
     checks = check_kernels(args.device, args.seed, args.check_n)
     for c in checks:
@@ -288,7 +289,8 @@ def main(argv: list[str] | None = None) -> int:
     with open(args.json, "w") as fh:
         json.dump(result, fh, indent=2, default=str)
     failed = [c["kernel"] for c in checks if c["status"] in ("fail", "failed")]
-    print(f"wrote {args.json} in {result['wall_s']:.0f} s; " + (f"FAILED checks: {failed}" if failed else "all checks passed"))
+    verdict = f"FAILED checks: {failed}" if failed else "all checks passed"
+    print(f"wrote {args.json} in {result['wall_s']:.0f} s; {verdict}")
     return 1 if failed else 0
 
 

@@ -35,7 +35,8 @@ def test_without_a_gpu_it_says_so_and_writes_nothing(tmp_path, capsys):
 @pytest.mark.skipif(importlib.util.find_spec("triton") is None, reason="triton is not installed")
 def test_cpu_dry_run_exercises_checks_timing_budget_and_json(tmp_path):
     out = tmp_path / "g.json"
-    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    path = os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])
+    env = {**os.environ, "TRITON_INTERPRET": "1", "PYTHONPATH": path}
     # A tiny point cap: the larger size must be skipped by the budget rule, with its reason.
     proc = subprocess.run([sys.executable, str(SCRIPT), "--device", "cpu", "--sizes", "64", "256", "--dims", "4",
                            "--check-n", "48", "--min-run-time", "0.01", "--point-cap-s", "1e-6", "--json", str(out)],

@@ -209,7 +209,7 @@ def test_feature_coefficients_are_the_polynomial():
 def test_gradcheck_fixed_polynomial():
     gen = torch.Generator().manual_seed(3)
     q, k, v = (t.requires_grad_() for t in _inputs(gen, (3, 2), (4, 2), 2, bound=1.0))
-    fn = lambda q, k, v: polynomial_attention(q, k, v, scale=0.7, radius=2.0, degree=4, block_size=2)
+    fn = lambda q, k, v: polynomial_attention(q, k, v, scale=0.7, radius=2.0, degree=4, block_size=2)  # noqa: E731
     assert torch.autograd.gradcheck(fn, (q, k, v))
     # And autograd through the default (radius from the inputs) path runs and is finite.
     polynomial_attention(q, k, v).sum().backward()

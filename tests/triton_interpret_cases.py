@@ -27,7 +27,8 @@ def main(path: str) -> None:
                       "degree": degree, "radius": radius})
 
     run("paper setting d = 8", _u(gen, 150, 8), _u(gen, 130, 8), _u(gen, 130, 8), 1 / 8)
-    run("broadcast batch, n ≠ m, dv ≠ d", _u(gen, 2, 1, 37, 6), _u(gen, 1, 3, 70, 6), _u(gen, 1, 3, 70, 5), 0.3, eps=1e-4)
+    run("broadcast batch, n ≠ m, dv ≠ d", _u(gen, 2, 1, 37, 6), _u(gen, 1, 3, 70, 6), _u(gen, 1, 3, 70, 5), 0.3,
+        eps=1e-4)
     run("far from uniform", _u(gen, 40, 4, bound=1.5), _u(gen, 90, 4, bound=1.5), _u(gen, 90, 3), 0.5)
     d, rho = 4, 2.0  # every logit at ±R: parallel / anti-parallel max-norm q and k
     u = torch.ones(d) / math.sqrt(d)

@@ -1,3 +1,5 @@
+# mypy: ignore-errors
+# (Triton JIT functions take device pointers and tl.constexpr values; triton ships no stubs.)
 """Triton kernels of :mod:`ditbench.attention.polynomial_triton` (imports triton: load lazily).
 
 Shapes (row-major, contiguous): x (B, tokens, d) normalised inputs; idx (r, G) int32 monomial

@@ -161,7 +161,8 @@ def polynomial_triton_attention(
     bound = s * rho_q * rho_k * (1 + slack)
     r_poly = bound if radius is None else float(radius)
     if r_poly < bound * (1 - 2 * slack):
-        raise ValueError(f"radius={r_poly:g} is smaller than the inputs' logit bound {bound:g}; pass radius ≥ {bound:g} or None")
+        raise ValueError(f"radius={r_poly:g} is smaller than the inputs' logit bound {bound:g}; "
+                         f"pass radius ≥ {bound:g} or None")
     approx = choose_approx(r_poly, eps, degree)
     reasons = unsupported_reasons(d, dv, approx.degree, q.dtype)
     if reasons:
