@@ -161,7 +161,7 @@ def _check_backward(kernel: Any, n: int, d: int, device: str, seed: int) -> dict
             "rule": "finite; relative error recorded", "reason": "" if finite else "non-finite output"}
 
 
-def time_kernels(sizes: list[int], dims: list[int], device: str, deadline: float, point_cap_s: float,
+def timing_grid(sizes: list[int], dims: list[int], device: str, deadline: float, point_cap_s: float,
                  min_run_time: float, seed: int) -> list[dict[str, Any]]:
     """Phase 2: the timing grid, each point budgeted (module docstring)."""
     import torch
@@ -268,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
     checks = check_kernels(args.device, args.seed, args.check_n)
     for c in checks:
         print(f"  check {c['kernel']:<28} {c['status']:<8} {c.get('reason', '')}")
-    timings = time_kernels(args.sizes, args.dims, args.device, deadline, args.point_cap_s, args.min_run_time,
+    timings = timing_grid(args.sizes, args.dims, args.device, deadline, args.point_cap_s, args.min_run_time,
                            args.seed)
     for r in timings:
         t = f"{r['median_s']:.3e} s  err {r['err_max']:.2e}" if r["status"] == "ok" else r["reason"][:90]
