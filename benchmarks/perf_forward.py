@@ -49,6 +49,18 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def executed_gflop(row: dict[str, Any]) -> float:
+    """GFLOP one call executes, from theory's cost model at the degree that ran (the registry's
+    predicted_flops uses the problem's worst-case radius scale·d·B², often a higher degree)."""
+    from ditbench import theory
+
+    if row["kernel"] != "polynomial":
+        return row["predicted_flops"] / 1e9
+    fused = row["impl"] == "fused"
+    return theory.polynomial_forward_cost(row["n"], row["m"], row["d"], row["dv"], row["degree"], fused=fused,
+                                          factored=not fused).flops / 1e9
+
+
 def measure_group(n: int, d: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     """One (n, d): every kernel built, scored and timed interleaved with the matmul."""
     import torch
@@ -90,7 +102,7 @@ def measure_group(n: int, d: int, args: argparse.Namespace) -> list[dict[str, An
     rate = 2 * MATMUL**3 / timed["matmul"].median_s / 1e9
     for label, row in rows.items():
         t = timed[label]
-        gflop = row["predicted_flops"] / 1e9
+        gflop = executed_gflop(row)
         row.update(median_s=t.median_s, iqr_s=t.iqr_s, repeats=t.repeats, calls_per_block=t.calls_per_block,
                    samples=list(t.samples), gflop=gflop, gflops=gflop / t.median_s, matmul_gflops=rate,
                    share_of_matmul=gflop / t.median_s / rate, status="ok")

@@ -29,7 +29,7 @@ def test_perf_forward_rows_ratios_and_crossover(monkeypatch, tmp_path):
     assert {r["label"] for r in rows} == {"polynomial", "polynomial[torch]", "sdpa"} and len(rows) == 9
     for r in rows:
         assert r["median_s"] > 0 and r["repeats"] == len(r["samples"]) >= 1 and r["ref_rows"] == 16
-        assert r["matmul_gflops"] > 0 and r["gflops"] == pytest.approx(r["predicted_flops"] / 1e9 / r["median_s"])
+        assert r["matmul_gflops"] > 0 and r["gflops"] == pytest.approx(mod.executed_gflop(r) / r["median_s"])
     poly = [r for r in rows if r["label"] == "polynomial[torch]"]
     assert all(r["impl"] == "torch" and r["err_max"] <= r["bound_exact_arithmetic"] for r in poly)
     assert result["crossover"][4]["status"] in ("crosses", "crosses-below-range", "crosses-beyond-range",

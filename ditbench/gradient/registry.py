@@ -93,7 +93,8 @@ AUTOGRAD_GRADIENT = register(Kernel(
 LOWRANK_GRADIENT = register(Kernel(
     name="lowrank_gradient", fn=lowrank_gradient, op="backward", exact=False,
     description="AS24 chained low-rank gradient (ranks k1, k2 = k1 + d, k3 = k1·k2; O(n·k1·k2·d))",
-    params={"eps": 1e-3, "degree": None, "q_factor": "paper", "block_size": None, "memory_budget": None},
+    params={"eps": 1e-3, "degree": None, "q_factor": "paper", "block_size": None, "memory_budget": None,
+            "impl": "auto"},
     cost=_lowrank_cost, limits=_lowrank_limits,
 ))
 POLYNOMIAL_AUTOGRAD_GRADIENT = register(Kernel(
