@@ -3,7 +3,7 @@
 Kernels are the registry's ``op="backward"`` entries, called
 ``kernel(a1, a2, a3, x, y, e, scale=1/d, **params)`` with a1, a2, a3, e of shape (n, d) and
 x, y of shape (d, d); inputs (x = y = I) and the float64 reference come from
-:mod:`ditbench.measure.workloads`. Kernels that are not registered yet show as skipped.
+:mod:`ditbench.measure.families.attention`. Kernels that are not registered yet show as skipped.
 
 Run: ``asv run --python=same --quick -b bench_gradient`` (see docs/benchmarks.md).
 """

@@ -2,23 +2,22 @@
 
 Everything here is built lazily: importing this module builds no tensor, so asv's discovery
 (which imports every benchmark module) stays cheap. Inputs, float64 references and error
-metrics are NOT re-implemented here: they come from :mod:`ditbench.measure.workloads`, the
-same code that ``ditbench run`` uses, so a benchmark and a sweep row of the same case see the
-same numbers. Exponents come from :func:`ditbench.fit.fit_power_law`.
+metrics are NOT re-implemented here: they come from the ``attention`` workload family
+(:mod:`ditbench.measure.families.attention`), the same code that ``ditbench run`` uses, so a
+benchmark and a sweep row of the same case see the same numbers. Exponents come from :func:`ditbench.fit.fit_power_law`.
 
-A benchmark that needs something this build lacks (a kernel that is not registered yet, a
-module that has not landed, a CUDA device) raises ``NotImplementedError`` from its ``setup``,
+A benchmark that needs something this machine lacks (a CUDA device) or a kernel that is not
+registered raises ``NotImplementedError`` from its ``setup``,
 which asv records as "skipped" and pytest turns into a skip (see ``pytest_suite/conftest.py``).
 """
 from __future__ import annotations
 
 import functools
-import importlib
 import time
 import timeit
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType, ModuleType
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -62,24 +61,6 @@ def scale_for(d: int) -> float:
 ##################################################################################################
 # Requirements: each raises NotImplementedError naming what is missing (asv: skipped)
 ##################################################################################################
-def require_module(name: str) -> ModuleType:
-    """Import ``name`` or raise NotImplementedError saying that it has not landed in this build."""
-    try:
-        return importlib.import_module(name)
-    except ModuleNotFoundError as err:
-        if err.name is not None and name.startswith(err.name):  # the module itself is missing, not a dependency
-            raise NotImplementedError(f"{name} is not in this build (it has not landed yet)") from err
-        raise
-
-
-def require_attr(module_name: str, attr: str) -> Any:
-    """``module_name.attr``, or NotImplementedError naming the missing attribute."""
-    module = require_module(module_name)
-    if not hasattr(module, attr):
-        raise NotImplementedError(f"{module_name}.{attr} is not in this build (it has not landed yet)")
-    return getattr(module, attr)
-
-
 def require_device(device: str) -> None:
     """Raise NotImplementedError for a device this machine does not have."""
     if device not in DEVICES:
@@ -90,17 +71,12 @@ def require_device(device: str) -> None:
 
 def require_kernel(name: str, op: str) -> Kernel:
     """The registered kernel ``name`` with operation ``op``, or NotImplementedError if not registered."""
-    _register_backward_kernels()
     kernel = KERNELS.get(name)
     if kernel is None:
-        raise NotImplementedError(f"kernel {name!r} is not registered in this build; registered: {sorted(KERNELS)}")
+        raise NotImplementedError(f"kernel {name!r} is not registered; registered: {sorted(KERNELS)}")
     if kernel.op != op:
         raise ValueError(f"kernel {name!r} has op={kernel.op!r}, not {op!r}")
     return kernel
-
-
-def _register_backward_kernels() -> None:
-    importlib.import_module("ditbench.gradient")  # its import registers the op="backward" kernels
 
 
 ##################################################################################################
@@ -144,19 +120,13 @@ def prepare(point: Point) -> None:
 @functools.lru_cache(maxsize=8)
 def _case(point: Point) -> Any:
     """The :class:`ditbench.measure.cases.Case` of ``point`` (experiment "bench")."""
-    case_cls = require_attr("ditbench.measure.cases", "Case")
-    return case_cls(
+    from ditbench.measure.cases import Case
+
+    return Case(
         experiment="bench", kernel=point.kernel, op=point.op, n=point.n, m=point.n, d=point.d, dv=point.d,
         bound=point.bound, bound_spec=repr(point.bound), scale=scale_for(point.d), scale_spec="1/d",
         params=point.params, dtype=DTYPE, device=point.device, seed=SEED, threads=THREADS,
     )
-
-
-def _workload(op: str) -> Any:
-    workloads = require_attr("ditbench.measure.workloads", "WORKLOADS")
-    if op not in workloads:
-        raise ValueError(f"op={op!r} has no workload; ditbench.measure knows {sorted(workloads)}")
-    return workloads[op]
 
 
 @functools.lru_cache(maxsize=4)
@@ -164,10 +134,11 @@ def inputs(point: Point) -> tuple[torch.Tensor, ...]:
     """Seeded inputs of ``point`` from ditbench.measure (cached: built once per process).
 
     forward: ``q, k (n, d) ~ U[−B, B]``, ``v (n, d) ~ U[−1, 1]``; backward: ``a1, a2, a3, x, y, e``
-    (see :mod:`ditbench.measure.workloads`). dtype :data:`DTYPE`, on ``point.device``.
+    (see :mod:`ditbench.measure.families.attention`). dtype :data:`DTYPE`, on ``point.device``.
     """
-    case = _case(point)
-    return tuple(_workload(point.op).make_inputs(case))
+    from ditbench.measure.families import attention
+
+    return tuple(attention.make_inputs(_case(point)))
 
 
 def call(point: Point) -> Callable[[], Any]:
@@ -190,9 +161,10 @@ def call(point: Point) -> Callable[[], Any]:
 
 def errors(point: Point) -> dict[str, float | int]:
     """DESIGN §2 error metrics of one kernel call against the float64 exact reference (ditbench.measure)."""
-    case = _case(point)
-    check = _workload(point.op).check(case, inputs(point))
-    error_metrics = require_attr("ditbench.measure.workloads", "error_metrics")
+    from ditbench.measure.families import attention
+    from ditbench.measure.workloads import error_metrics
+
+    check = attention.check(_case(point), inputs(point))
     return error_metrics(call(point)(), check)
 
 
@@ -250,7 +222,8 @@ def fastest_call_seconds(point: Point, *, min_run_time: float = EXPONENT_MIN_RUN
 
 def fitted_exponent(points: tuple[Point, ...]) -> Any:
     """Time every point and fit t = e^a·n^k with ditbench.fit: a power-law fit (``.exponent``, CI)."""
-    fit_power_law = require_attr("ditbench.fit", "fit_power_law")
+    from ditbench.fit import fit_power_law
+
     sizes, seconds = [], []
     for point in points:
         seconds.append(fastest_call_seconds(point))

@@ -30,13 +30,24 @@ class Cost:
 def logit_radius(q: Tensor, k: Tensor, scale: float | None = None) -> float:
     """Upper bound R on every |scale·⟨q_i, k_j⟩| by Cauchy–Schwarz: scale·max‖q_i‖₂·max‖k_j‖₂.
 
-    q: ``(..., n, d)``, k: ``(..., m, d)``. ``scale=None`` means 1/√d.
+    q: ``(..., n, d)``, k: ``(..., m, d)``; ``scale=None`` means 1/√d. The norms accumulate in
+    float64 (no float64 copy of the inputs; :func:`norm_maxima`). The one radius implementation:
+    the gradient routines, measure and the DiT criteria call it; the polynomial kernel uses
+    :func:`norm_maxima` in its inputs' dtype, since it also normalises by those norms.
     """
     d = q.shape[-1]
     s = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    qn = torch.linalg.vector_norm(q.double(), dim=-1).max()
-    kn = torch.linalg.vector_norm(k.double(), dim=-1).max()
-    return float(s * qn * kn)
+    rho_q, rho_k = norm_maxima(q, k)
+    return s * rho_q * rho_k
+
+
+def norm_maxima(q: Tensor, k: Tensor, dtype: torch.dtype | None = torch.float64) -> tuple[float, float]:
+    """(max_i ‖q_i‖₂, max_j ‖k_j‖₂) of ``q (..., n, d)`` and ``k (..., m, d)``, accumulated in
+    ``dtype`` (None: the inputs' own), in one host sync: the factors of :func:`logit_radius`."""
+    norms = torch.stack([torch.linalg.vector_norm(q, dim=-1, dtype=dtype).amax(),
+                         torch.linalg.vector_norm(k, dim=-1, dtype=dtype).amax()])  # (2,)
+    rho_q, rho_k = norms.tolist()
+    return float(rho_q), float(rho_k)
 
 
 def degree_for(radius: float, eps: float, max_degree: int = MAX_DEGREE) -> int:
@@ -212,3 +223,113 @@ def polynomial_autograd_gradient_cost(n: int, d: int, degree: int, *, itemsize: 
     r_low = feature_rank(d, max(degree - 1, 0))
     width = (d + 1) * (d + 1)
     return Cost(flops=3.0 * fwd.flops, bytes=fwd.bytes + 3.0 * 2 * n * (r_low + width) * itemsize)
+
+
+##################################################################################
+#        Peer, baseline, autograd and DiT cost models (the one home of FLOPs)     #
+##################################################################################
+
+def uniform_cost(n: int, m: int, dv: int, *, itemsize: int = 4) -> Cost:
+    """The uniform answer (every row = mean of V): m·dv additions; memory the (n, dv) output."""
+    return Cost(flops=float(m * dv), bytes=float(n * dv * itemsize))
+
+
+def performer_cost(n: int, m: int, d: int, dv: int, features: int, *, itemsize: int = 4, tile: int = 1024) -> Cost:
+    """Performer/FAVOR+: projections 2·(n + m)·d·M, exponentials (n + m)·M, products
+    2·(n + m)·M·(dv + 1). Memory: two (tile, M) feature tiles, the (M, dv + 1) summary, the (M, d)
+    projection."""
+    big_m = features
+    flops = 2.0 * (n + m) * d * big_m + (n + m) * big_m + 2.0 * (n + m) * big_m * (dv + 1)
+    rows = min(max(n, m), tile)
+    return Cost(flops=flops, bytes=float((2 * rows * big_m + big_m * (dv + 1) + big_m * d) * itemsize))
+
+
+def nystrom_cost(n: int, m: int, d: int, dv: int, landmarks: int, pinv_iterations: int, *, itemsize: int = 4) -> Cost:
+    """Nyström: landmarks (n + m)·d; F, A, B logits 2·(n·l + l² + l·m)·d plus as many exps; B·V
+    2·l·m·dv; pinv 8·l³ per iteration; A⁺(BV) 2·l²·dv; F·(…) 2·n·l·dv."""
+    l = landmarks  # noqa: E741  (the paper's name)
+    logits = n * l + l * l + l * m
+    flops = (n + m) * d + 2.0 * logits * d + logits + 2.0 * l * m * dv
+    flops += 8.0 * l**3 * pinv_iterations + 2.0 * l * l * dv + 2.0 * n * l * dv
+    return Cost(flops=flops, bytes=float((logits + 4 * l * l + 2 * l * d) * itemsize))
+
+
+def poly4_exact_cost(n: int, m: int, d: int, dv: int, *, itemsize: int = 4, rows: int = 1024) -> Cost:
+    """Exact degree-4 polynomial attention: normalising 3·(n + m)·d; weights 2·n·m·d + 3·n·m (two
+    squarings, a sum); product 2·n·m·dv. Memory: two (rows, m) weight tiles and the normalised inputs."""
+    flops = 3.0 * (n + m) * d + 2.0 * n * m * (d + dv) + 3.0 * n * m
+    rows = min(n, rows)
+    return Cost(flops=flops, bytes=float((2 * rows * m + (n + m) * d) * itemsize))
+
+
+def polysketch_cost(n: int, m: int, d: int, dv: int, sketch_size: int, *, itemsize: int = 4,
+                    tile: int = 1024) -> Cost:
+    """PolySketch: normalising 3·(n + m)·d; sketch 2·(n + m)·d·2r + (n + m)·r; self-tensor
+    (n + m)·r²; products 2·(n + m)·r²·(dv + 1). Memory: two (tile, r²) feature tiles, the
+    (r², dv + 1) summary and the normalised inputs."""
+    r = sketch_size
+    width = r * r
+    flops = 3.0 * (n + m) * d + 4.0 * (n + m) * d * r + (n + m) * r
+    flops += (n + m) * width + 2.0 * (n + m) * width * (dv + 1)
+    rows = min(max(n, m), tile)
+    return Cost(flops=flops, bytes=float((2 * rows * width + width * (dv + 1) + (n + m) * d) * itemsize))
+
+
+def hyperattention_cost(n: int, m: int, d: int, dv: int, *, block_size: int, samples: int, lsh_num_projs: int,
+                        min_seq_len: int, itemsize: int = 4) -> Cost:
+    """HyperAttention: hashing 2·(n + m)·d·P; sorting ≈ (n + m)·log₂(n + m) comparisons; per query
+    (kb + samples) logits at 2·d + 2·dv + 1 each (products, exp). Exact cost at n ≤ min_seq_len."""
+    if n <= min_seq_len:
+        return exact_forward_cost(n, m, d, dv, itemsize=itemsize, block=4096)
+    kb = min(block_size, m)
+    nb = math.ceil(m / kb)
+    use = min(samples, m) if nb > 1 else 0
+    rows = nb * math.ceil(n / nb)
+    per_logit = 2 * d + 2 * dv + 1
+    flops = 2.0 * (n + m) * d * lsh_num_projs + (n + m) * math.log2(n + m)
+    flops += rows * kb * per_logit + n * use * per_logit
+    mem = (2 * rows * kb + 2 * n * use + (rows + nb * kb) * (d + dv)) * itemsize
+    return Cost(flops=flops, bytes=float(mem))
+
+
+def autograd_gradient_cost(n: int, d: int, *, itemsize: int = 4, streamed: bool = True) -> Cost:
+    """torch autograd through exact attention (ditbench.gradient.autograd_gradient): forward
+    4n²d + n² exps; the backward recomputes the tile and does about three more n×n×d products.
+    Memory: three (rows, n) tiles, rows = 256 (SDPA's CPU flash tile) when streamed, else n."""
+    rows = 256 if streamed else n
+    return Cost(flops=12.0 * n * n * d + 3.0 * n * n, bytes=float(3 * rows * n * itemsize))
+
+
+def dit_linear_flops(tokens: int, hidden: int, mlp_ratio: float) -> float:
+    """FLOPs of one DiT block's token-wise matmuls for one sample: qkv (3C²), proj (C²), MLP
+    (2·ratio·C²), 2 FLOPs per multiply-add. adaLN (6C² per sample, independent of L), patch
+    embedding and the final layer are left out (small next to these at L ≥ 16)."""
+    return 2.0 * tokens * hidden * hidden * (3 + 1 + 2 * mlp_ratio)
+
+
+def dit_cost(head: Cost, *, tokens: int, hidden: int, mlp_ratio: float, heads: int, blocks: int, batch: int,
+             itemsize: int, backward: bool) -> Cost:
+    """One DiT call: blocks × batch × (heads × one head's attention ``head`` + the linear layers);
+    backward (forward + autograd) counted as 3× the forward. Live activations: about
+    (2·ratio + 6) token-wide tensors per block (qkv, attention out, MLP hidden, norms); autograd
+    keeps every block's, a forward only one block's at a time."""
+    flops = blocks * batch * (heads * head.flops + dit_linear_flops(tokens, hidden, mlp_ratio))
+    activations = tokens * hidden * itemsize * (2 * mlp_ratio + 6)
+    memory = batch * (heads * head.bytes + activations * (blocks if backward else 1))
+    return Cost(flops=flops * (3 if backward else 1), bytes=memory)
+
+
+def dit_overhead_bytes(*, tokens: int, hidden: int, mlp_ratio: float, blocks: int, batch: int, itemsize: int,
+                       backward: bool) -> float:
+    """Memory a DiT measurement needs besides the call: weights in the case dtype plus the float64
+    exact copy and the uniform copy (≈ 18·C² parameters per block: attention 4C², MLP 8C², adaLN
+    6C²), plus one float64 activation set."""
+    params = 18.0 * hidden**2 * blocks
+    activations = batch * tokens * hidden * 8 * (2 * mlp_ratio + 6)
+    return params * (2 * itemsize + 8) + activations * (blocks if backward else 1)
+
+
+def latent_basis_flops(ambient: int, latent: int) -> float:
+    """Householder QR of a float64 (ambient × latent) Gaussian matrix: 2·D·d0² − ⅔·d0³ FLOPs (the
+    latent DiT inputs' orthonormal basis, ditbench.dit.latent_batch)."""
+    return 2.0 * ambient * latent**2 - 2.0 / 3.0 * latent**3

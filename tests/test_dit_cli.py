@@ -55,6 +55,7 @@ def test_csv_has_header_and_one_line_per_head(capsys):
     assert lines[0].startswith("layer,head,L,d,") and len(lines) == 1 + 12 * 6
 
 
+@pytest.mark.slow
 def test_checkpoint_round_trip_gives_same_outputs_and_rows(trained_like, capsys):
     model, path = trained_like
     fresh = build_dit(MODEL, PX, initialize=False)

@@ -12,6 +12,7 @@ F32_EPS = torch.finfo(torch.float32).eps
 SMALL = dict(model="DiT-S/4", image_size=128, blocks=2)  # L = 16 tokens, d = 64, 2 blocks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("op", ["forward", "backward"])
 def test_exact_kernels_match_float64_reference_and_beat_uniform(op):
     errs = {}

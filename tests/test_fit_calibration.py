@@ -43,6 +43,7 @@ def synthetic(law, rng: np.random.Generator, floor: float = 0.0) -> tuple[np.nda
     return n, (floor + law(n)) * noise  # (p,), (TRIALS, p)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("estimator", ESTIMATORS)
 @pytest.mark.parametrize("law_name", list(LAWS))
 def test_interval_covers_true_exponent(law_name, estimator):
@@ -59,6 +60,7 @@ def test_interval_covers_true_exponent(law_name, estimator):
     assert np.median(widths) <= 0.15, f"median width {np.median(widths):.3f}"
 
 
+@pytest.mark.slow
 def test_overhead_floor_does_not_pull_linear_law_below_0_9():
     # Constant overhead equal to the linear work at the smallest size: time doubles only over
     # the first doubling of n, so the smallest sizes are floor-dominated (local slope ≈ 0.6).
@@ -73,6 +75,7 @@ def test_overhead_floor_does_not_pull_linear_law_below_0_9():
     assert np.mean([len(f.dropped_sizes) for f in fits]) >= 1  # floor-dominated sizes are dropped
 
 
+@pytest.mark.slow
 def test_floor_term_restores_coverage_under_an_overhead_floor():
     # Same floor as above. The region rule alone leaves the linear law's exponent about 0.03
     # low, so its interval misses 1 in about half of the trials (measured 0.55 — asserted

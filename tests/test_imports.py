@@ -26,6 +26,7 @@ def _loaded_after(code: str, env: dict[str, str] | None = None) -> list[str]:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("module", ["ditbench", "ditbench.schema", "ditbench.errors", "ditbench.fit",
                                     "ditbench.fit.regime", "ditbench.report", "ditbench.cli"])
 def test_light_modules_load_no_torch(module):
@@ -38,6 +39,7 @@ def test_help_imports_no_subcommand():
     assert _loaded_after(code) == []
 
 
+@pytest.mark.slow
 def test_building_a_report_touches_no_kernel_or_theory(tmp_path):
     run = write_synthetic_run(tmp_path / "run")
     code = f"from ditbench.report import build_report\nbuild_report([{str(run)!r}], out={str(tmp_path / 'site')!r})"
@@ -97,6 +99,7 @@ def test_entry_point_kernel_plugs_into_runner_worker_and_report(tmp_path):
     assert (out / "report" / "index.html").is_file()
 
 
+@pytest.mark.slow
 def test_a_broken_plugin_is_an_error_naming_it(tmp_path):
     info = tmp_path / "broken_plugin-0.1.dist-info"
     info.mkdir()

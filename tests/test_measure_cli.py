@@ -59,6 +59,7 @@ def test_summary_on_synthetic_results_and_fits():
     assert "E1 poly: err_max 0.0003 at n=2048 (uniform 0.005, ratio 0.06)" in text
 
 
+@pytest.mark.slow
 def test_cli_runs_a_config_and_calls_fit_and_report_hooks(tmp_path, monkeypatch, capsys):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY)

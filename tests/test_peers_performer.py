@@ -42,6 +42,7 @@ def test_orthogonal_blocks_reproducible_and_gaussian_lengths():
     assert abs(mean - 8.0) <= Z * se
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("bound", [0.5, 1.0, 1.5])
 def test_estimator_of_exp_kernel_is_unbiased(bound):
     gen = torch.Generator().manual_seed(11)

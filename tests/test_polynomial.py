@@ -14,6 +14,7 @@ from conftest import reference_attention
 from hypothesis import given
 from hypothesis import strategies as st
 
+from ditbench.errors import NormaliserError
 from ditbench import theory
 from ditbench.attention import KERNELS, Problem, fused, polynomial_attention
 from ditbench.attention import polynomial as poly_mod
@@ -276,7 +277,7 @@ def test_non_positive_normaliser_raises_instead_of_nan(monkeypatch, impl):
     # Force P = −1 (as rounding could in float32 at huge radius) to exercise the guard itself.
     bad = ExpApprox(radius=1.0, degree=0, coefficients=(-1.0,), relative_error=0.5)
     monkeypatch.setattr(poly_mod, "choose_approx", lambda radius, eps, degree: bad)
-    with pytest.raises(ValueError, match="normaliser"):
+    with pytest.raises(NormaliserError, match="polynomial: .*normaliser"):
         polynomial_attention(torch.randn(3, 2), torch.randn(4, 2), torch.randn(4, 2), impl=impl)
 
 

@@ -17,6 +17,7 @@ from test_report_data import write_synthetic_run
 CHROMIUM = os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,  # a headless browser per test: seconds each
     pytest.mark.skipif(CHROMIUM is None, reason="headless Chromium not found: install it (apt-get install chromium) "
                                                 "or set CHROMIUM=/path/to/chromium"),
 ]

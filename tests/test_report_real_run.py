@@ -8,8 +8,6 @@ import pytest
 
 from ditbench.cli import main as ditbench_main
 
-pytest.importorskip("ditbench.measure.cli", reason="ditbench.measure is not part of this build")
-
 # Three sizes of SDPA (the exact baseline) and the uniform answer: the smallest sweep that fits.
 TINY = """
 name = "report-tiny"
@@ -29,6 +27,7 @@ timeout_s = 30
 """
 
 
+@pytest.mark.slow
 def test_real_run_builds_a_report(tmp_path: Path):
     config = tmp_path / "tiny.toml"
     config.write_text(TINY, encoding="utf-8")

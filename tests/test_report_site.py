@@ -98,6 +98,7 @@ def test_known_answers_reach_the_page(built):
         assert lo <= k <= hi, f"{spec}: CI [{lo}, {hi}] misses the true exponent {k}"
 
 
+@pytest.mark.slow
 def test_index_lists_runs_with_metadata_and_headlines(tmp_path):
     a = write_synthetic_run(tmp_path / "x" / "run", fits=True)
     b = write_synthetic_run(tmp_path / "y" / "run", fits=False,

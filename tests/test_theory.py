@@ -58,6 +58,33 @@ def test_costs_by_hand():
     assert theory.polynomial_forward_cost(10, 10, 2, 1, 2, factored=True).flops == 1020.0
 
 
+def test_baseline_autograd_and_dit_costs_by_hand():
+    assert theory.uniform_cost(8, 16, 4, itemsize=4) == theory.Cost(flops=64.0, bytes=128.0)
+    g = theory.autograd_gradient_cost(100, 8, itemsize=4, streamed=False)
+    assert g.flops == 12 * 100 * 100 * 8 + 3 * 100 * 100 and g.bytes == 3 * 100 * 100 * 4
+    assert theory.autograd_gradient_cost(100, 8, streamed=True).bytes == 3 * 256 * 100 * 4
+    assert theory.dit_linear_flops(16, 4, 4.0) == 2 * 16 * 16 * (3 + 1 + 8)
+    head = theory.Cost(flops=10.0, bytes=2.0)
+    fwd = theory.dit_cost(head, tokens=16, hidden=4, mlp_ratio=4.0, heads=2, blocks=3, batch=1, itemsize=4,
+                          backward=False)
+    assert fwd.flops == 3 * (2 * 10 + theory.dit_linear_flops(16, 4, 4.0))
+    bwd = theory.dit_cost(head, tokens=16, hidden=4, mlp_ratio=4.0, heads=2, blocks=3, batch=1, itemsize=4,
+                          backward=True)
+    assert bwd.flops == 3 * fwd.flops and bwd.bytes > fwd.bytes  # autograd keeps every block's activations
+    assert theory.latent_basis_flops(4, 1) == pytest.approx(2 * 4 - 2 / 3)
+    # HyperAttention below min_seq_len is exact attention.
+    assert theory.hyperattention_cost(64, 64, 8, 8, block_size=16, samples=8, lsh_num_projs=4, min_seq_len=128) == \
+        theory.exact_forward_cost(64, 64, 8, 8, block=4096)
+
+
+def test_norm_maxima_are_the_factors_of_the_radius():
+    q = torch.tensor([[3.0, 4.0], [0.0, 1.0]])
+    k = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    assert theory.norm_maxima(q, k) == (5.0, 2.0)
+    assert theory.norm_maxima(q.float(), k.float(), dtype=None) == (5.0, 2.0)
+    assert theory.logit_radius(q, k, 0.5) == 0.5 * 5.0 * 2.0
+
+
 def test_max_degree_within_is_the_largest_fitting():
     budget = theory.polynomial_forward_cost(4096, 4096, 8, 8, 5, factored=True).bytes
     g = theory.max_degree_within(4096, 4096, 8, 8, budget, factored=True)

@@ -2,7 +2,7 @@
 
 Each test measures one :class:`benchmarks.common.Point` with the ``measure`` fixture, which
 - skips when the point cannot run here (``NotImplementedError`` from :func:`common.prepare`:
-  no GPU, kernel not registered, module not landed),
+  no GPU, kernel not registered),
 - groups results by operation and size (``benchmark.group = "forward n=4096"``), so the
   comparison table and ``--benchmark-compare-fail`` compare like with like,
 - records every column of the point (kernel, op, n, d, bound, scale, dtype, device, threads,

@@ -120,5 +120,5 @@ SDPA_FLASH = register(Kernel(
 UNIFORM = register(Kernel(
     name="uniform", fn=uniform_attention, op="forward", exact=False,
     description="every row = mean of V (the trivial O(n) baseline every error is compared against)",
-    cost=lambda p, params: theory.Cost(flops=float(p.m * p.dv), bytes=float(p.n * p.dv * p.dtype.itemsize)),
+    cost=lambda p, params: theory.uniform_cost(p.n, p.m, p.dv, itemsize=p.dtype.itemsize),
 ))

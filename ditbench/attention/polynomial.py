@@ -36,6 +36,7 @@ import torch
 from torch import Tensor
 
 from .. import theory
+from ..errors import KernelRefusal, check_normalisers
 from .._checks import check_eps, check_positive_int, check_qkv, resolve_scale
 from ..expapprox import GRID_SLACK, ExpApprox, exp_approx, minimal_approx
 from . import fused
@@ -60,8 +61,8 @@ def _fused_block(d: int, dv: int, degree: int, itemsize: int) -> int:
 
 
 def resolve_impl(impl: str, device: str, needs_grad: bool = False) -> str:
-    """Which implementation ``impl`` means here: "fused" or "torch" (ValueError when "fused" is
-    asked for but cannot run, naming why)."""
+    """Which implementation ``impl`` means here: "fused" or "torch" (KernelRefusal when "fused" is
+    asked for but cannot run here, naming why; ValueError for an unknown ``impl``)."""
     if impl not in IMPLS:
         raise ValueError(f"impl={impl!r} is not allowed; allowed values: {list(IMPLS)}")
     if impl == "torch":
@@ -69,7 +70,7 @@ def resolve_impl(impl: str, device: str, needs_grad: bool = False) -> str:
     why = ("the fused kernel runs on CPU only" if device != "cpu" else
            "the fused kernel has no autograd; inputs require grad" if needs_grad else fused.unavailable_reason())
     if impl == "fused" and why:
-        raise ValueError(f"impl='fused' cannot run: {why}; use impl='auto' or 'torch'")
+        raise KernelRefusal(f"impl='fused' cannot run: {why}; use impl='auto' or 'torch'")
     return "torch" if why else "fused"
 
 
@@ -81,19 +82,44 @@ def _default_block(batch: int, d: int, dv: int, degree: int, itemsize: int) -> i
 
 
 def choose_approx(radius: float, eps: float, degree: int | None) -> ExpApprox:
-    """The verified P ≈ exp on [−radius, radius]: minimal degree for ``eps``, or the given degree
-    (refused when its relative error is ≥ 1, since then P can vanish and a normaliser with it).
-    Shared by the forward kernel and the gradient routines so both use one P."""
+    """The verified P ≈ exp on [−radius, radius]: minimal degree for ``eps``, or the given degree.
+    Shared by the forward kernel and the gradient routines so both use one P.
+
+    Bad arguments raise ValueError; a case the method cannot serve raises KernelRefusal: no degree
+    reaches ``eps`` on this radius (or the radius is past what P is verified on), or the given
+    degree's relative error is ≥ 1 (P could vanish, and a normaliser with it)."""
+    if not (math.isfinite(radius) and radius >= 0):
+        raise ValueError(f"radius={radius} must be finite and ≥ 0")
     if degree is None:
-        return minimal_approx(radius, eps)
-    approx = exp_approx(radius, check_positive_int("degree", degree, minimum=0))
+        eps = check_eps(eps)
+        try:
+            return minimal_approx(radius, eps)
+        except ValueError as err:  # arguments checked above: what is left is "no degree serves this case"
+            raise KernelRefusal(str(err)) from err
+    degree = check_positive_int("degree", degree, minimum=0)
+    try:
+        approx = exp_approx(radius, degree)
+    except ValueError as err:  # arguments checked above: the radius is past the verified range
+        raise KernelRefusal(str(err)) from err
     if approx.relative_error >= 1.0:
-        raise ValueError(
+        raise KernelRefusal(
             f"degree={degree} has relative error {approx.relative_error:.3g} ≥ 1 for exp on "
             f"[−{radius:g}, {radius:g}]: P can be non-positive, so normalisers could vanish; "
             f"use degree ≥ {minimal_approx(radius, 0.5).degree} or degree=None with eps"
         )
     return approx
+
+
+def memory_hint(fits: int, radius: float, rank: int, rank_name: str) -> str:
+    """The one memory-refusal hint (forward kernel and gradient routines): the largest degree
+    ``fits`` that the budget allows (−1: none; ``rank`` its feature rank, called ``rank_name``)
+    and the eps it reaches at ``radius``."""
+    if fits < 0:
+        return "not even degree 0 fits; raise memory_budget or lower block_size"
+    best = exp_approx(radius, fits).relative_error * GRID_SLACK
+    if best >= 1:
+        return f"degree ≤ {fits} fits but cannot reach eps < 1 at radius {radius:g}"
+    return f"degree ≤ {fits} ({rank_name} {rank}) fits, i.e. eps ≥ {best:.2g} at radius {radius:g}"
 
 
 def _check_memory(batch: int, n: int, m: int, d: int, dv: int, approx: ExpApprox, itemsize: int,
@@ -104,14 +130,8 @@ def _check_memory(batch: int, n: int, m: int, d: int, dv: int, approx: ExpApprox
     if need <= budget:
         return
     fits = theory.max_degree_within(n, m, d, dv, budget / batch, itemsize=itemsize, block=block, **layout)
-    if fits < 0:
-        hint = "not even degree 0 fits; raise memory_budget or lower block_size"
-    else:
-        best = exp_approx(radius, fits).relative_error * GRID_SLACK
-        hint = (f"degree ≤ {fits} (rank {theory.feature_rank(d, fits)}) fits, i.e. eps ≥ {best:.2g} at "
-                f"radius {radius:g}" if best < 1
-                else f"degree ≤ {fits} fits but cannot reach eps < 1 at radius {radius:g}")
-    raise ValueError(
+    hint = memory_hint(fits, radius, theory.feature_rank(d, max(fits, 0)), "rank")
+    raise KernelRefusal(
         f"degree {approx.degree} (rank {theory.feature_rank(d, approx.degree)}, eps={eps:g}, radius={radius:g}) "
         f"needs {need / 2**20:.1f} MiB > memory_budget={budget / 2**20:.1f} MiB; {hint}"
     )
@@ -137,12 +157,14 @@ def polynomial_attention(
         memory_budget: cap in bytes on extra memory (default 2 GiB); ValueError naming the
             degree/eps that would fit when exceeded.
         impl: "auto" (fused on CPU without autograd when the extension builds, else torch),
-            "fused" (ValueError when it cannot run) or "torch" (module docstring).
+            "fused" (KernelRefusal when it cannot run here) or "torch" (module docstring).
 
     Returns:
         ``(..., n, dv)`` in the inputs' dtype. With P's relative error ε on every logit,
         ‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max in exact arithmetic (theory.output_error_bound).
-        Raises ValueError if any normaliser is not positive and finite (never returns NaN).
+        Raises :class:`ditbench.errors.NormaliserError` if any normaliser is not positive and
+        finite (never returns NaN); :class:`ditbench.errors.KernelRefusal` for a case it does not
+        serve (no degree reaches eps on the radius, over the memory budget).
 
     Autograd flows through every step and differentiates the polynomial actually used: with an
     explicit radius and degree that is exactly ∂T/∂(q, k, v); with ``radius=None`` the radius (and
@@ -161,11 +183,9 @@ def polynomial_attention(
     needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
     use = resolve_impl(impl, q.device.type, needs_grad)
 
-    norms = torch.stack([torch.linalg.vector_norm(q, dim=-1).amax(),
-                         torch.linalg.vector_norm(k, dim=-1).amax()])  # (2,) in the inputs' dtype
-    rho_q, rho_k = norms.tolist()  # the one host sync before the loops
-    # Cauchy–Schwarz: every |logit| ≤ s·ρ_q·ρ_k; each norm carries ≤ (d + 2)·u relative
-    # rounding, so inflating by 1 + 2(d + 2)u keeps `bound` a true upper bound.
+    rho_q, rho_k = theory.norm_maxima(q, k, dtype=None)  # in the inputs' dtype: the one host sync
+    # Cauchy–Schwarz: every |logit| ≤ s·ρ_q·ρ_k (theory.logit_radius); each norm carries ≤ (d + 2)·u
+    # relative rounding, so inflating by 1 + 2(d + 2)u keeps `bound` a true upper bound.
     slack = 2 * (d + 2) * torch.finfo(q.dtype).eps
     bound = s * rho_q * rho_k * (1 + slack)
     if radius is None:
@@ -235,12 +255,9 @@ def polynomial_attention(
 
 
 def _check_normalisers(worst: Tensor, degree: int, radius: float, dtype: torch.dtype) -> None:
-    if not bool(torch.isfinite(worst)) or not bool(worst > 0):
-        raise ValueError(
-            f"a normaliser is {float(worst):.3g} (must be positive and finite) at degree {degree}, "
-            f"radius {radius:g}, dtype {dtype}: rounding overwhelmed P's positivity; "
-            f"use float64, a larger eps or a smaller radius"
-        )
+    check_normalisers(float(worst), kernel="polynomial",
+                      context=f"at degree {degree}, radius {radius:g}, dtype {dtype}",
+                      hint="rounding overwhelmed P's positivity; use float64, a larger eps or a smaller radius")
 
 
 def _high(xb: Tensor, width: int) -> Tensor:
@@ -275,7 +292,7 @@ def _factored_layout(d: int, degree: int, device: torch.device) -> tuple[Monomia
 def _approx_for(p: Problem, params: Mapping[str, Any]) -> ExpApprox:
     radius = params["radius"] if params["radius"] is not None else p.radius_bound()
     if radius is None:
-        raise ValueError("polynomial: the problem has no entry bound and no radius was given")
+        raise KernelRefusal("polynomial: the problem has no entry bound and no radius was given")
     return choose_approx(float(radius), float(params["eps"]), params["degree"])
 
 
@@ -307,7 +324,7 @@ def _limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
         budget = DEFAULT_MEMORY_BUDGET if params["memory_budget"] is None else float(params["memory_budget"])
         _check_memory(1, p.n, p.m, p.d, p.dv, approx, p.dtype.itemsize, _block(p, params, approx.degree, impl),
                       budget, approx.radius, float(params["eps"]), impl)
-    except ValueError as err:  # only our own refusals: degree unreachable or over budget
+    except KernelRefusal as err:  # degree unreachable, over budget, fused impl unavailable
         return [f"polynomial: {err}"]
     return []
 

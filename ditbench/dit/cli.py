@@ -19,7 +19,6 @@ import time
 
 import torch
 
-from .. import theory
 from .checkpoint import CheckpointError, load_checkpoint
 from .configs import DIT_CONFIGS
 from .criteria import COLUMNS, HeadCriteria, VerdictRule, check_dit, per_layer
@@ -117,9 +116,7 @@ def main(args: argparse.Namespace) -> int:
     notes.append(f"inputs: {args.batch} linear-latent samples noised at timesteps {batch.t.tolist()}")
     notes.append("bounds in the paper's convention (logit = ⟨q',k'⟩/d; q' = (s·d)^½·q); "
                  "verdict: inside if bound ≤ 0.5·√ln L and d ≤ 2·ln L, outside if bound ≥ √ln L or d > 2·ln L")
-    if not hasattr(theory, "degree_for"):
-        notes.append("degree/rank/cost_ratio: '-' (theory.degree_for is not available in this build)")
-    elif any(r.degree is None for r in rows):
+    if any(r.degree is None for r in rows):
         notes.append(f"degree/rank/cost_ratio: '-' where no polynomial degree reaches eps={args.eps:g} "
                      "at the measured radius (see the reason column in csv/json)")
     notes.append(_summary(rows))

@@ -20,7 +20,7 @@ B ≥ outside_ratio·√ln L (the SETH-hard regime B = Θ(√log L)) or d > dim_
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field, fields
 
 import torch
@@ -144,13 +144,10 @@ def head_stats(call: AttentionCall) -> list[HeadStats]:
 
 
 def _degree(radius: float, eps: float) -> tuple[int | None, str]:
-    """(theory.degree_for(radius, eps), "") — or (None, why) when there is no such function in this
-    build, or when no degree up to theory's cap reaches eps at this radius (its ValueError)."""
-    degree_for: Callable[[float, float], int] | None = getattr(theory, "degree_for", None)
-    if degree_for is None:
-        return None, ""
+    """(theory.degree_for(radius, eps), "") — or (None, why) when no degree up to theory's cap
+    reaches eps at this radius (its ValueError)."""
     try:
-        return int(degree_for(radius, eps)), ""
+        return int(theory.degree_for(radius, eps)), ""
     except ValueError as err:  # radius and eps are validated here, so this is "no degree qualifies"
         return None, f"polynomial: {str(err).splitlines()[0]}"
 

@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_positive_int
+from ..errors import KernelRefusal
 from ..attention import Problem, get_kernel
 from .configs import get_config
 from .latent import DiTBatch, latent_batch
@@ -127,7 +128,8 @@ def build_workload(spec: WorkloadSpec) -> DiTWorkload:
     kernel = get_kernel(spec.kernel)
     reasons = kernel.unsupported_reasons(spec.attention_problem(), spec.params)
     if reasons:
-        raise ValueError(f"kernel {spec.kernel!r} cannot run {spec.model} at {spec.image_size}px: {'; '.join(reasons)}")
+        raise KernelRefusal(f"kernel {spec.kernel!r} cannot run {spec.model} at {spec.image_size}px: "
+                            f"{'; '.join(reasons)}")
     cfg = get_config(spec.model)
     model = build_dit(spec.model, spec.image_size, kernel=spec.kernel, kernel_params=dict(spec.params),
                       seed=spec.seed, perturb=WORKLOAD_PERTURB, depth=spec.blocks)

@@ -17,9 +17,9 @@ from torch import Tensor
 
 from .. import theory
 from .._checks import check_eps, check_positive_int
-from ..attention.polynomial import polynomial_attention
-from ..attention.polynomial import choose_approx
-from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype, logit_radius
+from ..attention.polynomial import choose_approx, polynomial_attention
+from ..errors import KernelRefusal
+from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,14 @@ def polynomial_autograd_gradient(
     h = a3 @ y  # (n, d)
     with torch.enable_grad():
         qx = a1 @ leaf  # (n, d)
-        radius = logit_radius(qx.detach(), a2, g.scale)
+        radius = theory.logit_radius(qx.detach(), a2, g.scale)
         approx = choose_approx(radius, eps, degree)
         block = None if block_size is None else check_positive_int("block_size", block_size)
         # The kernel's own tiles are ≤ 2 MiB; 1024 rows is an upper estimate.
         need = theory.polynomial_autograd_gradient_cost(
             g.n, g.d, approx.degree, itemsize=g.dtype.itemsize, block=block or 1024).bytes
         if need > budget:
-            raise ValueError(
+            raise KernelRefusal(
                 f"polynomial_autograd_gradient at degree {approx.degree} "
                 f"(rank {theory.feature_rank(g.d, approx.degree)}, "
                 f"eps={eps:g}, radius={radius:g}) needs about {need / 2**20:.1f} MiB (autograd keeps O(n·r) features) "

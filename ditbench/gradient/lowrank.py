@@ -33,9 +33,10 @@ from .. import theory
 from .._checks import check_eps, check_positive_int
 from ..attention import fused
 from ..attention.features import PolynomialFeatures, _device_table
-from ..attention.polynomial import choose_approx, resolve_impl
-from ..expapprox import GRID_SLACK, ExpApprox, exp_approx
-from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype, logit_radius
+from ..attention.polynomial import choose_approx, memory_hint, resolve_impl
+from ..errors import KernelRefusal, check_normalisers
+from ..expapprox import ExpApprox
+from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype
 
 QFactor = Literal["paper", "direct"]
 # Bytes of one block's Kronecker tile (block, k2·d) plus features: 2 MiB, as the forward kernel.
@@ -82,22 +83,16 @@ def predicted_bytes(n: int, d: int, degree: int, q_factor: QFactor, itemsize: in
 
 def check_memory(n: int, d: int, approx: ExpApprox, q_factor: QFactor, itemsize: int, block: int,
                  budget: float, eps: float) -> float:
-    """Predicted bytes, or ValueError naming the largest degree (and the eps it reaches) that fits."""
+    """Predicted bytes, or KernelRefusal naming the largest degree (and the eps it reaches) that fits."""
     need = predicted_bytes(n, d, approx.degree, q_factor, itemsize, block)
     if need <= budget:
         return need
     fits = -1
     while predicted_bytes(n, d, fits + 1, q_factor, itemsize, block) <= budget and fits < approx.degree:
         fits += 1
-    if fits < 0:
-        hint = "not even degree 0 fits; raise memory_budget or lower block_size"
-    else:
-        best = exp_approx(approx.radius, fits).relative_error * GRID_SLACK
-        hint = (f"degree ≤ {fits} (k1 = {theory.feature_rank(d, fits)}) fits, i.e. eps ≥ {best:.2g} at radius "
-                f"{approx.radius:g}" if best < 1 else
-                f"degree ≤ {fits} fits but cannot reach eps < 1 at radius {approx.radius:g}")
+    hint = memory_hint(fits, approx.radius, theory.feature_rank(d, max(fits, 0)), "k1 =")
     k1, k2, k3 = _ranks(d, approx.degree, q_factor)
-    raise ValueError(
+    raise KernelRefusal(
         f"lowrank_gradient at degree {approx.degree} (k1={k1}, k2={k2}, k3={k3}; "
         f"eps={eps:g}, radius={approx.radius:g}) "
         f"needs {need / 2**20:.1f} MiB > memory_budget={budget / 2**20:.1f} MiB; {hint}"
@@ -126,7 +121,8 @@ def lowrank_gradient(
 
     Returns:
         ``(d, d)`` dL/dX (and the info). Error bound: :func:`ditbench.gradient.gradient_error_bound`.
-        Time O(n·k1·k2·d); raises ValueError if a normaliser Φ(A1X)_i·Ψ(A2)ᵀ1 is not positive.
+        Time O(n·k1·k2·d); raises :class:`ditbench.errors.NormaliserError` if a normaliser
+        Φ(A1X)_i·Ψ(A2)ᵀ1 is not positive, KernelRefusal over the memory budget.
     """
     g = check_gradient_inputs(a1, a2, a3, x, y, e, scale)
     check_poly_dtype("lowrank_gradient", g.dtype)
@@ -139,7 +135,7 @@ def lowrank_gradient(
     use = resolve_impl(impl, a1.device.type, needs_grad)
     qx = a1 @ x  # (n, d)
     h = a3 @ y  # (n, d)
-    approx = choose_approx(logit_radius(qx, a2, s), eps, degree)
+    approx = choose_approx(theory.logit_radius(qx, a2, s), eps, degree)
     itemsize = g.dtype.itemsize
     block = (default_block(d, approx.degree, q_factor, itemsize) if block_size is None
              else check_positive_int("block_size", block_size))
@@ -160,9 +156,13 @@ def lowrank_gradient(
         psi_w = (b.abs()[degrees] * mult).sqrt().to(g.dtype)  # (k1,)
 
     # Key pass 1: Ψ(A2)ᵀ1, V1ᵀh, V1ᵀA2, as one product with [1, h, A2] (n, 1 + 2d).
-    z1 = psi_t(slice(0, n), torch.cat([h.new_ones(n, 1), h, a2], dim=1)) if use == "fused" else sum(
-        psi_t(slice(j, j + block), torch.cat([h.new_ones(min(block, n - j), 1), h[j : j + block], a2[j : j + block]], 1))
-        for j in range(0, n, block))
+    ones_h_a2 = torch.cat([h.new_ones(n, 1), h, a2], dim=1)  # (n, 1 + 2d)
+    if use == "fused":
+        z1 = psi_t(slice(0, n), ones_h_a2)  # (k1, 1 + 2d)
+    else:
+        z1 = h.new_zeros(k1, 1 + 2 * d)
+        for j in range(0, n, block):
+            z1 += psi_t(slice(j, j + block), ones_h_a2[j : j + block])
     psi_sum, v1h, v1a2 = z1[:, 0], z1[:, 1 : 1 + d], z1[:, 1 + d :]  # (k1,), (k1, d), (k1, d)
     m = torch.cat([v1h @ v1h.t(), -v1h], dim=1) if q_factor == "paper" else v1h  # (k1, k2) = V1ᵀV2
 
@@ -188,12 +188,9 @@ def lowrank_gradient(
         a1b = a1[i : i + block]  # (b, d)
         g_u += u1.t() @ (u2[:, :, None] * a1b[:, None, :]).flatten(1)  # (k1, k2·d)
         a1ru1 += a1b.t() @ (r[:, None] * u1)  # (d, k1)
-    worst = torch.stack(den_min).amin()
-    if not bool(torch.isfinite(worst)) or not bool(worst > 0):
-        raise ValueError(
-            f"a normaliser Φ(A1X)_i·Ψ(A2)ᵀ1 is {float(worst):.3g} (must be positive and finite) at degree "
-            f"{approx.degree}, radius {approx.radius:g}, dtype {g.dtype}: use float64 or a larger eps"
-        )
+    check_normalisers(float(torch.stack(den_min).amin()), kernel="lowrank_gradient",
+                      context=f"(Φ(A1X)_i·Ψ(A2)ᵀ1) at degree {approx.degree}, radius {approx.radius:g}, "
+                              f"dtype {g.dtype}", hint="use float64 or a larger eps")
     p1_term = g_u.view(k1 * k2, d).t() @ g_v.view(k1 * k2, d)  # (d, d) = A1ᵀp̃1A2
     grad = s * (p1_term - a1ru1 @ v1a2)  # (d, d)
     if not return_info:

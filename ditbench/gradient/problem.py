@@ -78,13 +78,3 @@ def check_poly_dtype(routine: str, dtype: torch.dtype) -> None:
     """The polynomial routines support float32 and float64 only (as the forward kernel)."""
     if dtype not in (torch.float32, torch.float64):
         raise ValueError(f"{routine} supports float32 and float64, not {dtype}")
-
-
-def logit_radius(qx: Tensor, a2: Tensor, scale: float) -> float:
-    """Cauchy–Schwarz bound R = s·max‖(A1X)_i‖₂·max‖(A2)_j‖₂ on every |logit|, in float64,
-    computed exactly as :func:`ditbench.attention.polynomial_attention` does (so that radius
-    can be passed to it). qx: ``(n, d)`` = A1·X; a2: ``(n, d)``."""
-    norms = torch.stack([torch.linalg.vector_norm(qx, dim=-1, dtype=torch.float64).max(),
-                         torch.linalg.vector_norm(a2, dim=-1, dtype=torch.float64).max()])  # (2,)
-    rho_q, rho_k = norms.tolist()
-    return scale * rho_q * rho_k

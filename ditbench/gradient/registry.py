@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import theory
 from ..attention.registry import Kernel, Problem, register
+from ..errors import KernelRefusal
 from ..expapprox import ExpApprox
 from . import lowrank as lowrank_mod
 from .autograd import polynomial_autograd_gradient
@@ -23,7 +24,7 @@ from .problem import DEFAULT_MEMORY_BUDGET
 def _approx_for(p: Problem, params: Mapping[str, Any]) -> ExpApprox:
     radius = p.radius_bound()
     if radius is None:
-        raise ValueError("the problem has no entry bound, so the logit radius (and degree) is unknown")
+        raise KernelRefusal("the problem has no entry bound, so the logit radius (and degree) is unknown")
     return choose_approx(radius, float(params["eps"]), params["degree"])
 
 
@@ -45,7 +46,7 @@ def _lowrank_limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
         budget = DEFAULT_MEMORY_BUDGET if params["memory_budget"] is None else float(params["memory_budget"])
         lowrank_mod.check_memory(p.n, p.d, approx, params["q_factor"], p.dtype.itemsize,
                                  _lowrank_block(p, params, approx.degree), budget, float(params["eps"]))
-    except ValueError as err:  # only our own refusals: degree unreachable or over budget
+    except KernelRefusal as err:  # degree unreachable, over budget, no entry bound
         return [f"lowrank_gradient: {err}"]
     return []
 
@@ -59,7 +60,7 @@ def _poly_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
 def _poly_limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
     try:
         cost = _poly_cost(p, params)
-    except ValueError as err:  # degree unreachable for eps at this radius
+    except KernelRefusal as err:  # degree unreachable for eps at this radius, no entry bound
         return [f"polynomial_autograd_gradient: {err}"]
     budget = DEFAULT_MEMORY_BUDGET if params["memory_budget"] is None else float(params["memory_budget"])
     if cost.bytes > budget:
@@ -74,10 +75,7 @@ def _exact_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
 
 
 def _autograd_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
-    # Forward 4n²d + n² exps; the backward recomputes the tile and does ~3 more n×n×d products.
-    flops = 12.0 * p.n * p.n * p.d + 3.0 * p.n * p.n
-    rows = 256 if params["streamed"] else p.n  # SDPA's CPU flash tile vs the full n×n softmax
-    return theory.Cost(flops=flops, bytes=float(3 * rows * p.n * p.dtype.itemsize))
+    return theory.autograd_gradient_cost(p.n, p.d, itemsize=p.dtype.itemsize, streamed=params["streamed"])
 
 
 EXACT_GRADIENT = register(Kernel(

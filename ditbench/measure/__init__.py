@@ -10,7 +10,7 @@ Presets: ``smoke``, ``default`` (E1–E3), ``peers`` (E6), ``dit`` (E5), ``full`
 from __future__ import annotations
 
 from .cases import Case, check_spec, expand
-from . import dit_cases  # noqa: F401  (registers the "dit" workload family, E5)
+from .family import Family, family_names, get_family
 from .executor import EXECUTORS, Executor, InProcessExecutor, WorkerExecutor
 from .presets import get_preset, preset_names
 from .results import COLUMNS, REQUIRED_COLUMNS, ResultStore, read_results
@@ -19,7 +19,7 @@ from .spec import Preset, SweepSpec, dump_toml, load_config, load_preset_text
 from .summary import summarize
 
 __all__ = [
-    "COLUMNS", "Case", "EXECUTORS", "Executor", "InProcessExecutor", "Preset", "REQUIRED_COLUMNS", "ResultStore",
-    "SweepSpec", "WorkerExecutor", "check_spec", "dump_toml", "expand", "get_preset", "load_config",
-    "load_preset_text", "plan", "preset_names", "read_results", "run_sweep", "summarize",
+    "COLUMNS", "Case", "EXECUTORS", "Executor", "Family", "InProcessExecutor", "Preset", "REQUIRED_COLUMNS",
+    "ResultStore", "SweepSpec", "WorkerExecutor", "check_spec", "dump_toml", "expand", "family_names", "get_family",
+    "get_preset", "load_config", "load_preset_text", "plan", "preset_names", "read_results", "run_sweep", "summarize",
 ]

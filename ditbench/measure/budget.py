@@ -19,7 +19,7 @@ from .. import theory
 from ..attention import exact_attention
 from .cases import Case
 from .timing import time_call
-from .workloads import measurement_for
+from .family import get_family
 
 # DESIGN §6, measured on the 2-core CI machines: float32 matmul ≈ 145 GFLOP/s, exp ≈ 0.5 G/s.
 # The fallback rate where calibration is skipped assumes exact attention's mix of the two at d = 8.
@@ -63,19 +63,19 @@ def available_memory(device: str) -> float:
 
 def predicted(case: Case) -> theory.Cost | None:
     """The predicted cost of one timed call of ``case`` (None if there is no model): the kernel's
-    own for an attention case, the workload's estimate for others (ditbench.measure.workloads)."""
-    return measurement_for(case).cost(case)
+    own for an attention case, the family's estimate for others (``Family.cost``)."""
+    return get_family(case.workload).cost(case)
 
 
 def measurement_bytes(case: Case) -> float:
     """Memory the measurement itself needs besides the timed call's own (inputs, references)."""
-    return measurement_for(case).overhead_bytes(case)
+    return get_family(case.workload).overhead_bytes(case)
 
 
 def budget_reasons(case: Case, rates: Rates, memory_available: float) -> list[str]:
     """Why ``case`` should be skipped rather than run (empty list = run it)."""
     reasons = []
-    setup = measurement_for(case).setup_flops
+    setup = get_family(case.workload).setup_flops
     if setup is not None and rates.seconds(setup(case)) > case.time_budget_s:
         flops = setup(case)
         reasons.append(f"building the case is predicted to take {rates.seconds(flops):.3g} s ({flops:.3g} FLOP at "

@@ -5,28 +5,37 @@ can be shipped to a worker process (or a remote executor) and recorded as one re
 ``case_id`` (a hash of the identifying fields) keys ``--resume``.
 
 Expansion is generic over kernels, dtypes, seeds and kernel parameters; the sizes come from the
-sweep's workload family (:data:`GEOMETRIES`): the spec's own n, m, d, dv, B and scale axes for
-``attention``, the model's token count and head dim for ``dit`` (registered by
-:mod:`ditbench.measure.dit_cases`).
+sweep's workload family (:func:`ditbench.measure.family.get_family`, ``Family.geometries``): the
+spec's own n, m, d, dv, B and scale axes for ``attention``, the model's token count and head dim
+for ``dit``.
+
+A case's identity is *derived*: every field of :class:`Case` counts (so a new field can never
+merge distinct cases under ``--resume``) except those declared with ``metadata=HOW`` — settings
+of how long or how carefully to measure, which a resumed run may change.
 """
 from __future__ import annotations
 
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Iterator, Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from collections.abc import Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from types import MappingProxyType
+from typing import Any, ClassVar
 
 import torch
 
 from ..attention import KERNELS, Problem
-from .expr import parse_expression
-from .spec import SweepSpec, get_family
+from .family import get_family
+from .spec import SweepSpec
 
 TORCH_DTYPES: Mapping[str, torch.dtype] = {
     "float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16,
 }
+
+
+# Metadata of a Case field that says how to measure, not what: left out of the case's identity.
+HOW: Mapping[str, Any] = MappingProxyType({"identity": False})
 
 
 @dataclass(frozen=True)
@@ -43,31 +52,30 @@ class Case:
     bound: float | None  # entry bound B (q, k ~ U[−B, B]); for op="backward", of a1 and a2; None: unknown (dit)
     bound_spec: str  # the expression B came from, e.g. "1.0*sqrt(log(n))" ("" when unknown)
     scale: float  # logit scale, resolved
-    scale_spec: str
+    scale_spec: str = field(metadata=HOW)  # the text the scale came from; its value (``scale``) is the identity
     params: tuple[tuple[str, Any], ...]  # kernel parameters passed to the call (sorted by name)
     dtype: str
     device: str
     seed: int
     threads: int
     value_bound: float = 1.0
-    ref_rows: int = 1024
-    min_run_time: float = 0.2
-    timer: str = "blocked"
-    min_repeats: int = 3
-    timeout_s: float = 300.0
-    time_budget_s: float = 30.0
-    memory_fraction: float = 0.5
-    workload: str = "attention"  # key of ditbench.measure.spec.FAMILIES
-    setting: tuple[tuple[str, Any], ...] = ()  # the workload's own values, e.g. (("blocks", 2), ("model", "DiT-S/8"))
+    ref_rows: int = field(default=1024, metadata=HOW)
+    min_run_time: float = field(default=0.2, metadata=HOW)
+    timer: str = field(default="blocked", metadata=HOW)
+    min_repeats: int = field(default=3, metadata=HOW)
+    timeout_s: float = field(default=300.0, metadata=HOW)
+    time_budget_s: float = field(default=30.0, metadata=HOW)
+    memory_fraction: float = field(default=0.5, metadata=HOW)
+    workload: str = "attention"  # the workload family's name (ditbench.measure.family)
+    setting: tuple[tuple[str, Any], ...] = ()  # the family's own values, e.g. (("blocks", 2), ("model", "DiT-S/8"))
 
-    # Fields that say *what* is measured (not how long to time it): they define the case's identity.
-    IDENTITY = ("experiment", "kernel", "op", "n", "m", "d", "dv", "bound", "bound_spec", "scale",
-                "params", "dtype", "device", "seed", "threads", "value_bound", "workload", "setting")
+    # Fields that say *what* is measured: every field not declared with metadata=HOW (derived below).
+    IDENTITY: ClassVar[tuple[str, ...]]
 
     @property
     def case_id(self) -> str:
         """A stable 16-hex-digit key of the identifying fields (used by ``--resume``)."""
-        ident = {name: getattr(self, name) for name in self.IDENTITY}
+        ident = {name: getattr(self, name) for name in identity_fields(type(self))}
         ident["params"] = [[k, v] for k, v in self.params]
         ident["setting"] = [[k, v] for k, v in self.setting]
         text = json.dumps(ident, sort_keys=True, default=str)
@@ -94,6 +102,14 @@ class Case:
         return asdict(self)
 
 
+def identity_fields(cls: type[Case]) -> tuple[str, ...]:
+    """The fields of ``cls`` (Case or a subclass) that define a case's identity: all but the HOW ones."""
+    return tuple(f.name for f in fields(cls) if f.metadata.get("identity", True))
+
+
+Case.IDENTITY = identity_fields(Case)
+
+
 @dataclass(frozen=True)
 class Geometry:
     """The sizes of one point, with every expression evaluated (the part of a case the workload fixes)."""
@@ -109,28 +125,9 @@ class Geometry:
     setting: tuple[tuple[str, Any], ...] = ()
 
 
-def attention_geometries(spec: SweepSpec) -> Iterator[Geometry]:
-    """The spec's own axes (n innermost, so the smallest points of every setting finish first)."""
-    for d, bound_text, scale_text in itertools.product(spec.d, spec.bound, spec.scale):
-        for dv in spec.dv or (d,):
-            for m_value in spec.m or (None,):
-                for n in spec.n:
-                    m = n if m_value is None else m_value
-                    values = {"n": n, "m": m, "d": d}
-                    yield Geometry(n=n, m=m, d=d, dv=dv,
-                                   bound=_evaluate("bound", bound_text, values, spec.experiment), bound_spec=bound_text,
-                                   scale=_evaluate("scale", scale_text, values, spec.experiment), scale_spec=scale_text)
-
-
-# workload family → its sizes; ditbench.measure.dit_cases registers "dit".
-GEOMETRIES: dict[str, Callable[[SweepSpec], Iterator[Geometry]]] = {"attention": attention_geometries}
-
-
 def geometries(spec: SweepSpec) -> list[Geometry]:
-    if spec.workload not in GEOMETRIES:
-        raise ValueError(f"{spec.experiment}: workload {spec.workload!r} has no case expansion registered; "
-                         f"registered: {sorted(GEOMETRIES)}")
-    return list(GEOMETRIES[spec.workload](spec))
+    """The sizes of every point of ``spec``, from its workload family."""
+    return list(get_family(spec.workload).geometries(spec))
 
 
 def check_spec(spec: SweepSpec) -> None:
@@ -200,9 +197,3 @@ def _param_product(grid: Mapping[str, tuple[Any, ...]]) -> Iterator[tuple[tuple[
     for combo in itertools.product(*(grid[name] for name in names)):
         yield tuple(zip(names, combo))
 
-
-def _evaluate(field_name: str, text: str, values: Mapping[str, int], experiment: str) -> float:
-    try:
-        return parse_expression(text)(**values)
-    except ValueError as err:
-        raise ValueError(f"{experiment}: {field_name}: {err}") from None

@@ -18,11 +18,13 @@ import torch
 
 from .. import theory
 from ..attention import KERNELS, Kernel
+from ..errors import KernelRefusal
 from .budget import predicted
 from .cases import Case
 from .memory import measure_peak
 from .timing import time_call
-from .workloads import CaseRefused, measurement_for, target_of
+from .family import get_family
+from .workloads import target_of
 
 # Parameter names under which kernels state their rank (polynomial: from degree; peers: features).
 _RANK_PARAMS = ("rank", "num_features", "features", "landmarks")
@@ -56,9 +58,8 @@ def _describe(kernel: Kernel | None, case: Case, params: Mapping[str, Any]) -> d
     """degree and rank: from an optional ``kernel.describe(problem, params)`` hook, else from params.
     The hook is not consulted where the kernel refuses the problem (it may raise there, e.g. the
     polynomial kernel when no degree reaches eps)."""
-    hook = getattr(kernel, "describe", None)
-    if callable(hook) and kernel is not None and not kernel.unsupported_reasons(case.problem(), params):
-        info = dict(hook(case.problem(), params))
+    if kernel is not None and kernel.describe is not None and not kernel.unsupported_reasons(case.problem(), params):
+        info = dict(kernel.describe(case.problem(), params))
         return {"degree": info.get("degree"), "rank": info.get("rank"), "impl": info.get("impl")}
     rank = next((params[name] for name in _RANK_PARAMS if params.get(name) is not None), None)
     return {"degree": params.get("degree"), "rank": rank, "impl": None}
@@ -80,7 +81,7 @@ def measure_case(case: Case) -> dict[str, Any]:
         values = _measure(case)
     except torch.OutOfMemoryError as err:
         return finish(row, "skipped", f"out of memory: {_first_line(err)}", wall_s=time.perf_counter() - start)
-    except CaseRefused as err:  # the workload's own refusal (a reason, not a bug)
+    except KernelRefusal as err:  # "unsupported here, with a reason" (ditbench.errors): not a bug
         return finish(row, "skipped", str(err), wall_s=time.perf_counter() - start)
     except Exception as err:  # recorded, not hidden: the row carries the exception and where it came from
         return finish(row, "failed", _describe_exception(err), wall_s=time.perf_counter() - start)
@@ -89,7 +90,7 @@ def measure_case(case: Case) -> dict[str, Any]:
 
 
 def _measure(case: Case) -> dict[str, Any]:
-    prepared = measurement_for(case).prepare(case)
+    prepared = get_family(case.workload).prepare(case)
     out, peak_bytes, mem_method = measure_peak(prepared.call, case.device)  # first call: also the warm-up
     metrics = prepared.score(out)
     del out

@@ -5,7 +5,7 @@ and ``poly4_exact`` in :data:`ditbench.attention.registry.KERNELS`. See docs/pee
 """
 from __future__ import annotations
 
-from ._common import NormaliserError
+from ...errors import NormaliserError
 from .hyperattention import hyper_attention
 from .nystrom import iterative_pinv, nystrom_attention
 from .performer import orthogonal_features, orthogonal_gaussian, performer_attention, positive_features

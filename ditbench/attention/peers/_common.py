@@ -12,14 +12,11 @@ import torch
 from torch import Tensor
 
 from ..._checks import check_qkv, resolve_scale
+from ...errors import KernelRefusal, check_normalisers
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
 # Elements of one streamed tile (block rows × features): 2^22 floats = 16 MiB in float32.
 TILE_ELEMENTS = 1 << 22
-
-
-class NormaliserError(FloatingPointError):
-    """A row normaliser came out ≤ 0 or non-finite: the kernel refuses to return NaN/inf."""
 
 
 ##################################################################################
@@ -33,7 +30,7 @@ def prepare(q: Tensor, k: Tensor, v: Tensor, scale: float | None) -> tuple[Tenso
     """
     n, m, d, dv = check_qkv(q, k, v)
     if q.dtype not in SUPPORTED_DTYPES:
-        raise ValueError(f"peer kernels support dtypes {[str(t) for t in SUPPORTED_DTYPES]}, not {q.dtype}")
+        raise KernelRefusal(f"peer kernels support dtypes {[str(t) for t in SUPPORTED_DTYPES]}, not {q.dtype}")
     s = resolve_scale(scale, d)
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     return q.expand(*batch, n, d), k.expand(*batch, m, d), v.expand(*batch, m, dv), s
@@ -83,10 +80,7 @@ def divide_by_normaliser(num: Tensor, den: Tensor, kernel: str) -> Tensor:
     """``num (..., b, dv) / den (..., b, 1)``, raising :class:`NormaliserError` if any den ≤ 0 or is not finite."""
     bad = ~(torch.isfinite(den) & (den > 0))
     if bool(bad.any()):
-        raise NormaliserError(
-            f"{kernel}: {int(bad.sum())} of {den.numel()} row normaliser(s) are ≤ 0 or non-finite "
-            f"(smallest {float(den.min()):.3g}); refusing to return NaN/inf"
-        )
+        check_normalisers(float(den[bad].min()), kernel=kernel, bad=int(bad.sum()), total=den.numel())
     return num / den
 
 

@@ -135,19 +135,9 @@ def hyper_attention(
 
 
 def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
-    """Hashing 2·(n + m)·d·P; sorting ≈ (n + m)·log₂(n + m) comparisons; per query
-    (kb + samples) logits at 2·d + 2·dv + 1 each (products, exp). Exact cost below min_seq_len."""
-    if p.n <= params["min_seq_len"]:
-        return theory.exact_forward_cost(p.n, p.m, p.d, p.dv, itemsize=p.dtype.itemsize, block=4096)
-    kb = min(params["block_size"], p.m)
-    nb = math.ceil(p.m / kb)
-    use = min(params["samples"], p.m) if nb > 1 else 0
-    rows = nb * math.ceil(p.n / nb)
-    per_logit = 2 * p.d + 2 * p.dv + 1
-    flops = 2.0 * (p.n + p.m) * p.d * params["lsh_num_projs"] + (p.n + p.m) * math.log2(p.n + p.m)
-    flops += rows * kb * per_logit + p.n * use * per_logit
-    mem = (2 * rows * kb + 2 * p.n * use + (rows + nb * kb) * (p.d + p.dv)) * p.dtype.itemsize
-    return theory.Cost(flops=flops, bytes=float(mem))
+    return theory.hyperattention_cost(p.n, p.m, p.d, p.dv, block_size=params["block_size"], samples=params["samples"],
+                                      lsh_num_projs=params["lsh_num_projs"], min_seq_len=params["min_seq_len"],
+                                      itemsize=p.dtype.itemsize)
 
 
 HYPERATTENTION = register(Kernel(

@@ -85,13 +85,8 @@ def nystrom_attention(
 
 
 def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
-    """Landmarks (n + m)·d; F, A, B logits 2·(n·l + l² + l·m)·d plus as many exps; B·V 2·l·m·dv;
-    pinv 8·l³ per iteration; A⁺(BV) 2·l²·dv; F·(…) 2·n·l·dv."""
-    l, it = params["landmarks"], params["pinv_iterations"]
-    logits = p.n * l + l * l + l * p.m
-    flops = (p.n + p.m) * p.d + 2.0 * logits * p.d + logits + 2.0 * l * p.m * p.dv
-    flops += 8.0 * l**3 * it + 2.0 * l * l * p.dv + 2.0 * p.n * l * p.dv
-    return theory.Cost(flops=flops, bytes=float((logits + 4 * l * l + 2 * l * p.d) * p.dtype.itemsize))
+    return theory.nystrom_cost(p.n, p.m, p.d, p.dv, params["landmarks"], params["pinv_iterations"],
+                               itemsize=p.dtype.itemsize)
 
 
 NYSTROM = register(Kernel(

@@ -95,12 +95,9 @@ def performer_attention(
 
 
 def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
-    """Projections 2·(n + m)·d·M, exponentials (n + m)·M, products 2·(n + m)·M·(dv + 1)."""
-    big_m = params["features"]
-    flops = 2.0 * (p.n + p.m) * p.d * big_m + (p.n + p.m) * big_m + 2.0 * (p.n + p.m) * big_m * (p.dv + 1)
-    tile = min(max(p.n, p.m), rows_per_tile(big_m))
-    mem = (2 * tile * big_m + big_m * (p.dv + 1) + big_m * p.d) * p.dtype.itemsize
-    return theory.Cost(flops=flops, bytes=float(mem))
+    features = params["features"]
+    return theory.performer_cost(p.n, p.m, p.d, p.dv, features, itemsize=p.dtype.itemsize,
+                                 tile=rows_per_tile(features))
 
 
 PERFORMER = register(Kernel(

@@ -118,21 +118,12 @@ def polysketch_attention(
 
 
 def _poly4_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
-    """Normalising 3·(n + m)·d; weights 2·n·m·d + 3·n·m (two squarings, a sum); product 2·n·m·dv."""
-    rows = min(p.n, rows_per_tile(p.m))
-    flops = 3.0 * (p.n + p.m) * p.d + 2.0 * p.n * p.m * (p.d + p.dv) + 3.0 * p.n * p.m
-    return theory.Cost(flops=flops, bytes=float((2 * rows * p.m + (p.n + p.m) * p.d) * p.dtype.itemsize))
+    return theory.poly4_exact_cost(p.n, p.m, p.d, p.dv, itemsize=p.dtype.itemsize, rows=rows_per_tile(p.m))
 
 
 def _polysketch_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
-    """Sketch 2·(n + m)·d·2r + (n + m)·r; self-tensor (n + m)·r²; products 2·(n + m)·r²·(dv + 1)."""
     r = params["sketch_size"]
-    width = r * r
-    flops = 3.0 * (p.n + p.m) * p.d + 4.0 * (p.n + p.m) * p.d * r + (p.n + p.m) * r
-    flops += (p.n + p.m) * width + 2.0 * (p.n + p.m) * width * (p.dv + 1)
-    tile = min(max(p.n, p.m), rows_per_tile(width))
-    mem = (2 * tile * width + width * (p.dv + 1) + (p.n + p.m) * p.d) * p.dtype.itemsize
-    return theory.Cost(flops=flops, bytes=float(mem))
+    return theory.polysketch_cost(p.n, p.m, p.d, p.dv, r, itemsize=p.dtype.itemsize, tile=rows_per_tile(r * r))
 
 
 POLY4_EXACT = register(Kernel(

@@ -1,4 +1,4 @@
-"""E5: end-to-end latent DiT cases — the ``dit`` workload family.
+"""The ``dit`` family: end-to-end latent DiT cases (E5).
 
 A ``dit`` sweep names a model, image sizes and (optionally) a block count and batch in its
 ``setting`` table; every case builds :func:`ditbench.dit.workload.build_workload` with the case's
@@ -16,8 +16,9 @@ the entry bound of a DiT's activations is not known in advance, so ``bound`` is 
 Errors (``err_*``) compare the model's final output with the same weights and inputs under
 float64 ``exact`` attention (:meth:`DiTWorkload.error`; err_max_rel divides by ‖reference‖_max,
 ``err_uniform`` is the same model with ``uniform`` attention). A kernel refusal raised by
-``build_workload`` (ValueError, e.g. ``polynomial`` needing more memory than allowed at head dim
-64) is recorded as ``skipped`` with its message.
+``build_workload`` (:class:`~ditbench.errors.KernelRefusal`, e.g. ``polynomial`` needing more
+memory than allowed at head dim 64) is recorded as ``skipped`` with its message; any other error
+is a failure. Costs are theory's (:func:`ditbench.theory.dit_cost` and neighbours).
 """
 from __future__ import annotations
 
@@ -25,18 +26,18 @@ import math
 from collections.abc import Iterator
 from typing import Any, Literal, cast
 
-from .. import theory
-from ..attention import KERNELS
-from ..dit.configs import VAE_DOWNSAMPLE, DiTConfig, get_config
-from ..dit.workload import WorkloadSpec, build_workload
-from .cases import GEOMETRIES, Case, Geometry
-from .spec import SweepSpec
-from .workloads import CaseRefused, Measurement, Prepared, register_measurement
+from ... import theory
+from ...attention import KERNELS
+from ...dit.configs import VAE_DOWNSAMPLE, DiTConfig, get_config
+from ...dit.workload import WorkloadSpec, build_workload
+from ...errors import KernelRefusal
+from ..cases import Case, Geometry
+from ..family import Family
+from ..spec import SweepSpec
+from ..workloads import Prepared
 
-FAMILY = "dit"
 
-
-def dit_geometries(spec: SweepSpec) -> Iterator[Geometry]:
+def geometries(spec: SweepSpec) -> Iterator[Geometry]:
     """model × blocks × batch × image_size (innermost, so small images run first); n = L."""
     grid = spec.setting_grid
     for model in grid["model"]:
@@ -86,8 +87,8 @@ def workload_spec(case: Case) -> WorkloadSpec:
 def prepare(case: Case) -> Prepared:
     try:
         workload = build_workload(workload_spec(case))
-    except ValueError as err:  # build_workload's refusals (kernel limits, memory): a skip with its reason
-        raise CaseRefused(f"build_workload refused: {err}") from err
+    except KernelRefusal as err:  # the kernel's refusal on the per-head problem: a skip with its reason
+        raise KernelRefusal(f"build_workload refused: {err}") from err
 
     def score(out: Any) -> dict[str, Any]:
         # DiTWorkload.error() re-runs fn() itself and compares with float64 exact attention.
@@ -99,15 +100,7 @@ def prepare(case: Case) -> Prepared:
 ##################################################################################################
 # cost estimate (for skipping over-budget points; documented in docs/measure.md)
 ##################################################################################################
-def _linear_flops(cfg: DiTConfig, tokens: int) -> float:
-    """FLOPs of one block's token-wise matmuls for one sample: qkv (3C²), proj (C²), MLP (2·ratio·C²),
-    2 FLOPs per multiply-add. adaLN (6C² per sample, independent of L), patch embedding and the final
-    layer are left out (small next to these at L ≥ 16)."""
-    c = cfg.hidden_size
-    return 2.0 * tokens * c * c * (3 + 1 + 2 * cfg.mlp_ratio)
-
-
-def dit_cost(case: Case) -> theory.Cost | None:
+def cost(case: Case) -> theory.Cost | None:
     """One timed call: blocks × batch × (heads × the kernel's per-head cost + the linear layers);
     backward (forward + autograd) counted as 3× the forward. None if the kernel has no cost model."""
     cfg = get_config(case.settings["model"])
@@ -118,38 +111,35 @@ def dit_cost(case: Case) -> theory.Cost | None:
     if head is None:
         return None
     s = case.settings
-    backward = case.op == "backward"
-    flops = s["blocks"] * s["batch"] * (cfg.num_heads * head.flops + _linear_flops(cfg, case.n))
-    # Live activations: ~(2·ratio + 6) token-wide tensors per block (qkv, attention out, MLP hidden,
-    # norms); autograd keeps every block's, a forward only one block's at a time.
-    activations = case.n * cfg.hidden_size * case.torch_dtype.itemsize * (2 * cfg.mlp_ratio + 6)
-    memory = s["batch"] * (cfg.num_heads * head.bytes + activations * (s["blocks"] if backward else 1))
-    return theory.Cost(flops=flops * (3 if backward else 1), bytes=memory)
+    return theory.dit_cost(head, tokens=case.n, hidden=cfg.hidden_size, mlp_ratio=cfg.mlp_ratio, heads=cfg.num_heads,
+                           blocks=s["blocks"], batch=s["batch"], itemsize=case.torch_dtype.itemsize,
+                           backward=case.op == "backward")
 
 
-def dit_overhead_bytes(case: Case) -> float:
-    """Weights in the case dtype, plus the float64 exact copy and the uniform copy that error() builds
-    (≈ 18·C² parameters per block: attention 4C², MLP 8C², adaLN 6C²), plus one float64 activation set."""
+def overhead_bytes(case: Case) -> float:
+    """Weights, their float64 exact and uniform copies that error() builds, one float64 activation set."""
     cfg = get_config(case.settings["model"])
     s = case.settings
-    params = 18.0 * cfg.hidden_size**2 * s["blocks"]
-    item = case.torch_dtype.itemsize
-    activations = s["batch"] * case.n * cfg.hidden_size * 8 * (2 * cfg.mlp_ratio + 6)
-    return params * (2 * item + 8) + activations * (s["blocks"] if case.op == "backward" else 1)
+    return theory.dit_overhead_bytes(tokens=case.n, hidden=cfg.hidden_size, mlp_ratio=cfg.mlp_ratio,
+                                     blocks=s["blocks"], batch=s["batch"], itemsize=case.torch_dtype.itemsize,
+                                     backward=case.op == "backward")
 
 
-def dit_setup_flops(case: Case) -> float:
+def setup_flops(case: Case) -> float:
     """Building the inputs: ditbench.dit.latent_batch takes the Q factor of a float64 Gaussian
     D × d0 matrix, D = 4·(image/8)² latent entries, d0 = D/4 — Householder QR, 2·D·d0² − ⅔·d0³
     FLOPs. It dominates everything else at 512 px and beyond (measured on the 2-core machine:
     85 s at D = 16384, about 6 GFLOP/s), so it is what limits the image size, not attention."""
     cfg = get_config(case.settings["model"])
     ambient = cfg.in_channels * cfg.latent_size(image_size(case)) ** 2
-    latent = max(1, ambient // 4)
-    return 2.0 * ambient * latent**2 - 2.0 / 3.0 * latent**3
+    return theory.latent_basis_flops(ambient, max(1, ambient // 4))
 
 
-GEOMETRIES[FAMILY] = dit_geometries
-for _op in ("forward", "backward"):
-    register_measurement(Measurement(FAMILY, _op, prepare, cost=dit_cost, overhead_bytes=dit_overhead_bytes,
-                                     setup_flops=dit_setup_flops))
+FAMILY = Family(
+    name="dit", description="latent DiT forward/backward with the kernel in every block (E5)",
+    geometries=geometries, prepare=prepare, cost=cost, overhead_bytes=overhead_bytes, setup_flops=setup_flops,
+    # The DiT fixes the sizes: n = m = L = (image_size / 8 / p)², d = dv = head dim, scale 1/√d (as DiT).
+    # Its backward is autograd through the model, so the kernels are forward kernels for either op.
+    setting={"model": True, "image_size": True, "blocks": False, "batch": False},
+    derived=("n", "m", "d", "dv", "bound", "scale"), kernel_op="forward",
+)
