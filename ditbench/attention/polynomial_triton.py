@@ -36,6 +36,7 @@ from torch import Tensor
 
 from .. import theory
 from .._checks import check_eps, check_qkv, resolve_scale
+from ..errors import KernelRefusal, check_normalisers
 from .features import monomial_table, monomial_weights
 from .polynomial import choose_approx
 from .registry import Kernel, Problem, register
@@ -143,16 +144,17 @@ def polynomial_triton_attention(
     Shapes, ``scale``, ``eps``, ``degree`` and ``radius`` as :func:`polynomial_attention`
     (``(..., n, d)``, ``(..., m, d)``, ``(..., m, dv)`` → ``(..., n, dv)``, float32, CUDA; CPU
     tensors only under ``TRITON_INTERPRET=1``). Same guarantee ‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max in
-    exact arithmetic; ValueError (never NaN) when a normaliser is not positive and finite.
+    exact arithmetic; NormaliserError (never NaN) when a normaliser is not positive and finite,
+    KernelRefusal for what it does not support (the reasons of :func:`unsupported_reasons`).
     """
     n, m, d, dv = check_qkv(q, k, v)
     if q.device.type != "cuda" and not _interpreting():
-        raise ValueError(f"polynomial_triton runs on CUDA tensors, not {q.device.type} "
+        raise KernelRefusal(f"polynomial_triton runs on CUDA tensors, not {q.device.type} "
                          f"(set TRITON_INTERPRET=1 before importing triton to run Triton's CPU interpreter)")
     s, eps = resolve_scale(scale, d), check_eps(eps)
     reasons = unsupported_reasons(d, dv, degree, q.dtype)
     if reasons:
-        raise ValueError("; ".join(reasons))
+        raise KernelRefusal("; ".join(reasons))
     batch_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     batch = math.prod(batch_shape)
     rho_q, rho_k = torch.stack([torch.linalg.vector_norm(q, dim=-1).amax(),
@@ -166,7 +168,7 @@ def polynomial_triton_attention(
     approx = choose_approx(r_poly, eps, degree)
     reasons = unsupported_reasons(d, dv, approx.degree, q.dtype)
     if reasons:
-        raise ValueError("; ".join(reasons))
+        raise KernelRefusal("; ".join(reasons))
     gamma = s * rho_q * rho_k / r_poly if r_poly > 0 else 0.0
     coeffs = torch.tensor([b * gamma**i for i, b in enumerate(approx.coefficients)], dtype=torch.float64,
                           device=q.device)  # (g + 1,)
@@ -177,10 +179,9 @@ def polynomial_triton_attention(
     z = key_summary(kn, va, approx.degree)  # (B, r, dv + 1)
     w = z * monomial_weights(d, coeffs).to(q.dtype)[:, None]  # (B, r, dv + 1)
     y = query_apply(qn, w, approx.degree)  # (B, n, dv + 1)
-    worst = y[..., dv].amin()
-    if not bool(torch.isfinite(worst)) or not bool(worst > 0):
-        raise ValueError(f"a normaliser is {float(worst):.3g} (must be positive and finite) at degree {approx.degree}, "
-                         f"radius {r_poly:g}: use a larger eps or a smaller radius")
+    check_normalisers(float(y[..., dv].amin()), kernel="polynomial_triton",
+                      context=f"at degree {approx.degree}, radius {r_poly:g}",
+                      hint="use a larger eps or a smaller radius")
     return (y[..., :dv] / y[..., dv:]).reshape(*batch_shape, n, dv)
 
 
@@ -191,14 +192,14 @@ def polynomial_triton_attention(
 def _approx_degree(p: Problem, params: Mapping[str, Any]) -> int:
     radius = params["radius"] if params["radius"] is not None else p.radius_bound()
     if radius is None:
-        raise ValueError("polynomial_triton: the problem has no entry bound and no radius was given")
+        raise KernelRefusal("polynomial_triton: the problem has no entry bound and no radius was given")
     return choose_approx(float(radius), float(params["eps"]), params["degree"]).degree
 
 
 def _limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
     try:
         degree = _approx_degree(p, params)
-    except ValueError as err:  # our own refusal: no degree reaches eps
+    except KernelRefusal as err:  # our own refusal: no degree reaches eps
         return [f"polynomial_triton: {err}"]
     return unsupported_reasons(p.d, p.dv, degree, p.dtype)
 
