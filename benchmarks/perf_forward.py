@@ -72,7 +72,7 @@ def measure_group(n: int, d: int, args: argparse.Namespace) -> list[dict[str, An
     from ditbench.measure.memory import measure_peak
     from ditbench.measure.point import base_row
     from ditbench.measure.timing import time_interleaved
-    from ditbench.measure.workloads import measurement_for
+    from ditbench.measure.family import get_family
 
     calls, rows = {}, {}
     for label in args.kernels:
@@ -81,7 +81,7 @@ def measure_group(n: int, d: int, args: argparse.Namespace) -> list[dict[str, An
         case = Case(experiment="perf_forward", kernel=name, op="forward", n=n, m=n, d=d, dv=d, bound=1.0,
                     bound_spec="1", scale=1.0 / d, scale_spec="1/d", params=tuple(sorted(params.items())),
                     dtype="float32", device="cpu", seed=args.seed, threads=args.threads, ref_rows=args.check_rows)
-        prepared = measurement_for(case).prepare(case)
+        prepared = get_family(case.workload).prepare(case)
         out, peak, mem_method = measure_peak(prepared.call, "cpu")  # first call: warm-up and the checked output
         metrics = prepared.score(out)
         del out

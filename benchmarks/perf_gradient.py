@@ -32,7 +32,7 @@ def measure_n(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
     from ditbench.measure.memory import measure_peak
     from ditbench.measure.point import base_row
     from ditbench.measure.timing import time_interleaved
-    from ditbench.measure.workloads import measurement_for
+    from ditbench.measure.family import get_family
 
     rows, calls = {}, {}
     for label in args.routes:
@@ -42,7 +42,7 @@ def measure_n(n: int, args: argparse.Namespace) -> list[dict[str, Any]]:
                     bound=args.bound, bound_spec=str(args.bound), scale=1.0 / args.d, scale_spec="1/d",
                     params=tuple(sorted(params.items())), dtype="float32", device="cpu", seed=args.seed,
                     threads=args.threads, value_bound=args.bound)
-        prepared = measurement_for(case).prepare(case)
+        prepared = get_family(case.workload).prepare(case)
         out, peak, mem_method = measure_peak(prepared.call, "cpu")
         rows[label] = {**base_row(case), **prepared.score(out), "label": label, "peak_bytes": peak,
                        "mem_method": mem_method}
