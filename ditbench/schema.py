@@ -116,6 +116,12 @@ RESULTS: tuple[Column, ...] = (
     _c("err_target_max", "float", "‖T − target‖_max on the same rows as err_max"),
     _c("err_target_fro_rel", "float", "‖T − target‖_F / ‖target‖_F"),
     _c("err_target_uniform", "float", "‖mean of V − target‖_max: the trivial answer scored against the target"),
+    _c("pass_index", "int", "which interleaved pass over the sweep measured this row (0-based; passes "
+       "visit every point in a shuffled order)"),
+    _c("samples", "text", "JSON list of seconds per call, one entry per timed block (the fit's block level)"),
+    _c("warmup_s", "float", "seconds of the first (warm-up) call, which also measures memory and accuracy"),
+    _c("predicted_ref_flops", "float", "the cost model's FLOPs for the float64 reference of this point"),
+    _c("ref_s", "float", "seconds spent computing the float64 reference (0 when reused from an earlier pass)"),
     _c("impl", "text", "implementation that ran where a kernel has several (polynomial: fused | torch)", key=True),
     # Written by measure so that fit and report read files only (no kernel registry, no theory):
     _c("exact", "bool", "the kernel computes the exact answer up to rounding (its registry entry)"),
@@ -123,12 +129,37 @@ RESULTS: tuple[Column, ...] = (
        "(theory.entry_threshold at this n)"),
     _c("err_bound", "float", "a-priori bound on err_max, 2ε/(1−ε)·‖V‖_max (theory.output_error_bound), for "
        "approximate forward kernels with a target relative error 0 < eps < 1; else empty"),
+    _c("failure", "text", "why a row is not ok, one of FAILURES (empty for ok rows); the runner's policy reads it"),
+    _c("machine", "text", "\"host · CPU model[ · GPU model]\" of the worker that ran the case (fits never pool "
+       "machines)", key=True),
+    _c("cpu_model", "text", "CPU model of that machine"),
+    _c("gpu_model", "text", "GPU model of that machine (empty on CPU)"),
+    _c("torch_version", "text", "torch version on that worker"),
+    _c("worker", "text", "the worker that ran it: worker (local process), in-process, or a Dask worker address"),
+    _c("rate_flops_per_s", "float", "the worker's calibrated FLOP rate used for the time-budget decision"),
+    _c("rate_method", "text", "measured (median of the worker's calibration repeats) | assumed (given)"),
+    _c("predicted_s", "float", "predicted seconds per call: predicted_flops / rate_flops_per_s"),
+    _c("time_budget_s", "float", "the case's time budget: skipped (failure budget) when predicted_s exceeds it"),
+    _c("memory_need_bytes", "float", "predicted bytes of the call plus the measurement's own (inputs, reference)"),
+    _c("memory_limit_bytes", "float", "memory_fraction × the worker's free memory: skipped when the need exceeds it"),
 )
 RESULTS_BY_NAME: Mapping[str, Column] = {c.name: c for c in RESULTS}
 COLUMNS: tuple[str, ...] = tuple(c.name for c in RESULTS)  # results.csv header, in this order
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(c.name for c in RESULTS if c.required)  # DESIGN §5
 EXTRA_COLUMNS: tuple[str, ...] = tuple(c.name for c in RESULTS if not c.required)
 STATUSES: tuple[str, ...] = ("ok", "skipped", "failed")
+# The structured cause of a row that is not ok (its ``failure`` column); ``reason`` says it in words.
+FAILURES: Mapping[str, str] = {
+    "timeout": "failed: killed after the case's timeout_s",
+    "crash": "failed: the process (or Dask worker) running the case died: signal, OOM killer, lost worker",
+    "error": "failed: the kernel or workload raised an exception",
+    "oom": "skipped: out of memory (torch.OutOfMemoryError)",
+    "refused": "skipped: the kernel or family refused the case (ditbench.errors.KernelRefusal)",
+    "unsupported": "skipped: outside the kernel's declared limits",
+    "budget": "skipped: the cost model predicts more time or memory than the budget",
+    "no-device": "skipped: the case's device does not exist on the worker's machine",
+    "after-timeout": "skipped: a smaller n of the same setting timed out",
+}
 OPS: tuple[str, ...] = ("forward", "backward")
 # The least a results file must hold to be read as ditbench results (the report's minimum).
 MINIMAL_COLUMNS: tuple[str, ...] = ("kernel", "op", "n", "median_s", "status")
@@ -156,8 +187,13 @@ FITS: tuple[Column, ...] = (
     _c("n_min", "float", "smallest n inside the fitted region"),
     _c("n_max", "float", "largest n inside the fitted region"),
     _c("points", "int", "measurements used by the fit"),
-    _c("regime", "text", "verdict label (almost-linear, quadratic, …; DESIGN §4 Verdicts)"),
-    _c("best_model", "text", "the law the AIC comparison prefers (n, n log n, n², power law)"),
+    _c("regime", "text", "verdict label (not-asymptotic, almost-linear, quadratic, …; DESIGN §4 Verdicts)"),
+    _c("regime_reason", "text", "one line saying why the label was given (ditbench.fit.regime)"),
+    _c("model", "text", "exponent model used: power | floor (t = c₀ + e^a·n^k) | step (one level step)"),
+    _c("floor_s", "float", "fitted constant floor c₀ in seconds (model floor), else empty"),
+    _c("step_n", "float", "first size above the level step (model step), else empty"),
+    _c("step_factor", "float", "factor by which time jumps at the step (model step), else empty"),
+    _c("best_model", "text", "the law the AICc comparison prefers (n·logᵖn p = 0..4, n², the exponent model)"),
     _c("sizes", "int", "distinct n in the group"),
     _c("dropped_sizes", "int", "sizes left out as not asymptotic"),
     _c("note", "text", "why a group has no fit, or a caution"),

@@ -39,6 +39,32 @@ def _segfault(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) ->
     raise AssertionError("unreachable")
 
 
+# The worker-killing fakes act only where a test asked for it (never in a test's own process).
+KILL_ENV = "DITBENCH_FAKE_KILL_PARENT"  # "1": the kill_* fakes kill the process that started theirs
+MARKER_ENV = "DITBENCH_FAKE_KILL_MARKER"  # a file: fake_kill_parent_once kills only while it is absent
+
+
+def _kill_parent() -> None:
+    if os.environ.get(KILL_ENV) != "1":
+        raise RuntimeError(f"fake worker killer is disarmed ({KILL_ENV} is not 1)")
+    os.kill(os.getppid(), signal.SIGKILL)  # the Dask worker that runs this measurement process
+    time.sleep(SLEEP_S)  # killed with it (the measurement process dies with its parent)
+
+
+def _kill_parent_always(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
+    _kill_parent()
+    raise AssertionError("unreachable")
+
+
+def _kill_parent_once(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
+    marker = os.environ.get(MARKER_ENV, "")
+    if marker and not os.path.exists(marker):
+        with open(marker, "x"):
+            pass
+        _kill_parent()
+    return uniform_attention(q, k, v)
+
+
 def _nan(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
     out = uniform_attention(q, k, v).clone()  # (n, dv)
     out[0, 0] = float("nan")
@@ -60,6 +86,9 @@ FAKES = (
     Kernel(name="fake_nan", fn=_nan, description="uniform answer with one NaN"),
     Kernel(name="fake_small_only", fn=uniform_attention, limits=_small_only, description="refuses n > 64"),
     Kernel(name="fake_huge", fn=uniform_attention, cost=_huge_cost, description="cost model says 1e30 FLOP"),
+    Kernel(name="fake_kill_parent", fn=_kill_parent_always, description="kills its worker's parent (armed by env)"),
+    Kernel(name="fake_kill_parent_once", fn=_kill_parent_once,
+           description="kills its worker's parent the first time (marker file), then the uniform answer"),
 )
 for _kernel in FAKES:
     register(_kernel)

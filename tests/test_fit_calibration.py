@@ -1,90 +1,152 @@
-"""Calibration: the fit recovers known laws from noisy synthetic timings (big_O-style).
+"""Calibration: the fit recovers known laws from noisy synthetic timings, and its labels hold on
+laws built to fool them (big_O-style, issue 11).
 
-Set-up shared by every law: 10 sizes n = 2^8 … 2^17, 5 repeats each, multiplicative lognormal
-noise with σ = 0.1 (≈ 10% scatter, typical of CPU timings), 200 independent trials per law, the
-asymptotic-region rule active (as users run it). Acceptance (from the issue): the 95% interval
-covers the true exponent in ≥ 90% of trials and its median width is ≤ 0.15.
+Design shared by every scenario (the default preset's shape): 19 half-octave sizes 2^8 … 2^17,
+3 passes × 3 blocks per size. Noise, multiplicative log-normal at three levels: σ shared by
+every timing of a size (the dominant, between-size effect: cache fit, allocator, a busy
+machine), 0.03 per pass and 0.02 per block. 200 independent trials per (scenario, σ).
 
-The bound 0.90 sits well below the nominal 0.95: with 200 trials the observed coverage of a
-correct 95% interval has standard deviation √(0.95·0.05/200) ≈ 0.015, so 0.90 is > 3 sd away,
-while an interval that ignored the noise or the region rule would miss far more often
-(measured: the unweighted fit with a floor covers 1 in about half of the trials).
+Acceptance: the 95% interval covers the true exponent in ≥ 90% of trials. With 200 trials the
+observed coverage of a correct 95% interval has standard deviation √(0.95·0.05/200) ≈ 0.015,
+so 0.90 is > 3 sd away. "True exponent": k for power laws (with or without floor or step,
+which the fit must not fold into k); for n·logᵖn, which has no single exponent, the log–log
+least-squares slope of the noiseless law over the design's sizes (the effective exponent).
+
+The σ = 0.2 grid runs by default; σ = 0.05 and 0.5 are marked ``slow``.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
+from functools import cache
 
 import numpy as np
 import pytest
 
-from ditbench.fit import ESTIMATORS, FULL_RANGE, fit_power_law
+from ditbench.fit import fit_power_law
 
-SIZES = 2.0 ** np.arange(8, 18)  # (10,)
-REPEATS = 5
-TRIALS = 200
-SIGMA = 0.1
+SIZES = 2.0 ** np.arange(8, 17.01, 0.5)  # (19,)
+PASSES, BLOCKS, TRIALS = 3, 3, 200
+PASS_SIGMA, BLOCK_SIGMA = 0.03, 0.02
 
-LAWS = {
-    "n": lambda n: 1e-8 * n,
-    "n^1.3": lambda n: 1e-9 * n**1.3,
-    "n^2": lambda n: 1e-12 * n**2,
-    "n log n": lambda n: 1e-9 * n * np.log(n),
+Law = Callable[[np.ndarray], np.ndarray]
+SCENARIOS: dict[str, tuple[Law, float | None]] = {
+    "n": (lambda n: 1e-8 * n, 1.0),
+    "n^1.5": (lambda n: 1e-10 * n**1.5, 1.5),
+    "n^2": (lambda n: 1e-12 * n**2, 2.0),
+    # Constant per-call overhead equal to the work at the smallest size, and at 4× it.
+    "floor": (lambda n: 1e-8 * (n + 2.0**8), 1.0),
+    "floor x4": (lambda n: 1e-8 * (n + 2.0**10), 1.0),
+    "n^2 floor": (lambda n: 1e-12 * (n**2 + 2.0**22), 2.0),
+    "n log n": (lambda n: 1e-9 * n * np.log(n), None),
+    "n log^4 n": (lambda n: 1e-11 * n * np.log(n) ** 4, None),
+    # A ×2 level step (cache → memory) halfway up the range.
+    "x2 step": (lambda n: 1e-8 * n * np.where(n >= 2.0**13, 2.0, 1.0), 1.0),
 }
 
 
-def true_exponent(law, sizes: np.ndarray) -> float:
-    """Log–log slope of the noiseless law over ``sizes``: k for n^k; for n log n it is
-    1 + (least-squares slope of ln ln n on ln n) ≈ 1 + 1/ln n̄, about 1.12 over 2^8…2^17."""
-    return float(np.polyfit(np.log(sizes), np.log(law(sizes)), 1)[0])
+def truth(name: str) -> float:
+    law, k = SCENARIOS[name]
+    return k if k is not None else float(np.polyfit(np.log(SIZES), np.log(law(SIZES)), 1)[0])
 
 
-def synthetic(law, rng: np.random.Generator, floor: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """(TRIALS, p) timings for p = sizes × repeats, all trials drawn at once."""
-    n = np.repeat(SIZES, REPEATS)  # (p,)
-    noise = np.exp(rng.normal(0.0, SIGMA, size=(TRIALS, n.size)))  # (TRIALS, p)
-    return n, (floor + law(n)) * noise  # (p,), (TRIALS, p)
+def trials(law: Law, sigma: float, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n (p,), pass index (p,) and (TRIALS, p) timings, all trials drawn at once."""
+    rng = np.random.default_rng(seed)
+    per = PASSES * BLOCKS
+    n = np.repeat(SIZES, per)  # (p,)
+    passes = np.tile(np.repeat(np.arange(PASSES), BLOCKS), SIZES.size)  # (p,)
+    size = np.repeat(rng.normal(0.0, sigma, (TRIALS, SIZES.size)), per, axis=1)  # (T, p)
+    pass_ = np.repeat(rng.normal(0.0, PASS_SIGMA, (TRIALS, SIZES.size * PASSES)), BLOCKS, axis=1)  # (T, p)
+    block = rng.normal(0.0, BLOCK_SIGMA, (TRIALS, n.size))  # (T, p)
+    return n, passes, law(n) * np.exp(size + pass_ + block)
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("estimator", ESTIMATORS)
-@pytest.mark.parametrize("law_name", list(LAWS))
-def test_interval_covers_true_exponent(law_name, estimator):
-    law = LAWS[law_name]
-    n, times = synthetic(law, np.random.default_rng([list(LAWS).index(law_name), ESTIMATORS.index(estimator)]))
-    covered, widths = 0, []
-    for trial in times:
-        fit = fit_power_law(n, trial, estimator=estimator)
-        # The truth over the sizes actually fitted (the region rule may drop a few small ones).
-        truth = true_exponent(law, SIZES[SIZES >= fit.n_min])
-        covered += fit.ci_low <= truth <= fit.ci_high
-        widths.append(fit.ci_high - fit.ci_low)
-    assert covered / TRIALS >= 0.90, f"coverage {covered / TRIALS:.3f}"
-    assert np.median(widths) <= 0.15, f"median width {np.median(widths):.3f}"
+@cache  # coverage and label tests share each (scenario, σ)'s fits
+def fits(name: str, sigma: float):
+    law, _ = SCENARIOS[name]
+    n, passes, times = trials(law, sigma, seed=list(SCENARIOS).index(name) * 10 + int(sigma * 100))
+    return tuple(fit_power_law(n, t, passes=passes) for t in times)
 
 
-@pytest.mark.slow
-def test_overhead_floor_does_not_pull_linear_law_below_0_9():
-    # Constant overhead equal to the linear work at the smallest size: time doubles only over
-    # the first doubling of n, so the smallest sizes are floor-dominated (local slope ≈ 0.6).
-    law = LAWS["n"]
-    n, times = synthetic(law, np.random.default_rng(7), floor=law(SIZES[0]))
-    fits = [fit_power_law(n, trial) for trial in times]
-    exponents = np.array([f.exponent for f in fits])
-    assert exponents.min() >= 0.9, f"lowest exponent {exponents.min():.3f}"
-    # The rule is what protects the estimate: fitting every size is pulled further down.
-    naive = np.array([fit_power_law(n, trial, region=FULL_RANGE).exponent for trial in times[:50]])
-    assert np.median(exponents) > np.median(naive) + 0.03
-    assert np.mean([len(f.dropped_sizes) for f in fits]) >= 1  # floor-dominated sizes are dropped
+def coverage(name: str, sigma: float) -> float:
+    k = truth(name)
+    return float(np.mean([f.ci_low <= k <= f.ci_high for f in fits(name, sigma)]))
+
+
+COVERED = [name for name in SCENARIOS if name != "x2 step"]
+
+
+@pytest.mark.parametrize("name", list(SCENARIOS))
+def test_coverage_at_sigma_0_2(name):
+    assert coverage(name, 0.2) >= 0.90
 
 
 @pytest.mark.slow
-def test_floor_term_restores_coverage_under_an_overhead_floor():
-    # Same floor as above. The region rule alone leaves the linear law's exponent about 0.03
-    # low, so its interval misses 1 in about half of the trials (measured 0.55 — asserted
-    # below 0.8 so the test shows the option is needed); with the floor regressor the
-    # interval covers 1 at the nominal rate.
-    law = LAWS["n"]
-    n, times = synthetic(law, np.random.default_rng(8), floor=law(SIZES[0]))
-    plain = [fit_power_law(n, trial) for trial in times]
-    floored = [fit_power_law(n, trial, floor_term=True) for trial in times]
-    assert np.mean([f.ci_low <= 1.0 <= f.ci_high for f in plain]) < 0.8
-    assert np.mean([f.ci_low <= 1.0 <= f.ci_high for f in floored]) >= 0.90
-    assert np.median([f.ci_high - f.ci_low for f in floored]) <= 0.2
+@pytest.mark.parametrize("sigma", [0.05, 0.5])
+@pytest.mark.parametrize("name", COVERED)
+def test_coverage_at_low_and_high_noise(name, sigma):
+    assert coverage(name, sigma) >= 0.90
+
+
+@pytest.mark.slow
+def test_step_coverage_low_noise_and_the_high_noise_limit():
+    # σ = 0.05: the step is found every time and k's interval covers 1.
+    assert coverage("x2 step", 0.05) >= 0.90
+    # σ = 0.5 per size (×1.65 scatter): a ×2 step is 1.4 σ, not identifiable from 19 sizes, and
+    # the plain law's slope absorbs it. Measured 0.725 — the known limit (docs/fit.md); the
+    # bound guards against regressions, it does not meet the 0.90 target.
+    assert coverage("x2 step", 0.5) >= 0.65
+
+
+########################################################################################
+# labels on laws built to fool the rule (σ = 0.05 and 0.2: noise a real run can have)
+
+
+def labels(name: str, sigma: float) -> dict[str, float]:
+    found = [f.regime for f in fits(name, sigma)]
+    return {label: found.count(label) / len(found) for label in set(found)}
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.2])
+def test_floor_under_quadratic_is_never_almost_linear(sigma):
+    assert labels("n^2 floor", sigma).get("almost-linear", 0.0) == 0.0
+
+
+def test_n_log4_n_is_recognised_as_almost_linear_when_the_data_can_tell():
+    # Its effective exponent here is 1.48: a free power law alone would say "intermediate".
+    # At σ = 0.05 the polylog shape wins decisively; at σ = 0.2 it often cannot be told from
+    # n^1.5, and the rule then stays cautious (intermediate or inconclusive, never quadratic).
+    assert labels("n log^4 n", 0.05).get("almost-linear", 0.0) >= 0.95
+    noisy = labels("n log^4 n", 0.2)
+    assert noisy.get("almost-linear", 0.0) >= 0.4 and noisy.get("quadratic", 0.0) == 0.0
+
+
+@pytest.mark.parametrize("sigma", [0.05, 0.2, pytest.param(0.5, marks=pytest.mark.slow)])
+def test_power_1_5_is_not_passed_off_as_polylog(sigma):
+    # n^1.5 against n·log⁴n (slope 1.3–1.6 over these sizes) is the nearest fool.
+    assert labels("n^1.5", sigma).get("almost-linear", 0.0) <= 0.05
+
+
+@pytest.mark.parametrize("name", ["floor", "floor x4", "x2 step"])
+def test_floor_and_step_do_not_make_a_linear_law_look_otherwise(name):
+    got = labels(name, 0.05)
+    assert got.get("almost-linear", 0.0) >= 0.9, got
+
+
+def test_floor_and_step_are_reported():
+    floor = fits("floor x4", 0.05)
+    assert np.mean([f.model == "floor" for f in floor]) >= 0.9
+    found = [f.floor_s for f in floor if f.floor_s is not None]
+    assert np.median(found) == pytest.approx(1e-8 * 2.0**10, rel=0.2)
+    step = fits("x2 step", 0.05)
+    assert np.mean([f.step is not None for f in step]) >= 0.9
+    found = [f.step for f in step if f.step is not None]
+    assert np.median([s.factor for s in found]) == pytest.approx(2.0, rel=0.1)
+    assert np.mean([s.n_below < 2.0**13 <= s.n_above for s in found]) >= 0.9
+
+
+def test_overhead_only_is_not_asymptotic():
+    # Flat timings (a floor 100× the work everywhere): sub-linear, never almost-linear.
+    n, passes, times = trials(lambda n: 1e-3 + 1e-12 * n, 0.05, seed=99)
+    found = [fit_power_law(n, t, passes=passes).regime for t in times[:50]]
+    assert set(found) <= {"not-asymptotic", "inconclusive"} and found.count("not-asymptotic") >= 40

@@ -28,7 +28,7 @@ def test_json_lists_group_columns_and_fit_fields(results_csv, capsys):
     records = json.loads(capsys.readouterr().out)
     assert [r["kernel"] for r in records] == ["polynomial", "sdpa"]
     assert set(records[0]) == {"experiment", "kernel", "d", "exponent", "ci_low", "ci_high", "r2",
-                               "n_min", "n_max", "points", "regime"}
+                               "n_min", "n_max", "points", "regime", "regime_reason", "best_model", "model", "note"}
     assert records[0]["regime"] == "almost-linear" and records[1]["regime"] == "quadratic"
     assert isinstance(records[0]["points"], int) and records[0]["d"] == 8
 
@@ -40,11 +40,22 @@ def test_by_overrides_grouping_and_csv_round_trips(results_csv, capsys):
     assert list(table.columns[:2]) == ["experiment", "exponent"] and len(table) == 1
 
 
-def test_estimator_and_floor_flags_reach_the_fit(results_csv, capsys):
-    assert main(["fit", str(results_csv), "--format", "csv", "--estimator", "ols-hc3", "--floor-term"]) == 0
+def test_estimator_and_model_flags_reach_the_fit(results_csv, capsys):
+    assert main(["fit", str(results_csv), "--format", "csv", "--estimator", "ols-hc3"]) == 0
     from io import StringIO
     table = pd.read_csv(StringIO(capsys.readouterr().out))
     assert len(table) == 2 and table["exponent"].notna().all()
+    assert main(["fit", str(results_csv), "--format", "csv", "--model", "floor"]) == 0
+    table = pd.read_csv(StringIO(capsys.readouterr().out))
+    assert set(table["model"]) == {"floor"}
+
+
+def test_grouping_and_pooling_are_reported(results_csv, capsys):
+    assert main(["fit", str(results_csv), "--by", "kernel"]) == 0
+    err = capsys.readouterr().err
+    assert "grouped by kernel" in err and "pooled nothing else" in err
+    assert main(["fit", str(results_csv), "--by", "experiment"]) == 0
+    assert "pooled kernel (2 values)" in capsys.readouterr().err
 
 
 def test_all_rows_skipped_is_an_error(tmp_path, capsys):

@@ -70,10 +70,11 @@ def test_region_rule_drops_floor_dominated_sizes_only():
 
 def test_region_rule_raises_exponent_toward_the_law():
     t = 2e-6 + 1e-9 * SIZES  # floor = law at n = 2000: the lower half is floor-dominated
-    with_rule = fit_power_law(SIZES, t * np.exp(0.01 * np.sin(SIZES)))
-    without = fit_power_law(SIZES, t * np.exp(0.01 * np.sin(SIZES)), region=FULL_RANGE)
+    with_rule = fit_power_law(SIZES, t * np.exp(0.01 * np.sin(SIZES)), region=RegionRule(), model="power")
+    without = fit_power_law(SIZES, t * np.exp(0.01 * np.sin(SIZES)), model="power")
     assert with_rule.dropped_sizes and with_rule.n_min > SIZES[0]
     assert without.exponent < with_rule.exponent <= 1.0
+    assert fit_power_law(SIZES, t, region=FULL_RANGE).dropped_sizes == ()
 
 
 def test_predict_band_brackets_the_fitted_line():
@@ -120,21 +121,41 @@ def test_region_rule_validates_its_parameters():
         RegionRule(min_sizes=1)
 
 
-def test_floor_term_prediction_bends_toward_the_floor():
-    # Floor = the law at n = 100: the first-order term is accurate once the rule has dropped
-    # the sizes where the floor dominates (it is not meant to model a floor 10× the work).
-    exact = 1e-7 + 1e-9 * SIZES
-    # Noiseless: the floor term removes most of the bias the region rule leaves.
-    with_floor = fit_power_law(SIZES, exact, floor_term=True).exponent
-    assert abs(with_floor - 1) < 0.5 * abs(fit_power_law(SIZES, exact).exponent - 1)
-    n, t = np.repeat(SIZES, 5), np.repeat(exact, 5) * np.exp(np.random.default_rng(2).normal(0, 0.03, 5 * SIZES.size))
-    fit = fit_power_law(n, t, floor_term=True)
-    assert fit.floor_shape is not None and fit.ci_low <= 1.0 <= fit.ci_high
-    kept = SIZES[SIZES >= fit.n_min]
-    pred = fit.predict(kept)
-    # The curve, floor included, follows the noiseless truth within a few noise σ/√repeats.
-    assert np.allclose(pred["seconds"], exact[SIZES >= fit.n_min], rtol=4 * 0.03)
-    with pytest.raises(ValueError, match="growing timings"):
-        fit_power_law(SIZES, 1.0 / SIZES, floor_term=True)
-    with pytest.raises(InsufficientDataError, match="floor_term needs 4 sizes"):
-        fit_power_law(SIZES[:3], SIZES[:3] * 1e-9, floor_term=True)
+def test_floor_model_is_chosen_and_its_prediction_bends_toward_the_floor():
+    # Floor = the law at n = 1000: the plain law's slope over 2^6…2^13 is well below 1.
+    exact = 1e-6 + 1e-9 * SIZES
+    n, t = np.repeat(SIZES, 3), np.repeat(exact, 3) * np.exp(np.random.default_rng(2).normal(0, 0.02, 3 * SIZES.size))
+    fit = fit_power_law(n, t)
+    assert fit.model == "floor" and fit.floor_s == pytest.approx(1e-6, rel=0.2)
+    assert fit.ci_low <= 1.0 <= fit.ci_high and fit.regime == "almost-linear"
+    assert fit_power_law(n, t, model="power").exponent < 0.8  # what folding the floor into k gives
+    pred = fit.predict(SIZES)
+    assert np.allclose(pred["seconds"], exact, rtol=4 * 0.02)  # the curve includes the floor
+
+
+def test_step_model_reports_the_step_not_a_steeper_k():
+    sizes = 2.0 ** np.arange(6, 16)  # (10,)
+    t = 1e-8 * sizes * np.where(sizes >= 2.0**11, 3.0, 1.0)
+    fit = fit_power_law(sizes, t * np.exp(0.01 * np.sin(sizes)))
+    assert fit.model == "step" and fit.ci_low <= 1.0 <= fit.ci_high
+    assert (fit.step.n_below, fit.step.n_above) == (1024.0, 2048.0)
+    assert fit.step.factor == pytest.approx(3.0, rel=0.05)
+    assert fit_power_law(sizes, t, model="power").exponent > 1.1
+
+
+def test_negative_exponents_and_non_integer_x_fit():
+    # i17 fits error-vs-n rates: error ∝ n^−0.5 over non-integer x.
+    x = np.geomspace(3.7, 5000.0, 12)
+    err = 0.3 * x**-0.5 * np.exp(0.02 * np.sin(7 * x))
+    fit = fit_power_law(x, err)
+    assert fit.ci_low <= -0.5 <= fit.ci_high and fit.ci_high < 0
+    assert fit.regime == "not-asymptotic"  # (a label for timings; rates read exponent and interval)
+
+
+def test_passes_must_pair_and_models_are_validated():
+    with pytest.raises(ValueError, match="passes has 2 values"):
+        fit_power_law(SIZES, SIZES, passes=[0, 1])
+    with pytest.raises(ValueError, match="model="):
+        fit_power_law(SIZES, SIZES, model="spline")
+    with pytest.raises(InsufficientDataError, match="model='step' needs"):
+        fit_power_law(SIZES[:4], SIZES[:4] * 1e-9 * (1 + 0.01 * np.arange(4)), model="step")

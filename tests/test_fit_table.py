@@ -83,3 +83,33 @@ def test_seconds_column_preferred_and_by_none_without_keys():
     # A single column name is one key, not a sequence of characters.
     two = pd.concat([df.assign(kernel="a"), df.assign(kernel="b")])
     assert fit_table(two, by="kernel")["kernel"].tolist() == ["a", "b"]
+
+
+def test_commits_and_benchmarks_are_never_pooled_silently():
+    # asv results: two commits of one benchmark, the second 3× slower. `--by kernel` must still
+    # split by commit (and say so), unless pooling is asked for.
+    from ditbench.fit.table import pooled_columns
+    rows = [dict(benchmark="bench.time_forward", commit=c, machine="vm", kernel="exact", n=int(n),
+                 seconds=f * 1e-9 * n**2)
+            for c, f in (("aaa", 1.0), ("bbb", 3.0)) for n in 2 ** np.arange(8, 14)]
+    df = pd.DataFrame(rows)
+    table = fit_table(df, by=["kernel"])
+    assert list(table["commit"]) == ["aaa", "bbb"] and len(table) == 2
+    pooled = fit_table(df, by=["kernel"], pool=["commit"])
+    assert len(pooled) == 1 and "commit" not in pooled.columns
+    assert pooled_columns(df, ["kernel"]) == {"commit": 2}
+    assert pooled_columns(df, ["kernel", "commit"]) == {}
+
+
+def test_samples_column_is_fitted_block_by_block_with_passes():
+    import json
+    rng = np.random.default_rng(4)
+    rows = []
+    for p in range(3):
+        for n in 2 ** np.arange(8, 15):
+            blocks = 1e-9 * n * np.exp(rng.normal(0, 0.02, 4))
+            rows.append(dict(kernel="k", n=int(n), pass_index=p, median_s=float(np.median(blocks)),
+                             samples=json.dumps(blocks.tolist()), status="ok"))
+    table = fit_table(pd.DataFrame(rows))
+    assert list(table["kernel"]) == ["k"] and table["regime"].iloc[0] == "almost-linear"
+    assert table["points"].iloc[0] == 7  # one point per size (the per-size summary)

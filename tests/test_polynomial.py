@@ -13,6 +13,7 @@ import torch
 from conftest import reference_attention
 from hypothesis import given
 from hypothesis import strategies as st
+from tolerances import LIBM_ULPS, assert_close, gamma, max_abs, unit_roundoff
 
 from ditbench.errors import NormaliserError
 from ditbench import theory
@@ -108,7 +109,7 @@ def test_adversarial_logits_exactly_at_plus_minus_radius(dtype, sign, impl):
     k = torch.stack([u * rho * sign, -u * rho * sign, u * rho * sign, u * rho * sign]).to(dtype)  # (4, d)
     v = torch.tensor([[1.0, -1.0], [-1.0, 1.0], [0.5, 0.0], [1.0, 1.0]], dtype=dtype)  # (4, 2)
     radius = scale * rho * rho  # = 2, attained exactly
-    assert theory.logit_radius(q, k, scale) == pytest.approx(radius, rel=1e-12)
+    assert theory.logit_radius(q, k, scale) == radius  # entries ±1 exactly: norms 2, radius 2, all exact
     out = polynomial_attention(q, k, v, scale=scale, eps=1e-3, impl=impl)
     err = _err(out, q, k, v, scale)
     assert err <= _tolerance(q, k, v, scale, 1e-3)
@@ -128,7 +129,9 @@ def test_explicit_radius_and_degree_match_formula(gen, impl):
     assert _err(out, q, k, v, 0.5) <= _tolerance(q, k, v, 0.5, 1e-3, radius=3.0, degree=9)
     # Hand formula: weights P(logit) with P = approx, normalised.
     w = torch.as_tensor(approx(0.5 * (q @ k.T).numpy()))  # (20, 30)
-    assert torch.allclose(out, (w @ v) / w.sum(-1, keepdim=True), rtol=0, atol=1e-13)
+    # Both evaluate the same P-weighted average: each within the worst-case rounding of the formula.
+    tol = 2 * theory.rounding_error_bound(unit_roundoff(), 30, 3, 9, approx.condition(), max_abs(v))
+    assert_close(out, (w @ v) / w.sum(-1, keepdim=True), atol=tol, what="kernel vs hand formula")
 
 
 @IMPLS
@@ -152,14 +155,21 @@ def test_degree_zero_is_uniform_attention(gen, impl):
     q, k, v = _inputs(gen, (5, 3), (6, 3), 2, bound=0.01)
     out = polynomial_attention(q, k, v, scale=1.0, eps=0.5, impl=impl)  # tiny radius: P = constant suffices
     assert minimal_approx(theory.logit_radius(q, k, 1.0), 0.5).degree == 0
-    assert torch.allclose(out, v.mean(-2, keepdim=True).expand(5, 2), rtol=0, atol=1e-15)
+    # Equal weights: the kernel's rounding at degree 0 (κ = 1) plus the mean's γ_{m+1}.
+    tol = theory.rounding_error_bound(unit_roundoff(), 6, 3, 0, 1.0, max_abs(v)) + gamma(6 + 1) * max_abs(v)
+    assert_close(out, v.mean(-2, keepdim=True).expand(5, 2), atol=tol)
 
 
 @IMPLS
 def test_zero_inputs_give_uniform_attention(impl):
     q, k = torch.zeros(3, 2, dtype=torch.float64), torch.ones(4, 2, dtype=torch.float64)
     v = torch.arange(8.0).double().view(4, 2)
-    assert torch.allclose(polynomial_attention(q, k, v, impl=impl), v.mean(0).expand(3, 2), rtol=0, atol=1e-14)
+    # Every logit is 0, so every weight is P(0) whatever the degree: an equal-weight average, within
+    # the kernel's rounding (κ of the P it picks) plus the mean's γ_{m+1}.
+    approx = minimal_approx(theory.logit_radius(q, k, None), 1e-3)
+    tol = (theory.rounding_error_bound(unit_roundoff(), 4, 2, approx.degree, approx.condition(), max_abs(v))
+           + gamma(4 + 1) * max_abs(v))
+    assert_close(polynomial_attention(q, k, v, impl=impl), v.mean(0).expand(3, 2), atol=tol)
 
 
 ##################################################################################
@@ -175,7 +185,8 @@ def test_monomial_table_enumerates_each_multiset_once():
     # Σ over |α| = i of mult(α)·x^α = (Σ x)^i (multinomial theorem), for each degree i.
     for i in range(5):
         sel = torch.as_tensor(t.degrees == i)
-        assert (vals[sel] * torch.as_tensor(t.multinomials)[sel]).sum().item() == pytest.approx(10.0**i, rel=1e-14)
+        # integers below 2^53 throughout: every product and sum is exact in float64
+        assert (vals[sel] * torch.as_tensor(t.multinomials)[sel]).sum().item() == 10.0**i
 
 
 @given(d=st.integers(1, 6), radius=st.floats(0.0, 5.0), eps=st.sampled_from([1e-2, 1e-4]),
@@ -194,7 +205,13 @@ def test_property_features_approximate_exp_inside_radius(d, radius, eps, seed):
     phi, psi = feats.phi(q), feats.psi(k)  # (9, r), (7, r)
     assert phi.shape == (9, feats.rank) and psi.shape == (7, feats.rank)
     rel = (phi @ psi.T / torch.exp(scale * q @ k.T) - 1).abs().max().item()
-    assert rel <= feats.relative_error + 64 * feats.approx.condition() * torch.finfo(torch.float64).eps
+    # φ·ψ: a sum of r terms of ≤ g + 2 rounded factors each, bounded by Σ|b_i| → γ_N·κ relative; the
+    # reference exp(scale·⟨q, k⟩) errs by its argument's (γ_d + u)·radius (Σ|q||k|·scale ≤ radius)
+    # plus LIBM_ULPS ulp; the ratio adds u.
+    feat = gamma(feats.rank + feats.degree + 2) * feats.approx.condition()
+    ref = math.expm1((gamma(d) + unit_roundoff()) * radius) + LIBM_ULPS * 2 * unit_roundoff()
+    tol = (1 + feats.relative_error) * (1 + feat) * (1 + unit_roundoff()) / (1 - ref) - 1
+    assert rel <= tol
 
 
 def test_feature_coefficients_are_the_polynomial():
@@ -204,7 +221,11 @@ def test_feature_coefficients_are_the_polynomial():
     y = torch.tensor([[1.0, 2.0]], dtype=torch.float64)
     logit = (x @ y.T).item()  # −0.5
     expected = sum(c * logit**i for i, c in enumerate(a))
-    assert (feats.phi(x) @ feats.psi(y).T).item() == pytest.approx(expected, rel=1e-13)
+    # Two evaluations of Σ a_i x^i (features: r terms of ≤ g + 2 factors; Python: g + 1 terms of
+    # ≤ g + 1 factors), each within γ_N·Σ|a_i||x|^i.
+    size = sum(abs(c) * abs(logit) ** i for i, c in enumerate(a))
+    n_ops = feats.rank + 2 * feats.degree + 4
+    assert_close((feats.phi(x) @ feats.psi(y).T).item(), expected, atol=2 * gamma(n_ops) * size)
 
 
 def test_gradcheck_fixed_polynomial():

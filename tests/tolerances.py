@@ -119,6 +119,20 @@ def softmax_rounding_bound(m: int, d: int, reach: float, v_max: float, dtype: to
     return (2 * delta_w / (1 - delta_w) + 2 * gamma(n_keys, dt) + u) * v_max
 
 
+def weighted_mean_bound(w: torch.Tensor, dw: torch.Tensor, v: torch.Tensor, dtype: torch.dtype) -> float:
+    """Max-norm error bound of Σ_j w_ij v_j / Σ_j w_ij for non-negative weights ``w (n, m)`` computed
+    with per-element absolute errors ≤ ``dw (n, m)``, evaluated in ``dtype``: a weight error moves a
+    row by ≤ 2·Σ_j dw_ij / (Σ_j w_ij − Σ_j dw_ij)·‖V‖_max (as DESIGN §3.1, item 4), and the two sums
+    over m terms add γ_m each, the division u."""
+    w64, dw64 = w.double(), dw.double()
+    slack = dw64.sum(-1)  # (n,)
+    room = w64.sum(-1) - slack  # (n,)
+    if bool((room <= 0).any()):
+        raise ValueError("weighted_mean_bound is vacuous: a row's weight errors reach its total weight")
+    rel = float((2 * slack / room).max())
+    return (rel + 2 * gamma(w.shape[-1], dtype) + unit_roundoff(dtype)) * max_abs(v)
+
+
 __all__ = ["LIBM_ULPS", "assert_close", "gamma", "max_abs", "softmax_attention_bound", "softmax_rounding_bound",
-           "unit_roundoff"]
+           "unit_roundoff", "weighted_mean_bound"]
 

@@ -9,11 +9,12 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from .power_law import ESTIMATORS
+from .power_law import ESTIMATORS, MODELS
 from .readers import read_results
-from .table import fit_table
+from .table import fit_table, pooled_columns
 
-JSON_FIELDS: tuple[str, ...] = ("exponent", "ci_low", "ci_high", "r2", "n_min", "n_max", "points", "regime")
+JSON_FIELDS: tuple[str, ...] = ("exponent", "ci_low", "ci_high", "r2", "n_min", "n_max", "points", "regime",
+                                "regime_reason", "best_model", "model", "note")
 
 
 def _records(table: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:
@@ -47,17 +48,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=sorted(FORMATS), default="table", help="output format")
     parser.add_argument("--estimator", choices=ESTIMATORS, default=ESTIMATORS[0],
                         help="wls-median: per-size medians (default); ols-hc3: every repeat, HC3 errors")
-    parser.add_argument("--floor-term", action="store_true",
-                        help="add the first-order constant-overhead regressor (see docs/fit.md)")
+    parser.add_argument("--model", choices=MODELS, default="auto",
+                        help="exponent model: auto (AICc choice of power, floor, step; default) or one forced")
+    parser.add_argument("--pool", default="",
+                        help="comma-separated identity columns (commit, benchmark) to pool on purpose")
 
 
 def main(args: argparse.Namespace) -> int:
     by = None if args.by is None else [c.strip() for c in args.by.split(",") if c.strip()]
+    pool = [c.strip() for c in args.pool.split(",") if c.strip()]
     try:
-        table = fit_table(read_results(args.results), by=by, estimator=args.estimator, floor_term=args.floor_term)
+        data = read_results(args.results)
+        table = fit_table(data, by=by, pool=pool, estimator=args.estimator, model=args.model)
     except ValueError as err:
         print(f"ditbench fit: {err}".splitlines()[0], file=sys.stderr)
         return 2
     keys = list(table.columns[: table.columns.get_loc("exponent")])  # the group columns come first
+    pooled = pooled_columns(data, keys)
+    print("ditbench fit: grouped by " + (", ".join(keys) or "nothing") + "; pooled "
+          + (", ".join(f"{c} ({v} values)" for c, v in pooled.items()) if pooled else "nothing else"),
+          file=sys.stderr)
     sys.stdout.write(FORMATS[args.format](table, keys).rstrip("\n") + "\n")
     return 0

@@ -19,6 +19,8 @@ fitted sizes):
 ``faster-but-steeper``   Δk ≥ 0 but approximate faster at the top of the range: it wins there
                          now and loses as n grows (``n_star`` is where it stops winning, if Δk > 0).
 No status ever carries a NaN: absent values are ``None``.
+A fit with a floor or a step contributes its power-law part (the law above the floor, the level
+below the step): the crossover of the asymptotic laws.
 """
 from __future__ import annotations
 
@@ -54,8 +56,8 @@ def _exp(x: float) -> float:
 
 
 def _line_cov(fit: PowerLawFit) -> np.ndarray:
-    # (2, 2) block for (intercept, exponent); a floor term's row/column is not part of the line.
-    return np.asarray(fit._result.cov_params(), dtype=float)[:2, :2]
+    # (2, 2) block for (intercept, exponent); a floor's or step's row/column is not part of the line.
+    return fit.line_cov()
 
 
 def crossover(approx: PowerLawFit, exact: PowerLawFit) -> Crossover:
@@ -63,7 +65,7 @@ def crossover(approx: PowerLawFit, exact: PowerLawFit) -> Crossover:
     da = approx.intercept - exact.intercept
     dk = approx.exponent - exact.exponent
     cov = _line_cov(approx) + _line_cov(exact)  # (2, 2) independent fits: variances add
-    df = min(approx._result.df_resid, exact._result.df_resid)
+    df = min(approx.df_resid, exact.df_resid)
     q = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
     lo_n, hi_n = min(approx.n_min, exact.n_min), max(approx.n_max, exact.n_max)
     x_lo, x_hi = math.log(lo_n), math.log(hi_n)

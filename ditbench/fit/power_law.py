@@ -1,47 +1,64 @@
-"""Empirical complexity exponents: t(n) ≈ e^a · n^k fitted on log–log axes with statsmodels.
+"""Empirical complexity exponents, floor- and step-aware: t(n) ≈ e^a·n^k with a 95% interval for k.
 
-Estimators (``estimator=``):
+``fit_power_law(n, seconds)`` accepts any positive x in place of n (it is also used for error
+rates against n, D or d0, where k is negative) and one row per point, per repeat or per block.
 
-``"wls-median"`` (default)
-    One point per size: the median of ln t over that size's repeats, weighted by the number of
-    repeats (a median's variance falls like 1/count). Classical WLS standard errors, Student-t
-    with (sizes − 2) degrees of freedom. Justification: repeats at one size share the machine
-    state (cache fit, allocator, frequency), so the scatter *between* sizes — which the residuals
-    of a per-size fit measure — is the honest uncertainty. Treating every repeat as an
-    independent point would shrink the interval by up to √repeats whenever per-size effects
-    dominate the run-to-run noise, which on real machines they usually do.
-``"ols-hc3"``
-    Every repeat is a point; OLS with heteroskedasticity-robust HC3 errors (Student-t with
-    points − 2 degrees of freedom). Right when repeats are independent draws and the noise level
-    changes with n; too narrow when per-size effects dominate (see above).
+What it does (default ``estimator="wls-median"``, ``model="auto"``):
 
-Both accept one row per point or one per repeat: repeats are simply rows with the same n.
-Only the sizes kept by the asymptotic-region rule (:mod:`ditbench.fit.region`) are fitted.
+1. **Summarise per size** (:mod:`ditbench.fit.variance`): ȳ_i = mean over passes of the per-pass
+   median ln t, with a two-level (pass × block) variance model giving each size the weight
+   1/(τ² + v_i). Noise between sizes (τ²) dominates on real machines, so the interval uses
+   Student-t with (sizes − parameters) degrees of freedom and the scale from the residuals.
+2. **Fit three exponent models** to the same points (:mod:`ditbench.fit.laws`): a plain power
+   law; the same over a constant floor, t = c₀ + e^a·n^k (fixed per-call overhead: dispatch,
+   allocation, thread start-up, which makes local slopes *rise* toward k); and a power law with
+   one level step at a break between neighbouring sizes (a cache or memory-hierarchy
+   transition, which would otherwise be folded into k).
+3. **Choose by AICc** (small-sample AIC): the floor or step model replaces the plain law only
+   when it lowers AICc — a floor also needs rising local slopes (the fitted floor is at least
+   :data:`MIN_FLOOR_SHARE` of the smallest time) and a step a level change of at least
+   :data:`MIN_STEP` in ln t. The interval of k is the chosen model's (delta method through the
+   floor's nonlinearity). ``fit.model`` names the choice, ``fit.floor_s`` / ``fit.step`` report
+   what was found instead of hiding it in k.
+4. **Compare shapes** (:mod:`ditbench.fit.models`): n·logᵖn (p = 0..4) and n² against the chosen
+   model, with a floor when the chosen model has one; ``best_model`` is the winner.
+5. **Label** (:mod:`ditbench.fit.regime`): the interval and the winning law give ``regime`` and
+   a one-line ``reason``.
 
-Optional floor term (``floor_term=True``, off by default). A constant overhead c₀ under the law
-gives ln t = a + k·ln n + ln(1 + r(n)) with r = c₀/(e^a n^k) ≈ γ·n^{−k}; the rule above drops
-the sizes where r is large, and this option adds the first-order remainder γ·(n/n₀)^{−k_ref} as
-a third regressor (k_ref: the upper-half slope; n₀: the smallest size fitted), so the interval
-for k also carries the floor's uncertainty. Measured (10 doubling sizes, 5 repeats, 10% noise,
-floor equal to a linear law's time at the smallest size): coverage of k = 1 rises from about
-half to 95%, at about twice the interval width. Without a floor it only widens the interval,
-and on n log n it absorbs part of the log factor's curvature, hence off by default.
+``model="power" | "floor" | "step"`` forces one exponent model; ``region=RegionRule()`` first drops
+small sizes whose local slope is below 0.9 of the upper-half slope (the older rule, kept as an
+option: :mod:`ditbench.fit.region`). ``estimator="ols-hc3"`` fits a plain power law to every
+row with OLS and heteroskedasticity-robust HC3 errors — right only when rows are independent
+draws (no between-size effects).
+
+Calibration (tests/test_fit_calibration.py): 95% intervals cover the true exponent in ≥ 90% of
+≥ 200 trials for power laws, an overhead floor, n log n, n log⁴ n and a ×2 step under log-normal
+noise shared within a size (σ = 0.05–0.5); the numbers are in docs/fit.md.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import statsmodels.api as sm
+from scipy import stats
 
+from .laws import LawFit, fit_curved, fit_floor, fit_power, fit_step
 from .models import ModelComparison, compare_laws
-from .regime import DEFAULT_THRESHOLDS, RegimeThresholds, classify
-from .region import LocalSlope, RegionRule, first_asymptotic_index, local_slopes, upper_slope
+from .regime import DEFAULT_THRESHOLDS, RegimeThresholds, verdict
+from .region import LocalSlope, RegionRule, first_asymptotic_index, local_slopes
+from .variance import summarize, two_level_weights
 
 ESTIMATORS: tuple[str, ...] = ("wls-median", "ols-hc3")
+MODELS: tuple[str, ...] = ("auto", "power", "floor", "step")
 CONFIDENCE = 0.95  # every interval in this package is a 95% interval
+MIN_FLOOR_SHARE = 0.05  # a floor below 5% of the smallest time is noise, not overhead
+MIN_STEP = math.log(1.25)  # a level change below ×1.25 is not reported as a step
+MIN_SIZES_EXTRA = 8  # "auto" considers a floor or a step only with this many sizes (df ≥ 4 left)
+PLAUSIBLE = 4.0  # AICc units: models this close to the chosen one widen the interval (model uncertainty)
 
 
 class InsufficientDataError(ValueError):
@@ -49,60 +66,67 @@ class InsufficientDataError(ValueError):
 
 
 @dataclass(frozen=True)
+class Step:
+    """A single level step in t: between ``n_below`` and ``n_above`` time jumps by ``factor``."""
+
+    n_below: float
+    n_above: float
+    factor: float  # e^δ
+    factor_low: float  # 95% interval of the factor
+    factor_high: float
+
+
+@dataclass(frozen=True)
 class PowerLawFit:
-    """ln t ≈ intercept + exponent·ln n over the asymptotic region (t in seconds, n in tokens)."""
+    """ln t ≈ intercept + exponent·ln n (+ floor or step), over the sizes fitted (t in seconds)."""
 
     exponent: float  # fitted k
     ci_low: float  # 95% confidence interval of k
     ci_high: float
-    intercept: float  # a = ln(seconds) at n = 1
-    r2: float  # coefficient of determination of the fitted (log–log) regression
+    intercept: float  # a = ln(seconds) at n = 1 of the power-law part
+    r2: float  # share of the per-size variance of ln t the chosen model explains
     n_min: float  # smallest and largest size actually fitted
     n_max: float
-    points: int  # rows used (repeats, or sizes for wls-median)
+    points: int  # points fitted (sizes for wls-median, rows for ols-hc3)
     sizes: int  # distinct sizes used
-    regime: str  # label from :func:`ditbench.fit.regime.classify`
+    regime: str  # label from :func:`ditbench.fit.regime.verdict`
+    reason: str  # its one-line reason
     local_slopes: tuple[LocalSlope, ...]  # between neighbouring sizes, over *all* sizes given
-    dropped_sizes: tuple[float, ...]  # small sizes excluded by the asymptotic-region rule
-    aic: ModelComparison  # best of n, n log n, n², free power law on the fitted points
+    dropped_sizes: tuple[float, ...]  # small sizes excluded by an explicit ``region`` rule
+    aic: ModelComparison  # shapes compared on the fitted points
     estimator: str
-    floor_shape: tuple[float, float] | None  # (k_ref, ln n₀) of the floor regressor, if used
-    _result: Any = field(repr=False, compare=False)  # statsmodels results, for predictions
+    model: str  # exponent model used: "power", "floor" or "step"
+    floor_s: float | None  # fitted constant floor in seconds (model "floor")
+    step: Step | None  # the level step found (model "step")
+    tau2: float  # between-size variance of ln t in the weights (two-level model)
+    df_resid: int  # residual degrees of freedom of the interval
+    ci_models: tuple[str, ...]  # exponent models whose intervals the reported one envelops
+    _law: LawFit = field(repr=False, compare=False)
 
     @property
     def best_model(self) -> str:
         return self.aic.best
 
+    def line_cov(self) -> np.ndarray:
+        """(2, 2) covariance of (intercept, exponent)."""
+        return np.asarray(self._law.cov, dtype=float)[:2, :2]
+
     def predict(self, n: np.ndarray | list[float] | float) -> pd.DataFrame:
-        """Fitted time and 95% confidence band of the fitted line at sizes ``n (j,)``.
+        """Fitted time and 95% confidence band of the fitted curve at sizes ``n (j,)``.
 
         Returns a DataFrame with columns ``n, seconds, low, high`` (seconds; the band is the
-        interval for the mean log-time, exponentiated — for plotting fitted lines with bands).
-        With a floor term the curve includes it (it bends toward the floor at small n).
+        interval for the mean log-time, exponentiated). The curve includes a floor or step.
         """
         sizes = np.atleast_1d(np.asarray(n, dtype=float))  # (j,)
         if sizes.size == 0 or not np.all(np.isfinite(sizes)) or np.any(sizes <= 0):
             raise ValueError(f"predict needs finite sizes > 0; got {sizes.tolist()}")
-        exog = _design(np.log(sizes), self.floor_shape)  # (j, 2 or 3)
-        frame = self._result.get_prediction(exog).summary_frame(alpha=1 - CONFIDENCE)
-        return pd.DataFrame({
-            "n": sizes,
-            "seconds": np.exp(frame["mean"].to_numpy()),
-            "low": np.exp(frame["mean_ci_lower"].to_numpy()),
-            "high": np.exp(frame["mean_ci_upper"].to_numpy()),
-        })
+        mean, se = self._law.mean_and_se(np.log(sizes))
+        q = float(stats.t.ppf(0.5 + CONFIDENCE / 2, max(self.df_resid, 1)))
+        return pd.DataFrame({"n": sizes, "seconds": np.exp(mean), "low": np.exp(mean - q * se),
+                             "high": np.exp(mean + q * se)})
 
 
-def _design(log_n: np.ndarray, floor_shape: tuple[float, float] | None) -> np.ndarray:
-    """Regressors ``(j, 2)`` [1, ln n], plus the floor column (n/n₀)^{−k_ref} when requested."""
-    columns = [np.ones_like(log_n), log_n]
-    if floor_shape is not None:
-        k_ref, log_n0 = floor_shape
-        columns.append(np.exp(-k_ref * (log_n - log_n0)))
-    return np.column_stack(columns)
-
-
-def _validated(n: Any, seconds: Any) -> tuple[np.ndarray, np.ndarray]:
+def _validated(n: Any, seconds: Any, passes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     sizes = np.asarray(n, dtype=float).ravel()  # (p,)
     times = np.asarray(seconds, dtype=float).ravel()  # (p,)
     if sizes.shape != times.shape:
@@ -114,97 +138,179 @@ def _validated(n: Any, seconds: Any) -> tuple[np.ndarray, np.ndarray]:
                 f"{name} must be finite and > 0 for a log–log fit; {int(bad.sum())} value(s) are not "
                 f"(first: {values[bad][0]!r})"
             )
-    return sizes, times
+    if passes is None:
+        return sizes, times, None
+    index = np.asarray(passes).ravel()
+    if index.shape != sizes.shape:
+        raise ValueError(f"passes has {index.size} values but n has {sizes.size}; they must pair up")
+    return sizes, times, index
+
+
+def _exponent_models(x: np.ndarray, y: np.ndarray, w: np.ndarray, model: str) -> tuple[LawFit, list[LawFit]]:
+    """The chosen exponent model and every plausible one (module doc, step 3): a model is
+    plausible when its AICc is within :data:`PLAUSIBLE` of the chosen one's."""
+    power = fit_power(x, y, w)
+    fitted, chosen = [power], [power]
+    if model in ("auto", "floor") and len(x) >= (5 if model == "floor" else MIN_SIZES_EXTRA):
+        floor = fit_floor(x, y, w)
+        if floor is not None and (model == "floor" or _floor_is_real(floor, x, y)):
+            fitted.append(floor)
+            chosen.append(floor)
+    if model in ("auto", "step") and len(x) >= (6 if model == "step" else MIN_SIZES_EXTRA):
+        step = fit_step(x, y, w)
+        if step is not None and (model == "step" or abs(step.params[2]) >= MIN_STEP):
+            fitted.append(step)
+            if model == "step" or _step_is_real(step, power, fit_curved(x, y, w)):
+                chosen.append(step)
+    # A model whose exponent has no finite interval (a floor so dominant that k is unidentified)
+    # cannot be chosen; the plain law always stays a candidate.
+    fitted = [c for c in fitted if c is power or math.isfinite(_interval(c)[0])]
+    chosen = [c for c in chosen if any(c is f for f in fitted)]
+    if model != "auto":
+        forced = [c for c in fitted if c.law == model]
+        if not forced:
+            raise InsufficientDataError(f"model={model!r} needs more sizes than the {len(x)} given "
+                                        f"(floor: 5, step: 6), or did not converge")
+        return forced[0], forced
+    best = min(chosen, key=lambda c: (c.aicc, c.nparams))
+    return best, [c for c in fitted if c is best or c.aicc <= best.aicc + PLAUSIBLE]
+
+
+def _floor_is_real(floor: LawFit, x: np.ndarray, y: np.ndarray) -> bool:
+    """A floor is a candidate when it is at least MIN_FLOOR_SHARE of the smallest time and the
+    law above it carries most of the largest time (otherwise the sizes never saw the law, and
+    the plain fit's flat slope — "not asymptotic" — is the honest answer)."""
+    a, k, alpha = (float(v) for v in floor.params)
+    top = int(np.argmax(x))
+    law_share_at_top = 1.0 / (1.0 + math.exp(alpha - (a + k * x[top])))
+    return math.exp(alpha - float(y.min())) >= MIN_FLOOR_SHARE and law_share_at_top > 0.5
+
+
+def _interval(law: LawFit) -> tuple[float, float, float]:
+    """(low, high, t quantile) of the exponent's 95% interval under ``law``; NaN when undefined."""
+    df = law.df_resid
+    var = float(law.cov[1, 1])
+    if df <= 0 or not (math.isfinite(var) and var >= 0):
+        return math.nan, math.nan, math.nan
+    q = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
+    k = float(law.params[1])
+    return k - q * math.sqrt(var), k + q * math.sqrt(var), q
+
+
+def _step_is_real(step: LawFit, power: LawFit, curved: LawFit) -> bool:
+    """A level step is reported only when it is large (≥ MIN_STEP in ln t), beats the plain law
+    in an F test at 5% after a Bonferroni correction for the breaks tried (the break is chosen
+    as the best of N − 3, so an uncorrected test would find steps in pure noise), and has
+    a lower AICc than a smooth bend (so polylog curvature is not read as a step)."""
+    if abs(step.params[2]) < MIN_STEP or step.df_resid <= 0 or step.wssr <= 0:
+        return False
+    breaks = step.nobs - 3
+    f_stat = (power.wssr - step.wssr) / (step.wssr / step.df_resid)
+    p_value = float(stats.f.sf(f_stat, 1, step.df_resid)) * breaks
+    return p_value < 0.05 and step.aicc < curved.aicc - PLAUSIBLE
+
+
+def _ols_hc3(log_n: np.ndarray, log_t: np.ndarray) -> tuple[LawFit, float]:
+    exog = sm.add_constant(log_n, has_constant="add")  # (p, 2)
+    result = sm.OLS(log_t, exog).fit(cov_type="HC3", use_t=True)
+    power = fit_power(log_n, log_t, np.ones_like(log_n))
+    law = LawFit("power", np.asarray(result.params), np.asarray(result.cov_params()), power.wssr, len(log_n), 2,
+                 power.predict)
+    return law, float(result.rsquared)
 
 
 def fit_power_law(
     n: Any,
     seconds: Any,
     *,
+    passes: Any = None,
     estimator: str = "wls-median",
-    region: RegionRule = RegionRule(),
+    model: str = "auto",
+    region: RegionRule | None = None,
     thresholds: RegimeThresholds = DEFAULT_THRESHOLDS,
     min_sizes: int = 3,
-    floor_term: bool = False,
 ) -> PowerLawFit:
-    """Fit t = e^a · n^k to timings.
+    """Fit t = e^a·n^k (with floor or step where the data show one) to timings (module doc).
 
     Args:
-        n: ``(p,)`` problem sizes (> 0), one per row; repeats are rows with equal n.
-        seconds: ``(p,)`` times in seconds (> 0), paired with ``n``.
-        estimator: one of :data:`ESTIMATORS` (see module doc).
-        region: asymptotic-region rule; :data:`ditbench.fit.region.FULL_RANGE` fits every size.
+        n: ``(p,)`` sizes (> 0; any positive x), one per row; repeats are rows with equal n.
+        seconds: ``(p,)`` times (> 0; any positive y), paired with ``n``.
+        passes: optional ``(p,)`` pass index of each row (the two-level variance model).
+        estimator: one of :data:`ESTIMATORS`.
+        model: one of :data:`MODELS`; "auto" chooses by AICc.
+        region: optional asymptotic-region rule applied before fitting (None: every size).
         thresholds: regime thresholds.
         min_sizes: fewest distinct sizes accepted (≥ 3: a line and its interval need one spare).
-        floor_term: add the first-order overhead-floor regressor (module doc); needs one more
-            size than ``min_sizes`` after the region rule, and growing timings.
 
     Raises:
-        ValueError: bad input or unknown estimator.
-        InsufficientDataError: fewer than ``min_sizes`` distinct sizes.
+        ValueError: bad input, unknown estimator or model.
+        InsufficientDataError: fewer than ``min_sizes`` distinct sizes, or no interval exists.
     """
     if estimator not in ESTIMATORS:
         raise ValueError(f"estimator={estimator!r} is not one of {ESTIMATORS}")
+    if model not in MODELS:
+        raise ValueError(f"model={model!r} is not one of {MODELS}")
     if min_sizes < 3:
         raise ValueError(f"min_sizes={min_sizes} must be ≥ 3 (two points leave no residual to estimate error)")
-    sizes_all, times = _validated(n, seconds)
+    sizes_all, times, pass_index = _validated(n, seconds, passes)
     log_t_all = np.log(times)  # (p,)
-    sizes, which = np.unique(sizes_all, return_inverse=True)  # (k,) increasing, (p,) size index
-    if len(sizes) < min_sizes:
+    summary = summarize(sizes_all, log_t_all, pass_index)
+    if len(summary.sizes) < min_sizes:
         raise InsufficientDataError(
-            f"{len(sizes)} distinct size(s) {sizes.tolist()}; a fit needs at least {min_sizes}"
-        )
-    log_medians = np.array([np.median(log_t_all[which == i]) for i in range(len(sizes))])  # (k,)
-    counts = np.bincount(which).astype(float)  # (k,) repeats per size
-    start = first_asymptotic_index(sizes, log_medians, region)
-    floor_shape = None
-    if floor_term:
-        k_ref = upper_slope(sizes, log_medians)
-        if k_ref <= 0:
-            raise ValueError(f"floor_term needs growing timings; the upper-half slope is {k_ref:.3g}")
-        if len(sizes) - start < min_sizes + 1:
-            raise InsufficientDataError(
-                f"floor_term needs {min_sizes + 1} sizes after the region rule; {len(sizes) - start} remain"
-            )
-        floor_shape = (k_ref, float(np.log(sizes[start])))
+            f"{len(summary.sizes)} distinct size(s) {summary.sizes.tolist()}; a fit needs at least {min_sizes}")
+    slopes = local_slopes(summary.sizes, summary.log_t)
+    start = 0 if region is None else first_asymptotic_index(summary.sizes, summary.log_t, region)
+    x, y = np.log(summary.sizes[start:]), summary.log_t[start:]  # (N,), (N,)
 
-    if estimator == "wls-median":
-        log_n = np.log(sizes[start:])  # (k',)
-        log_t = log_medians[start:]  # (k',)
-        weights = counts[start:]  # (k',)
-        result = sm.WLS(log_t, _design(log_n, floor_shape), weights=weights).fit(use_t=True)
+    if estimator == "ols-hc3":
+        rows = sizes_all >= summary.sizes[start]
+        law, r2 = _ols_hc3(np.log(sizes_all[rows]), log_t_all[rows])
+        weights, tau2, points = np.ones_like(x), 0.0, int(rows.sum())
+        comparison = compare_laws(x, y, weights)
     else:
-        rows = which >= start
-        log_n = np.log(sizes_all[rows])  # (p',)
-        log_t = log_t_all[rows]  # (p',)
-        weights = np.ones_like(log_n)  # (p',)
-        result = sm.OLS(log_t, _design(log_n, floor_shape)).fit(cov_type="HC3", use_t=True)
+        first = fit_power(x, y, np.ones_like(x))
+        first_resid = y - first.predict(first.params, x)[0]
+        weights, tau2 = two_level_weights(summary.tail(start), first_resid, 2)
+        law, plausible = _exponent_models(x, y, weights, model)
+        points = len(x)
+        ybar = np.average(y, weights=weights)
+        total = float(np.sum(weights * (y - ybar) ** 2))
+        r2 = 1.0 - law.wssr / total if total > 0 else 1.0
+        comparison = compare_laws(x, y, weights, law, floor=law.law == "floor")
 
-    intercept, exponent = (float(v) for v in result.params[:2])
-    low, high = (float(v) for v in result.conf_int(alpha=1 - CONFIDENCE)[1])
-    if not (np.isfinite(low) and np.isfinite(high)):
-        # No residual degrees of freedom, or a point with leverage 1 under HC3, leaves statsmodels'
-        # interval undefined (NaN); say so instead of passing NaN on. (A perfect fit is not this
-        # case: it gives a zero-width interval.)
+    intercept, exponent = float(law.params[0]), float(law.params[1])
+    if estimator == "ols-hc3":
+        df = points - 2
+        se = math.sqrt(law.cov[1, 1])
+        q = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) if df > 0 else math.nan
+        low, high = exponent - q * se, exponent + q * se
+        ci_models: tuple[str, ...] = ("power",)
+    else:
+        df = law.df_resid
+        low, high, q = _interval(law)
+        ci_models = tuple(m.law for m in plausible)
+        for other in plausible:  # the envelope over plausible models: model uncertainty widens it
+            lo_m, hi_m, _ = _interval(other)
+            low, high = min(low, lo_m), max(high, hi_m)
+    if not (math.isfinite(low) and math.isfinite(high)):
         raise InsufficientDataError(
-            f"confidence interval [{low}, {high}] is undefined: the {len(log_n)} fitted points leave "
-            "no residual scatter (exact line or duplicated points); add sizes or repeats"
-        )
+            f"confidence interval is undefined: the {len(x)} fitted sizes leave no residual scatter for "
+            f"model {law.law!r} (exact line or duplicated points); add sizes or repeats")
+    label = verdict(low, high, comparison.decisive, thresholds, n_max=float(summary.sizes[-1]))
     return PowerLawFit(
-        exponent=exponent,
-        ci_low=low,
-        ci_high=high,
-        intercept=intercept,
-        r2=float(result.rsquared),
-        n_min=float(sizes[start]),
-        n_max=float(sizes[-1]),
-        points=int(len(log_n)),
-        sizes=int(len(sizes) - start),
-        regime=classify(low, high, thresholds),
-        local_slopes=local_slopes(sizes, log_medians),
-        dropped_sizes=tuple(float(s) for s in sizes[:start]),
-        aic=compare_laws(log_n, log_t, weights),
-        estimator=estimator,
-        floor_shape=floor_shape,
-        _result=result,
+        exponent=exponent, ci_low=low, ci_high=high, intercept=intercept, r2=float(r2),
+        n_min=float(summary.sizes[start]), n_max=float(summary.sizes[-1]), points=points, sizes=len(x),
+        regime=label.label, reason=label.reason, local_slopes=slopes,
+        dropped_sizes=tuple(float(s) for s in summary.sizes[:start]), aic=comparison, estimator=estimator,
+        model=law.law, floor_s=math.exp(law.params[2]) if law.law == "floor" else None,
+        step=_step(law, summary.sizes[start:], q), tau2=tau2, df_resid=df, ci_models=ci_models, _law=law,
     )
+
+
+def _step(law: LawFit, sizes: np.ndarray, q: float) -> Step | None:
+    if law.law != "step" or law.step_index is None:
+        return None
+    delta, se = float(law.params[2]), math.sqrt(max(float(law.cov[2, 2]), 0.0))
+    j = law.step_index
+    return Step(float(sizes[j - 1]), float(sizes[j]), math.exp(delta), math.exp(delta - q * se),
+                math.exp(delta + q * se))

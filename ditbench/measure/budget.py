@@ -1,15 +1,22 @@
 """Skip points that would blow the time or memory budget, using the one cost model (theory).
 
 A kernel's ``predicted_cost`` gives FLOPs and extra bytes; the machine's rate turns FLOPs into
-seconds. The rate is *measured* at start-up as the effective FLOP rate of the exact streamed
-kernel at n = m = 2048 (cost-model FLOPs / median seconds). That rate includes exp, which is
-~100× slower per element than a multiply-add on CPU, so it is lower than the matmul peak and the
-predicted seconds are conservative (too high, never too low by much) for every kernel.
+seconds. The rate is *measured* by every worker on its own machine (:mod:`.machine`) as the
+effective FLOP rate of the exact streamed kernel at n = m = 2048 (cost-model FLOPs / median
+seconds). That rate includes exp, which is ~100× slower per element than a multiply-add on CPU,
+so it is lower than the matmul peak and the predicted seconds are conservative (too high, never
+too low by much) for every kernel.
+
+On a shared machine one timing swings by orders of magnitude from run to run, so the calibration
+repeats the timing (``CALIBRATION_REPEATS`` independent blocked timings) and uses the median rate;
+the per-repeat rates are kept (meta.json) and every row records the rate and prediction its skip
+decision used, so decisions are reproducible from the results file.
 """
 from __future__ import annotations
 
 import math
 import re
+import statistics
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,26 +33,40 @@ from .family import get_family
 ASSUMED_FLOPS_PER_S = 2.0e9
 
 
+CALIBRATION_REPEATS = 5  # independent timings whose median rate is used (odd: a true median)
+
+
 @dataclass(frozen=True)
 class Rates:
     """Effective compute rate of the machine for the cost model."""
 
-    flops_per_s: float  # effective FLOP/s of exact attention (exp included)
+    flops_per_s: float  # effective FLOP/s of exact attention (exp included): the median of `samples`
     method: str  # "measured" | "assumed"
+    samples: tuple[float, ...] = ()  # FLOP/s of each calibration repeat (empty when assumed)
 
     def seconds(self, flops: float) -> float:
         return flops / self.flops_per_s
 
+    @property
+    def spread(self) -> float | None:
+        """max/min of the repeats' rates (1 = perfectly steady; None without repeats)."""
+        return max(self.samples) / min(self.samples) if self.samples else None
 
-def calibrate(device: str, threads: int, dtype: torch.dtype = torch.float32) -> Rates:
-    """Measure the effective rate of :func:`exact_attention` at n = m = 2048, d = dv = 8 (~0.2 s on
-    2 cores; large enough that per-call overheads do not dominate, as they would at n = 1024)."""
+
+def calibrate(device: str, threads: int, dtype: torch.dtype = torch.float32,
+              repeats: int = CALIBRATION_REPEATS) -> Rates:
+    """Measure the effective rate of :func:`exact_attention` at n = m = 2048, d = dv = 8: ``repeats``
+    blocked timings (each ≥ 0.05 s; one call is ~0.1 s on 2 cores, large enough that per-call
+    overheads do not dominate, as they would at n = 1024) and their median rate."""
+    if repeats < 1:
+        raise ValueError(f"calibration repeats={repeats} must be ≥ 1")
     n, d = 2048, 8
     gen = torch.Generator().manual_seed(0)
     q, k, v = (torch.rand(n, d, generator=gen, dtype=dtype).to(device) for _ in range(3))  # (n, d) each
-    timing = time_call(lambda: exact_attention(q, k, v, scale=1 / d), threads=threads, min_run_time=0.05)
     flops = theory.exact_forward_cost(n, n, d, d).flops
-    return Rates(flops_per_s=flops / timing.median_s, method="measured")
+    samples = tuple(flops / time_call(lambda: exact_attention(q, k, v, scale=1 / d), threads=threads,
+                                      min_run_time=0.05).median_s for _ in range(repeats))
+    return Rates(flops_per_s=statistics.median(samples), method="measured", samples=samples)
 
 
 def available_memory(device: str) -> float:
@@ -94,3 +115,16 @@ def budget_reasons(case: Case, rates: Rates, memory_available: float) -> list[st
         reasons.append(f"predicted {need / 2**30:.3g} GiB exceeds the memory budget of {limit / 2**30:.3g} GiB "
                        f"({case.memory_fraction:g} of {memory_available / 2**30:.3g} GiB available)")
     return reasons
+
+
+def budget_fields(case: Case, rates: Rates, memory_available: float) -> dict[str, float | str | None]:
+    """The numbers :func:`budget_reasons` compares, as row columns, so that every row's skip decision
+    can be checked from the results file alone (predicted_s vs time_budget_s, memory_need_bytes vs
+    memory_limit_bytes)."""
+    cost = predicted(case)
+    return {
+        "rate_flops_per_s": rates.flops_per_s, "rate_method": rates.method,
+        "predicted_s": None if cost is None else rates.seconds(cost.flops), "time_budget_s": case.time_budget_s,
+        "memory_need_bytes": None if cost is None else cost.bytes + measurement_bytes(case),
+        "memory_limit_bytes": case.memory_fraction * memory_available,
+    }

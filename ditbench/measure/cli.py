@@ -1,7 +1,8 @@
 """``ditbench run``: run a preset or config sweep, then fit exponents and build the report.
 
     ditbench run [--preset NAME | --config FILE] [--out DIR] [--device cpu|cuda] [--threads N]
-                 [--resume] [--no-report] [--executor worker|in-process]
+                 [--resume] [--no-report] [--executor worker|in-process|dask]
+                 [--scheduler tcp://HOST:PORT | --workers N]   (with --executor dask)
 
 Writes DIR/results.csv, DIR/meta.json, DIR/fits.csv and (unless --no-report) DIR/report/.
 Exit status: 0 when every point is ok or skipped, 1 when some point failed, 2 on a bad spec.
@@ -12,6 +13,7 @@ import argparse
 import datetime as dt
 import sys
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -37,7 +39,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--resume", action="store_true", help="finish the run in --out, skipping recorded points")
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report")
     parser.add_argument("--executor", choices=sorted(EXECUTORS), default="worker",
-                        help="where points run: a killable worker process (default) or this process (debugging)")
+                        help="where points run: a killable worker process (default), this process (debugging), "
+                             "or a Dask cluster (with --scheduler or --workers; docs/measure.md)")
+    cluster = parser.add_mutually_exclusive_group()
+    cluster.add_argument("--scheduler", metavar="ADDRESS",
+                         help="with --executor dask: a running Dask scheduler, e.g. tcp://10.0.0.5:8786")
+    cluster.add_argument("--workers", type=int, metavar="N",
+                         help="with --executor dask: start a LocalCluster of N worker processes, 1 thread each")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
@@ -47,7 +55,7 @@ def main(args: argparse.Namespace) -> int:
         if args.resume and args.out is None:
             raise ValueError("--resume needs --out DIR (the run to finish)")
         out = args.out or Path("results") / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{preset.name}"
-        with EXECUTORS[args.executor]() as executor:
+        with EXECUTORS[args.executor](**executor_options(args)) as executor:
             results = run_sweep(preset, out, threads=args.threads, device=args.device, resume=args.resume,
                                 executor=executor, progress=not args.quiet)
     except ValueError as err:
@@ -62,6 +70,17 @@ def main(args: argparse.Namespace) -> int:
 
         print(f"report: {build_report([out], out=out / 'report')}")
     return 1 if (results["status"] == "failed").any() else 0
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Keyword arguments for the chosen executor's factory (only dask takes any)."""
+    options = {name: getattr(args, name) for name in ("scheduler", "workers") if getattr(args, name) is not None}
+    if options and args.executor != "dask":
+        raise ValueError(f"--{next(iter(options))} needs --executor dask (the {args.executor} executor has no cluster)")
+    if args.executor == "dask" and not options:
+        raise ValueError("--executor dask needs --scheduler tcp://HOST:PORT (a running cluster) or --workers N "
+                         "(a local cluster)")
+    return options
 
 
 def write_fits(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:

@@ -1,13 +1,28 @@
-"""Executors: where cases run. The runner only calls ``map(cases)`` and ``close()``.
+"""Executors: where cases run, behind one contract that a distributed engine can meet.
+
+The contract (what :func:`~.runner.run_sweep` relies on, and all it relies on):
+
+- ``start(rates)`` once, before the first case: ``rates`` fixes the cost model's rate for every
+  worker (tests, reproducible skips); ``None`` means each worker calibrates its own machine.
+- ``submit(cases)``: queue a batch and return at once.
+- ``completed()``: yield ``(case, row)`` for every submitted case as it finishes (any order),
+  including cases submitted while iterating; it ends when nothing is left in flight.
+- ``capacity``: how many cases can run at once; the runner keeps at most that many submitted
+  and unfinished, so its skip and timeout policy sees each result before it sends more.
+- ``machines()``: the :class:`~.machine.Machine` every worker probed (calibration, for meta.json).
+- ``close()``.
+
+An executor returns rows; it never writes the results store (the runner does, alone). Every row it
+returns for a case that reached a worker carries that worker's machine fields, and a case that
+could not finish comes back as a ``failed`` row whose ``failure`` says why (timeout, crash).
 
 - :class:`WorkerExecutor` (default): one persistent worker process, started once (so torch is
   imported once, not per case), reused across cases, killed and restarted after a timeout or a
   crash. Its peak-RSS figure is the worker's own, undisturbed by the runner.
 - :class:`InProcessExecutor`: runs cases in this process, for tests and debugging (no timeout,
   no crash isolation).
-
-A distributed engine (e.g. Dask distributed: ``client.submit(measure_case, case)`` per case,
-results yielded with ``as_completed``) fits the same two methods.
+- :class:`~.dask_executor.DaskExecutor`: a Dask distributed cluster, one case at a time per
+  worker process, each case inside a :class:`WorkerExecutor` on that worker.
 """
 from __future__ import annotations
 
@@ -18,28 +33,47 @@ import signal
 import subprocess
 import sys
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Sequence
+from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from .budget import Rates
 from .cases import Case
-from .point import base_row, finish, measure_case
+from .machine import Machine, Probe, probe
+from .point import base_row, finish, run_case
 
 Row = dict[str, Any]
 
 
 class Executor(ABC):
-    """Runs cases and yields ``(case, row)`` as each finishes (order may differ from input order)."""
+    """Runs cases and yields ``(case, row)`` as each finishes (contract: module docstring)."""
 
     name = "executor"
 
-    def map(self, cases: Iterable[Case]) -> Iterator[tuple[Case, Row]]:
-        """Default: one case at a time, in order. ``cases`` is consumed lazily."""
-        for case in cases:
-            yield case, self.run(case)
+    @property
+    def capacity(self) -> int:
+        """Cases that can run at once."""
+        return 1
 
     @abstractmethod
-    def run(self, case: Case) -> Row:
-        """Measure one case and return its row; never raises for a failure of the case itself."""
+    def start(self, rates: Rates | None = None) -> None:
+        """Prepare to run cases; ``rates``: the cost model's rate for every worker (None: calibrate)."""
+
+    @abstractmethod
+    def submit(self, cases: Sequence[Case]) -> None:
+        """Queue ``cases``; returns at once."""
+
+    @abstractmethod
+    def completed(self) -> Iterator[tuple[Case, Row]]:
+        """``(case, row)`` for each submitted case as it finishes, until none is in flight."""
+
+    def machines(self) -> list[Machine]:
+        """Every worker's machine probed so far."""
+        return []
+
+    def describe(self) -> dict[str, Any]:
+        """How this executor ran (for meta.json)."""
+        return {"name": self.name}
 
     def close(self) -> None:  # noqa: B027  (optional hook: a no-op by default, not abstract)
         """Release processes or connections."""
@@ -51,16 +85,55 @@ class Executor(ABC):
         self.close()
 
 
-class InProcessExecutor(Executor):
+class SerialExecutor(Executor):
+    """One case at a time, in submission order, each measured by :meth:`run` when ``completed()``
+    reaches it; the machine is probed once per (device, threads) and kept."""
+
+    def start(self, rates: Rates | None = None) -> None:
+        self._rates = rates
+        self._queue: deque[Case] = deque()
+        self._machines: dict[tuple[str, int], Machine] = {}
+
+    def submit(self, cases: Sequence[Case]) -> None:
+        self._queue.extend(cases)
+
+    def completed(self) -> Iterator[tuple[Case, Row]]:
+        while self._queue:
+            case = self._queue.popleft()
+            yield case, self.run(case)
+
+    def machine(self, case: Case) -> Machine:
+        """This executor's machine for ``case``'s device and threads (probed on first use)."""
+        key = (case.device, case.threads)
+        if key not in self._machines:
+            self._machines[key] = self._probe(Probe(case.device, case.threads, rates=self._rates, worker=self.name))
+        return self._machines[key]
+
+    def machines(self) -> list[Machine]:
+        return list(getattr(self, "_machines", {}).values())
+
+    @abstractmethod
+    def _probe(self, request: Probe) -> Machine:
+        """Describe and calibrate the machine where :meth:`run` measures."""
+
+    @abstractmethod
+    def run(self, case: Case) -> Row:
+        """Measure one case and return its row; never raises for a failure of the case itself."""
+
+
+class InProcessExecutor(SerialExecutor):
     """Run each case in the calling process (no timeout: a hanging kernel hangs the run)."""
 
     name = "in-process"
 
+    def _probe(self, request: Probe) -> Machine:
+        return probe(request.device, request.threads, rates=request.rates, worker=request.worker)
+
     def run(self, case: Case) -> Row:
-        return measure_case(case)
+        return run_case(case, self.machine(case))
 
 
-class WorkerExecutor(Executor):
+class WorkerExecutor(SerialExecutor):
     """Run cases in a persistent child process with a per-case timeout that really kills.
 
     The child is a fresh interpreter (``python -m ditbench.measure.worker``) started on the first
@@ -75,9 +148,12 @@ class WorkerExecutor(Executor):
 
     name = "worker"
 
-    def __init__(self, imports: Sequence[str] = (), start_timeout_s: float = 120.0) -> None:
+    def __init__(self, imports: Sequence[str] = (), start_timeout_s: float = 120.0,
+                 memory_limit: float | None = None, worker: str = "worker") -> None:
         self.imports = tuple(imports)
         self.start_timeout_s = start_timeout_s
+        self.memory_limit = memory_limit  # cap on the budget's memory (a Dask worker's share)
+        self.worker = worker  # the row's worker column
         self._proc: subprocess.Popen[bytes] | None = None
         self.restarts = 0  # workers killed after a timeout or crash
 
@@ -86,37 +162,59 @@ class WorkerExecutor(Executor):
         proc = subprocess.Popen([sys.executable, "-m", "ditbench.measure.worker", *self.imports],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
         self._proc = proc
-        if not _wait_readable(proc, self.start_timeout_s):
-            self._kill()
-            raise RuntimeError(f"measurement worker did not start within {self.start_timeout_s:g} s")
-        try:
-            message = pickle.load(proc.stdout)  # type: ignore[arg-type]
-        except EOFError:
-            message = f"worker exited during start-up ({_exit_text(self._kill())})"
+        message = self._answer(proc, self.start_timeout_s, "start")
         if message != "ready":
             self._kill()
             raise RuntimeError(f"measurement worker failed to start: {message}")
         return proc
 
+    def _running(self) -> subprocess.Popen[bytes]:
+        return self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+
+    def _answer(self, proc: subprocess.Popen[bytes], timeout_s: float, what: str) -> object:
+        """The worker's next message, or a text saying why there is none (worker killed)."""
+        if not _wait_readable(proc, timeout_s):
+            self._kill()
+            raise RuntimeError(f"measurement worker did not {what} within {timeout_s:g} s")
+        try:
+            return pickle.load(proc.stdout)  # type: ignore[arg-type]
+        except EOFError:
+            return f"worker exited during {what} ({_exit_text(self._kill())})"
+
+    def _probe(self, request: Probe) -> Machine:
+        proc = self._running()
+        send = Probe(request.device, request.threads, rates=request.rates, memory_limit=self.memory_limit,
+                     worker=self.worker)
+        _send(proc, send)
+        answer = self._answer(proc, self.start_timeout_s, "calibrate")
+        if not isinstance(answer, Machine):
+            self._kill()
+            raise RuntimeError(f"measurement worker could not probe its machine: {answer}")
+        return answer
+
     def run(self, case: Case) -> Row:
-        proc = self._proc if self._proc is not None and self._proc.poll() is None else self._start()
+        machine = self.machine(case)
+        stamp = machine.row_fields()
+        proc = self._running()
         assert proc.stdin is not None and proc.stdout is not None
         try:
-            pickle.dump(case, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
-            proc.stdin.flush()
+            _send(proc, (case, machine))
         except BrokenPipeError:
             code = self._kill()
-            return finish(base_row(case), "failed", f"worker process died before the case ({_exit_text(code)})")
+            return finish(base_row(case), "failed", f"worker process died before the case ({_exit_text(code)})",
+                          failure="crash", **stamp)
         if not _wait_readable(proc, case.timeout_s):
             self._kill()
             self.restarts += 1
-            return finish(base_row(case), "failed", f"timeout after {case.timeout_s:g} s (worker killed and restarted)")
+            return finish(base_row(case), "failed", f"timeout after {case.timeout_s:g} s (worker killed and restarted)",
+                          failure="timeout", **stamp)
         try:
             return pickle.load(proc.stdout)
         except (EOFError, pickle.UnpicklingError):  # died mid-case: segfault, OOM killer, os._exit
             code = self._kill()
             self.restarts += 1
-            return finish(base_row(case), "failed", f"worker process died ({_exit_text(code)}); restarted")
+            return finish(base_row(case), "failed", f"worker process died ({_exit_text(code)}); restarted",
+                          failure="crash", **stamp)
 
     def _kill(self) -> int | None:
         """Stop the worker (if any) and return its exit code."""
@@ -146,6 +244,12 @@ class WorkerExecutor(Executor):
         self._kill()
 
 
+def _send(proc: subprocess.Popen[bytes], message: object) -> None:
+    assert proc.stdin is not None
+    pickle.dump(message, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
+    proc.stdin.flush()
+
+
 def _wait_readable(proc: subprocess.Popen[bytes], timeout_s: float) -> bool:
     """True once the worker has written something (or closed its end); False after ``timeout_s``."""
     assert proc.stdout is not None  # started with stdout=PIPE
@@ -164,5 +268,18 @@ def _exit_text(code: int | None) -> str:
     return f"exit code {code}"
 
 
-# name → factory, for the CLI's --executor choices (a Dask executor would register here).
-EXECUTORS: dict[str, type[Executor]] = {"worker": WorkerExecutor, "in-process": InProcessExecutor}
+def _dask_executor(**options: Any) -> Executor:
+    """A :class:`~.dask_executor.DaskExecutor`; dask is an optional extra, imported only when chosen."""
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise ValueError("--executor dask needs dask.distributed: pip install 'ditbench[dask]'") from None
+    from .dask_executor import DaskExecutor
+
+    return DaskExecutor(**options)
+
+
+# name → factory taking keyword options, for the CLI's --executor choices (dask: scheduler, workers).
+EXECUTORS: dict[str, Callable[..., Executor]] = {
+    "worker": WorkerExecutor, "in-process": InProcessExecutor, "dask": _dask_executor,
+}

@@ -1,14 +1,16 @@
 """Measure one case: build inputs, call the kernel once for peak memory and accuracy, then time it.
 
-This is what an executor runs, in whatever process or machine it owns. It returns one results
-row (a dict over :data:`ditbench.measure.results.COLUMNS`). A kernel that raises becomes a
-``failed`` row carrying the exception text; running out of memory, or a workload refusing to build
-the case (:class:`~ditbench.measure.workloads.CaseRefused`), becomes a ``skipped`` row.
+This is what an executor runs, in whatever process or machine it owns: :func:`run_case` with that
+worker's :class:`~.machine.Machine` (device check and cost-model skips with the machine's own
+rate and memory, then :func:`measure_case`). It returns one results row (a dict over
+:data:`ditbench.measure.results.COLUMNS`). A kernel that raises becomes a ``failed`` row carrying
+the exception text; running out of memory, or a kernel or family refusing the case
+(:class:`ditbench.errors.KernelRefusal`), becomes a ``skipped`` row. Every row that is
+not ok names its cause in ``failure`` (:data:`~.results.FAILURES`).
 """
 from __future__ import annotations
 
 import json
-import socket
 import time
 import traceback
 from collections.abc import Mapping
@@ -19,8 +21,9 @@ import torch
 from .. import theory
 from ..attention import KERNELS, Kernel
 from ..errors import KernelRefusal
-from .budget import predicted
+from .budget import budget_fields, budget_reasons, predicted
 from .cases import Case
+from .machine import Machine
 from .memory import measure_peak
 from .timing import time_call
 from .family import get_family
@@ -43,7 +46,7 @@ def base_row(case: Case) -> dict[str, Any]:
         "threads": case.threads, "seed": case.seed, "value_bound": case.value_bound, "timer": case.timer,
         "predicted_flops": None if cost is None else cost.flops,
         "predicted_bytes": None if cost is None else cost.bytes,
-        "host": socket.gethostname(), "workload": case.workload,
+        "workload": case.workload,
         "setting": json.dumps(dict(case.setting), sort_keys=True) if case.setting else "",
         "target_kernel": target_of(case.kernel) if case.op == "forward" and case.workload == "attention" else None,
         # What the report needs to know about the kernel and the theory, written into the row.
@@ -65,11 +68,27 @@ def _describe(kernel: Kernel | None, case: Case, params: Mapping[str, Any]) -> d
     return {"degree": params.get("degree"), "rank": rank, "impl": None}
 
 
-def finish(row: dict[str, Any], status: str, reason: str = "", **values: Any) -> dict[str, Any]:
-    """Return ``row`` with ``status``, ``reason`` and measured ``values`` filled in."""
+def finish(row: dict[str, Any], status: str, reason: str = "", failure: str = "", **values: Any) -> dict[str, Any]:
+    """Return ``row`` with ``status``, ``reason``, ``failure`` (the cause of a row that is not ok,
+    one of :data:`~.results.FAILURES`) and measured ``values`` filled in."""
     if status not in ("ok", "skipped", "failed"):
         raise ValueError(f"status={status!r} must be one of ok, skipped, failed")
-    return {**row, **values, "status": status, "reason": reason}
+    return {**row, **values, "status": status, "reason": reason, "failure": failure}
+
+
+def run_case(case: Case, machine: Machine) -> dict[str, Any]:
+    """Run ``case`` on this worker, whose machine is ``machine``: skipped (no device, or over this
+    machine's budget) or measured. The row carries the machine's fields and the budget figures."""
+    stamp = machine.row_fields()
+    if not machine.available:
+        reason = f"CUDA requested but torch.cuda.is_available() is False on {machine.label}"
+        return finish(base_row(case), "skipped", reason, failure="no-device", **stamp)
+    assert machine.rates is not None
+    stamp.update(budget_fields(case, machine.rates, machine.memory_bytes))
+    reasons = budget_reasons(case, machine.rates, machine.memory_bytes)
+    if reasons:
+        return finish(base_row(case), "skipped", "; ".join(reasons), failure="budget", **stamp)
+    return {**measure_case(case), **stamp}
 
 
 def measure_case(case: Case) -> dict[str, Any]:
@@ -80,11 +99,12 @@ def measure_case(case: Case) -> dict[str, Any]:
     try:
         values = _measure(case)
     except torch.OutOfMemoryError as err:
-        return finish(row, "skipped", f"out of memory: {_first_line(err)}", wall_s=time.perf_counter() - start)
+        return finish(row, "skipped", f"out of memory: {_first_line(err)}", failure="oom",
+                      wall_s=time.perf_counter() - start)
     except KernelRefusal as err:  # "unsupported here, with a reason" (ditbench.errors): not a bug
-        return finish(row, "skipped", str(err), wall_s=time.perf_counter() - start)
+        return finish(row, "skipped", str(err), failure="refused", wall_s=time.perf_counter() - start)
     except Exception as err:  # recorded, not hidden: the row carries the exception and where it came from
-        return finish(row, "failed", _describe_exception(err), wall_s=time.perf_counter() - start)
+        return finish(row, "failed", _describe_exception(err), failure="error", wall_s=time.perf_counter() - start)
     reason = f"{values['nonfinite']} non-finite output value(s)" if values["nonfinite"] else ""
     return finish(row, "ok", reason, wall_s=time.perf_counter() - start, **values)
 

@@ -18,9 +18,10 @@ from typing import Any
 
 import pandas as pd
 
-from ..schema import COLUMNS, REQUIRED_COLUMNS, STATUSES, cell, read_results
+from ..schema import COLUMNS, FAILURES, REQUIRED_COLUMNS, STATUSES, cell, read_results
 
-__all__ = ["COLUMNS", "REQUIRED_COLUMNS", "ResultStore", "read_meta", "read_results", "run_metadata", "write_meta"]
+__all__ = ["COLUMNS", "FAILURES", "REQUIRED_COLUMNS", "ResultStore", "read_meta", "read_results", "run_metadata",
+           "write_meta"]
 
 
 class ResultStore:
@@ -57,6 +58,8 @@ class ResultStore:
             raise ValueError(f"row has columns {sorted(unknown)} that are not in the results schema")
         if row.get("status") not in STATUSES:
             raise ValueError(f"row status {row.get('status')!r} must be one of {list(STATUSES)}")
+        if row.get("failure") and row["failure"] not in FAILURES:
+            raise ValueError(f"row failure {row['failure']!r} must be one of {list(FAILURES)}")
         new = not self.path.exists() or self.path.stat().st_size == 0
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", newline="") as fh:
@@ -83,13 +86,15 @@ def run_metadata(
     import numpy
     import torch
 
+    from .machine import cpu_model
+
     return {
         "preset": dict(preset),
         "start_time": utc_now(), "end_time": None,
         "hostname": socket.gethostname(),
         "python": sys.version.split()[0], "torch": torch.__version__, "numpy": numpy.__version__,
         "pandas": pd.__version__, "platform": platform.platform(),
-        "cpu_model": _cpu_model(), "cpu_count": os.cpu_count(),
+        "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
         "gpu_model": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "cuda": torch.version.cuda, "threads": threads, "device": device,
         "git_commit": _git_commit(),
@@ -111,16 +116,6 @@ def read_meta(path: str | Path) -> dict[str, Any]:
 
 def utc_now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def _git_commit() -> str | None:

@@ -1,18 +1,23 @@
 """The one runner: validate a preset, expand it into cases, skip what cannot or should not run,
-hand the rest to an executor, and append every row to the results store as it finishes.
+hand the rest to an executor in batches, and append every row to the results store as it finishes.
+
+The runner alone writes the store and owns the skip policy: a case outside its kernel's limits is
+skipped before it is sent anywhere; a case whose setting already timed out at a smaller n is
+skipped when its turn comes (:class:`TimeoutRule`, driven by the rows' ``failure`` column).
+Machine-dependent skips (no such device, over the cost-model budget) are decided by the worker
+that would run the case, with its own calibration (:func:`.point.run_case`).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
-import torch
 from tqdm.auto import tqdm
 
 from ..attention import KERNELS
-from .budget import Rates, available_memory, budget_reasons, calibrate
+from .budget import CALIBRATION_REPEATS, Rates
 from .cases import Case, expand
 from .executor import Executor, WorkerExecutor
 from .point import base_row, finish
@@ -48,14 +53,37 @@ def plan(preset: Preset, *, threads: int, device: str | None = None) -> list[Cas
     return cases
 
 
-def skip_reasons(case: Case, rates: Rates | None, memory: float) -> list[str]:
-    """Why ``case`` is recorded as skipped without running: no device, unsupported, or over budget."""
-    if case.device == "cuda" and not torch.cuda.is_available():
-        return ["CUDA requested but torch.cuda.is_available() is False on this machine"]
-    reasons = KERNELS[case.kernel].unsupported_reasons(case.problem(), case.kwargs)
-    if reasons or rates is None:
-        return reasons
-    return budget_reasons(case, rates, memory)
+def unsupported_reasons(case: Case) -> list[str]:
+    """Why ``case`` is outside its kernel's declared limits (machine-independent; empty: run it)."""
+    return KERNELS[case.kernel].unsupported_reasons(case.problem(), case.kwargs)
+
+
+class TimeoutRule:
+    """"n timed out → a larger n of the same setting would too": skip those, from the rows'
+    structured ``failure`` column (never from the wording of ``reason``)."""
+
+    def __init__(self) -> None:
+        self._first: dict[tuple, int] = {}  # setting → smallest n that timed out
+
+    def observe(self, case: Case, row: dict) -> None:
+        if row.get("failure") == "timeout":
+            key = setting_of(case)
+            self._first[key] = min(case.n, self._first.get(key, case.n))
+
+    def reason(self, case: Case) -> str | None:
+        first = self._first.get(setting_of(case))
+        if first is None or case.n <= first:
+            return None
+        return f"n={first} of this setting timed out; a larger n would too"
+
+
+def take_next(pending: list[Case], running: Counter[tuple]) -> Case:
+    """The first pending case whose setting has nothing in flight (so a setting's next n waits for
+    its smaller n's outcome while other work can go), else the first pending case."""
+    for i, case in enumerate(pending):
+        if not running[setting_of(case)]:
+            return pending.pop(i)
+    return pending.pop(0)
 
 
 def run_sweep(
@@ -77,7 +105,8 @@ def run_sweep(
         resume: keep rows already in ``out/results.csv`` and run only the missing cases;
             without it an existing, non-empty results file is an error (never silently mixed).
         executor: where cases run; default a :class:`WorkerExecutor` (closed at the end).
-        rates: machine rate for the cost model; default measured now (:func:`budget.calibrate`).
+        rates: the cost model's rate on every worker; default each worker measures its own
+            (:func:`budget.calibrate`, median of repeats; recorded in meta.json and per row).
     """
     cases = plan(preset, threads=threads, device=device)
     paths = RunPaths(Path(out))
@@ -87,55 +116,66 @@ def run_sweep(
         raise ValueError(f"{paths.results} already holds {len(done)} rows; pass --resume to finish that run "
                          f"or choose another --out")
     paths.out.mkdir(parents=True, exist_ok=True)
-    devices = {case.device for case in cases}
-    run_device = "cuda" if "cuda" in devices else "cpu"
-    can_run = run_device == "cpu" or torch.cuda.is_available()
-    torch.set_num_threads(threads)
-    if rates is None and can_run:
-        rates = calibrate(run_device, threads)
-    memory = available_memory(run_device) if can_run else 0.0
+    run_device = "cuda" if any(case.device == "cuda" for case in cases) else "cpu"
     todo = [case for case in cases if case.case_id not in done]
     meta = run_metadata(preset=preset.to_dict(), threads=threads, device=run_device, extra={
         "preset_name": preset.name, "preset_source": preset.source, "resume": resume,
         "cases_total": len(cases), "cases_already_done": len(cases) - len(todo),
-        "rate_flops_per_s": None if rates is None else rates.flops_per_s,
-        "rate_method": None if rates is None else rates.method,
-        "memory_available_bytes": memory, "executor": None,
+        "calibration": {"repeats": CALIBRATION_REPEATS, "fixed_rate_flops_per_s": None if rates is None
+                        else rates.flops_per_s, "per": "worker"},
+        "machines": [], "executor": None,
     })
     if resume and paths.meta.exists():
         previous = read_meta(paths.meta)
         meta["previous_runs"] = previous.pop("previous_runs", []) + [
-            {key: previous.get(key) for key in ("start_time", "end_time", "hostname", "git_commit", "status_counts")}]
+            {key: previous.get(key) for key in ("start_time", "end_time", "hostname", "git_commit", "status_counts",
+                                                "machines")}]
     own_executor = executor is None
     executor = executor or WorkerExecutor()
     meta["executor"] = executor.name
     write_meta(paths.meta, meta)
     bar = tqdm(total=len(todo), desc=f"ditbench run {preset.name}", unit="pt", disable=not progress)
 
-    timed_out: dict[tuple, int] = {}  # setting (the case minus n) → smallest n that timed out
+    def record(row: dict) -> None:
+        store.append(row)
+        bar.update(1)
 
-    def runnable() -> Iterator[Case]:
-        for case in todo:
-            reasons = skip_reasons(case, rates, memory)
-            first = timed_out.get(_setting(case))
-            if not reasons and first is not None and case.n > first:
-                reasons = [f"n={first} of this setting timed out; a larger n would too"]
+    rule = TimeoutRule()
+    running: Counter[tuple] = Counter()  # setting → cases submitted and not yet finished
+    pending = list(todo)
+
+    def feed() -> None:
+        """Submit cases until the executor is full; record the ones the policy skips, in turn."""
+        batch: list[Case] = []
+        capacity = executor.capacity  # asked once: for a cluster it is a question to the scheduler
+        while pending and sum(running.values()) < capacity:
+            case = take_next(pending, running)
+            reasons = unsupported_reasons(case)
             if reasons:
-                store.append(finish(base_row(case), "skipped", "; ".join(reasons)))
-                bar.update(1)
-            else:
-                bar.set_postfix_str(f"{case.experiment} {case.kernel} n={case.n}", refresh=False)
-                yield case
+                record(finish(base_row(case), "skipped", "; ".join(reasons), failure="unsupported"))
+                continue
+            reason = rule.reason(case)
+            if reason:
+                record(finish(base_row(case), "skipped", reason, failure="after-timeout"))
+                continue
+            running[setting_of(case)] += 1
+            batch.append(case)
+        if batch:
+            bar.set_postfix_str(f"{batch[-1].experiment} {batch[-1].kernel} n={batch[-1].n}", refresh=False)
+            executor.submit(batch)
 
     try:
-        for case, row in executor.map(runnable()):
-            store.append(row)
-            if row["status"] == "failed" and str(row["reason"]).startswith("timeout"):
-                key = _setting(case)
-                timed_out[key] = min(case.n, timed_out.get(key, case.n))
-            bar.update(1)
+        executor.start(rates)
+        meta["executor"] = executor.describe() | {"name": executor.name}
+        feed()
+        for case, row in executor.completed():
+            running[setting_of(case)] -= 1
+            record(row)
+            rule.observe(case, row)
+            feed()
     finally:
         bar.close()
+        meta["machines"] = [machine.to_dict() for machine in executor.machines()]
         if own_executor:
             executor.close()
         frame = store.read()
@@ -144,7 +184,7 @@ def run_sweep(
     return frame
 
 
-def _setting(case: Case) -> tuple:
+def setting_of(case: Case) -> tuple:
     """The case's identity without n: m only when fixed (not following n), bound only as its spec
     (its value may be a function of n)."""
     m = "=n" if case.m == case.n else case.m

@@ -38,7 +38,8 @@ def fit_lines(fits: pd.DataFrame | None) -> list[str]:
             lines.append(f"  {key}: no fit ({row.get('note', row.get('regime', '?'))})")
             continue
         lines.append(f"  {key}: k = {row['exponent']:.3g} [{row['ci_low']:.3g}, {row['ci_high']:.3g}], "
-                     f"regime {row.get('regime', '?')}")
+                     f"regime {row.get('regime', '?')}" + (f" ({row['regime_reason']})" if isinstance(
+                         row.get("regime_reason"), str) and row["regime_reason"] else ""))
     return lines
 
 

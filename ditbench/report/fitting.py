@@ -17,7 +17,7 @@ from .select import UNIFORM, by_series, exact_baseline, exact_kernels, series_co
 
 BAND_POINTS = 40  # sizes at which each fitted line and its band are drawn (geometric grid)
 # The report's own grouping when a run has no fits.csv: the columns its figures split series by.
-FIT_GROUPS = ("experiment", "kernel", "op", "params", "bound_spec", "d", "dtype", "device")
+FIT_GROUPS = ("experiment", "kernel", "op", "params", "bound_spec", "d", "dtype", "device", "machine")
 
 
 @dataclass(frozen=True)

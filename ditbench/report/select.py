@@ -18,7 +18,8 @@ UNIFORM = "uniform"
 # Columns that, when they vary inside a selection, split it into separate series (in this order).
 # ``params`` is the JSON of the kernel parameters (e.g. a Performer's feature count) that measure records.
 # ``setting`` is the JSON of a workload's fixed values (E5: DiT model, blocks), constant along n.
-SERIES_COLUMNS = ("experiment", "kernel", "params", "setting", "bound_spec", "d", "dtype", "device")
+# ``machine`` (host · CPU · GPU of the worker that measured the row) splits series when a run spans machines.
+SERIES_COLUMNS = ("experiment", "kernel", "params", "setting", "bound_spec", "d", "dtype", "device", "machine")
 
 
 def exact_kernels(rows: pd.DataFrame) -> frozenset[str]:
