@@ -81,6 +81,15 @@ def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = Non
     return check_output("sdpa", out / unit if unit != 1.0 else out)
 
 
+def sdpa_flash_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
+    """As :func:`sdpa_attention` with torch's flash backend forced (CUDA, float16/bfloat16: the
+    exact baseline on GPU). Raises RuntimeError from torch where flash cannot run the inputs."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        return sdpa_attention(q, k, v, scale=scale)
+
+
 def uniform_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
     """Every output row is the mean of v: the O(n) answer of attention with all logits equal.
 
@@ -112,6 +121,14 @@ SDPA = register(Kernel(
     description="torch scaled_dot_product_attention, 4-D (flash kernel on CPU)",
     cost=lambda p, params: theory.exact_forward_cost(p.n, p.m, p.d, p.dv, itemsize=p.dtype.itemsize, block=256),
     limits=_sdpa_limits,
+))
+SDPA_FLASH = register(Kernel(
+    name="sdpa_flash", fn=sdpa_flash_attention, op="forward", exact=True,
+    description="torch SDPA with the flash backend forced (CUDA, fp16/bf16: the exact GPU baseline)",
+    dtypes=frozenset({torch.float16, torch.bfloat16}), devices=frozenset({"cuda"}),
+    cost=lambda p, params: theory.exact_forward_cost(p.n, p.m, p.d, p.dv, itemsize=p.dtype.itemsize, block=128),
+    limits=lambda p, params: [] if p.d <= 256 and p.dv == p.d else
+    [f"sdpa_flash needs d = dv ≤ 256 (flash kernels), not d={p.d}, dv={p.dv}"],
 ))
 UNIFORM = register(Kernel(
     name="uniform", fn=uniform_attention, op="forward", exact=False,

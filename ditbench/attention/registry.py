@@ -127,7 +127,8 @@ def register(kernel: Kernel) -> Kernel:
 
 # Modules whose import registers ditbench's own kernels (forward, peers, backward).
 BUILTIN_MODULES: tuple[str, ...] = (
-    "ditbench.attention.exact", "ditbench.attention.polynomial", "ditbench.attention.peers", "ditbench.gradient",
+    "ditbench.attention.exact", "ditbench.attention.polynomial", "ditbench.attention.polynomial_triton",
+    "ditbench.attention.peers", "ditbench.gradient",
 )
 ENTRY_POINT_GROUP = "ditbench.kernels"
 _plugins_loaded = False

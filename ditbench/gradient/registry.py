@@ -17,7 +17,7 @@ from . import lowrank as lowrank_mod
 from .autograd import polynomial_autograd_gradient
 from .exact import autograd_gradient, default_block, exact_gradient
 from .._checks import BLOCK_SIZE, EPS, MEMORY_BUDGET, Param
-from ..attention.polynomial import DEGREE, choose_approx
+from ..attention.polynomial import DEGREE, IMPLS, choose_approx
 from .lowrank import lowrank_gradient
 from .problem import DEFAULT_MEMORY_BUDGET
 
@@ -92,9 +92,10 @@ AUTOGRAD_GRADIENT = register(Kernel(
 LOWRANK_GRADIENT = register(Kernel(
     name="lowrank_gradient", fn=lowrank_gradient, op="backward", exact=False,
     description="AS24 chained low-rank gradient (ranks k1, k2 = k1 + d, k3 = k1·k2; O(n·k1·k2·d))",
-    params={"eps": 1e-3, "degree": None, "q_factor": "paper", "block_size": None, "memory_budget": None},
+    params={"eps": 1e-3, "degree": None, "q_factor": "paper", "block_size": None, "memory_budget": None,
+            "impl": "auto"},
     schema={"eps": EPS, "degree": DEGREE, "q_factor": Param("str", choices=("paper", "direct")),
-            "block_size": BLOCK_SIZE, "memory_budget": MEMORY_BUDGET},
+            "block_size": BLOCK_SIZE, "memory_budget": MEMORY_BUDGET, "impl": Param("str", choices=IMPLS)},
     cost=_lowrank_cost, limits=_lowrank_limits,
 ))
 POLYNOMIAL_AUTOGRAD_GRADIENT = register(Kernel(
