@@ -13,6 +13,7 @@ from .._checks import (
     BLOCK_SIZE, check_logit_range, check_output, check_positive_int, check_qkv, resolve_scale, value_scale,
 )
 from .. import theory
+from ..errors import KernelRefusal
 from .registry import Kernel, Problem, register
 
 # Elements of one (block, m) logit tile: 2^18 floats = 1 MiB in float32, small enough to stay
@@ -83,9 +84,14 @@ def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = Non
 
 def sdpa_flash_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
     """As :func:`sdpa_attention` with torch's flash backend forced (CUDA, float16/bfloat16: the
-    exact baseline on GPU). Raises RuntimeError from torch where flash cannot run the inputs."""
+    exact baseline on GPU). Raises :class:`KernelRefusal`, before calling torch, where the flash
+    kernel cannot run the inputs (not CUDA, not float16/bfloat16, d ≠ dv or d > 256)."""
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
+    d, dv = q.shape[-1], v.shape[-1]
+    if q.device.type != "cuda" or q.dtype not in (torch.float16, torch.bfloat16) or d != dv or d > 256:
+        raise KernelRefusal(f"sdpa_flash runs torch's flash kernel only on CUDA float16/bfloat16 with d = dv ≤ 256, "
+                            f"not device={q.device.type}, dtype={q.dtype}, d={d}, dv={dv}")
     with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
         return sdpa_attention(q, k, v, scale=scale)
 
