@@ -35,10 +35,10 @@ import torch
 from torch import Tensor
 
 from .. import theory
-from .._checks import check_eps, check_qkv, resolve_scale
+from .._checks import EPS, Param, check_eps, check_qkv, resolve_scale
 from ..errors import KernelRefusal, check_normalisers
 from .features import monomial_table, monomial_weights
-from .polynomial import choose_approx
+from .polynomial import RADIUS, choose_approx
 from .registry import Kernel, Problem, register
 
 MAX_D = 64
@@ -219,5 +219,8 @@ POLYNOMIAL_TRITON = register(Kernel(
     description="polynomial method as two fused Triton kernels (features built in registers, tl.dot, float32)",
     dtypes=frozenset({torch.float32}), devices=frozenset({"cuda"}),
     params={"eps": 1e-3, "degree": None, "radius": None},
+    schema={"eps": EPS, "radius": RADIUS,
+            "degree": Param("int", low=0, high=MAX_DEGREE, optional=True,
+                            why="the Triton kernel unrolls the monomial products up to MAX_DEGREE")},
     cost=_cost, limits=_limits, describe=_describe,
 ))
