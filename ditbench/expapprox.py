@@ -165,7 +165,9 @@ def _chebyshev(radius: float, degree: int) -> tuple[np.ndarray, np.ndarray, floa
     # (numpy's stubs type chebinterpolate's callable by its coefficient type, not a float function)
     c = np.asarray(cheb.chebinterpolate(lambda t: np.exp(radius * t), degree),  # type: ignore[type-var]
                    dtype=np.float64)  # (g + 1,) Chebyshev coefficients
-    return np.asarray(cheb.cheb2poly(c), dtype=np.float64), np.empty(0), None
+    b = np.asarray(cheb.cheb2poly(c), dtype=np.float64)  # (g + 1,) monomial coefficients in t
+    b = np.pad(b, (0, degree + 1 - b.shape[0]))  # cheb2poly trims trailing zeros (a radius near 0)
+    return b, np.empty(0), None
 
 
 def _minimax(radius: float, degree: int) -> tuple[np.ndarray, np.ndarray, float | None]:

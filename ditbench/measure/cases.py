@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..attention import KERNELS, Problem
+from . import validate
 from .expr import parse_expression
 from .family import get_family
 from .spec import SweepSpec
@@ -161,6 +162,8 @@ def check_spec(spec: SweepSpec) -> None:
             known = sorted(accepted) or "none"
             raise ValueError(f"{spec.experiment}: per_n.{name} is accepted by none of the kernels "
                              f"{list(spec.kernels)}; per_n takes d or a kernel parameter ({known})")
+    validate.check_params(spec)  # values against each kernel's schema (ditbench.measure.validate)
+    validate.check_size(spec)  # the case count, before anything is expanded
     for geometry in geometries(spec):
         for field_name in ("bound", "scale"):
             value = getattr(geometry, field_name)
@@ -196,6 +199,7 @@ def expand(spec: SweepSpec, *, threads: int, device: str | None = None) -> list[
                     workload=spec.workload, setting=g.setting,
                 )
                 cases.setdefault(case.case_id, case)
+    validate.check_memory(list(cases.values()))
     return list(cases.values())
 
 
