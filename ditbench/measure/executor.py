@@ -288,7 +288,8 @@ class PoolExecutor(Executor):
         for worker in self._all:
             worker.start(rates)
             self._idle.put(worker)
-        self._threads = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="ditbench-pool")
+        self._threads: ThreadPoolExecutor | None = ThreadPoolExecutor(max_workers=self.workers,
+                                                                      thread_name_prefix="ditbench-pool")
         self._pending: dict[Future[tuple[Row, Machine]], Case] = {}
         self._machines: dict[tuple[str, str, int], Machine] = {}
 
@@ -300,6 +301,8 @@ class PoolExecutor(Executor):
             self._idle.put(worker)
 
     def submit(self, cases: Sequence[Case]) -> None:
+        if self._threads is None:
+            raise RuntimeError("PoolExecutor.submit before start() (or after close())")
         for case in cases:
             self._pending[self._threads.submit(self._run, case)] = case
 
