@@ -167,6 +167,42 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
+class RunDefaults:
+    """A preset's ``[defaults]`` table: the ``ditbench run`` options it was designed for
+    (``threads``, ``executor``, ``workers``); options given on the command line win."""
+
+    threads: int | None = None
+    executor: str | None = None
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "workers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"[defaults] {name} = {value!r} must be an integer ≥ 1")
+        if self.executor is not None and self.executor not in EXECUTOR_NAMES:
+            raise ValueError(f"[defaults] executor = {self.executor!r}; allowed: {', '.join(EXECUTOR_NAMES)}")
+        if self.workers is not None and self.executor not in ("pool", "dask"):
+            raise ValueError("[defaults] workers needs executor = \"pool\" or \"dask\"")
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> RunDefaults:
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"[defaults] must be a table; got {type(raw).__name__}")
+        unknown = set(raw) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown [defaults] key(s) {sorted(unknown)}; allowed: threads, executor, workers")
+        return cls(**raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+# The executors a preset may name (ditbench.measure.executor.EXECUTORS, kept here without its imports).
+EXECUTOR_NAMES = ("worker", "in-process", "pool", "dask")
+
+
+@dataclass(frozen=True)
 class Preset:
     """A named list of sweeps (one per experiment), e.g. ``smoke``, ``default``, ``full``."""
 
@@ -174,9 +210,13 @@ class Preset:
     specs: tuple[SweepSpec, ...]
     description: str = ""
     source: str = field(default="", compare=False)  # file it came from, for meta.json
+    defaults: RunDefaults = field(default_factory=RunDefaults)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "sweep": [s.to_dict() for s in self.specs]}
+        out: dict[str, Any] = {"name": self.name, "description": self.description}
+        if self.defaults.to_dict():
+            out["defaults"] = self.defaults.to_dict()
+        return {**out, "sweep": [s.to_dict() for s in self.specs]}
 
 
 def load_preset_text(text: str, *, name: str, source: str = "") -> Preset:
@@ -187,10 +227,14 @@ def load_preset_text(text: str, *, name: str, source: str = "") -> Preset:
         raise ValueError(f"{source or name}: invalid TOML: {err}") from None
     except RecursionError:  # tomllib recurses once per nested array or table
         raise ValueError(f"{source or name}: TOML nested too deeply to be a sweep file") from None
-    unknown = set(raw) - {"description", "sweep", "name"}
+    unknown = set(raw) - {"description", "sweep", "name", "defaults"}
     if unknown:
         raise ValueError(f"{source or name}: unknown top-level key(s) {sorted(unknown)}; "
-                         f"allowed: description, name, [[sweep]]")
+                         f"allowed: description, name, [defaults], [[sweep]]")
+    try:
+        defaults = RunDefaults.from_dict(raw.get("defaults", {}))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source or name}: {err}") from None
     sweeps = raw.get("sweep")
     if not isinstance(sweeps, list) or not sweeps:
         raise ValueError(f"{source or name}: needs at least one [[sweep]] table")
@@ -201,7 +245,7 @@ def load_preset_text(text: str, *, name: str, source: str = "") -> Preset:
         except ValueError as err:
             raise ValueError(f"{source or name}: [[sweep]] #{i + 1} ({table.get('experiment', '?')}): {err}") from None
     return Preset(name=str(raw.get("name", name)), specs=tuple(specs), description=str(raw.get("description", "")),
-                  source=source)
+                  source=source, defaults=defaults)
 
 
 def load_config(path: str | Path) -> Preset:
@@ -215,6 +259,8 @@ def load_config(path: str | Path) -> Preset:
 def dump_toml(preset: Preset) -> str:
     """Write ``preset`` as TOML that :func:`load_preset_text` reads back to an equal preset."""
     lines = [f"name = {_toml_value(preset.name)}", f"description = {_toml_value(preset.description)}"]
+    if preset.defaults.to_dict():
+        lines += ["", "[defaults]"] + [f"{key} = {_toml_value(v)}" for key, v in preset.defaults.to_dict().items()]
     for spec in preset.specs:
         lines += ["", "[[sweep]]"]
         lines += [f"{key} = {_toml_value(value)}" for key, value in spec.to_dict().items()]
