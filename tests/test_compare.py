@@ -163,11 +163,12 @@ timeout_s = 60
 
 
 @pytest.mark.slow  # two side processes (torch imports) and four passes: ~20 s
-def test_compare_two_revisions_interleaved(tmp_path, capsys):
+def test_compare_two_revisions_interleaved(tmp_path, capsys, monkeypatch):
     root = Path(__file__).resolve().parents[1]
     head = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True)
     if head.returncode != 0:
         pytest.skip("not a git checkout: revisions cannot be exported")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the exported trees (and the side processes')
     config = tmp_path / "tiny.toml"
     config.write_text(TINY)
     out = tmp_path / "cmp"
@@ -179,7 +180,7 @@ def test_compare_two_revisions_interleaved(tmp_path, capsys):
         assert sorted(side["pass_index"].unique()) == [0, 1]
         assert set(side["kernel"]) == {"uniform", "exact"} and (side["status"] == "ok").all()
         meta = json.loads((out / label / "meta.json").read_text())["compare"]
-        assert meta["imported"].startswith(str(out / "copies" / label))  # that side ran its own copy
+        assert meta["imported"].startswith(str(tmp_path / "cache" / "ditbench-compare" / meta["sha"] / "tree"))
         assert [(e["pass"], e["side"]) for e in meta["order"]] == pass_order(["base", "head"], 2)
     assert (out / "compare.html").is_file() and "ratio H/B" in capsys.readouterr().out
     # the merged sides are results directories: the statistics run again without measuring

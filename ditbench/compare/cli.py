@@ -4,9 +4,10 @@
                      [--threshold R] [--alpha A] [--exponent-margin M] [--repo DIR] [--no-page]
 
 BASE and HEAD are two results directories (``results.csv`` + ``meta.json``), or two git revisions
-of ``--repo`` (default: the repository of the current directory): each revision is exported into
-``DIR/copies/<label>`` and the sweep (``--config``, default :data:`DEFAULT_SWEEP`) runs on both,
-``--passes`` passes each, alternating (:mod:`.interleave`). Writes ``DIR/sizes.csv``,
+of ``--repo`` (default: the repository of the current directory): each revision is exported once
+into ``~/.cache/ditbench-compare/<sha>/tree`` (:func:`.sources.export`) and the sweep
+(``--config``, default :data:`DEFAULT_SWEEP`) runs on both, ``--passes`` passes each, alternating
+(:mod:`.interleave`). Writes ``DIR/sizes.csv``,
 ``DIR/exponents.csv`` and ``DIR/compare.html``; prints the table.
 
 Exit status: 0 no significant regression; 1 a size significantly slower than ``--threshold`` or a
@@ -90,7 +91,7 @@ def _run_revisions(revisions: list[Revision], repo: Path, args: argparse.Namespa
 
     load_config(args.config)  # a bad sweep fails here, before anything is exported
     out: Path = args.out
-    versions = [Version(label, r.spec, r.sha, export(r, repo, out / "copies" / label))
+    versions = [Version(label, r.spec, r.sha, export(r, repo))
                 for label, r in zip(("base", "head"), revisions)]
     sides = run_interleaved(versions, args.config.resolve(), out, passes=args.passes, threads=args.threads,
                             say=not args.quiet)

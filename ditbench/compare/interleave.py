@@ -59,7 +59,10 @@ class SideProcess:
 
     def __init__(self, version: Version, config: Path, threads: int, log: Path) -> None:
         self.version = version
-        env = dict(os.environ, PYTHONPATH=str(version.root))
+        # torch's extension cache beside the copy: the fused kernel's build records its source path,
+        # so copies sharing one cache would rebuild it (~20–40 s) each time they alternate.
+        extensions = version.root.parent / "torch_extensions"
+        env = dict(os.environ, PYTHONPATH=str(version.root), TORCH_EXTENSIONS_DIR=str(extensions))
         env.pop("PYTHONSTARTUP", None)
         self._log = log.open("ab")
         self.proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(config), str(threads)], cwd=version.root,

@@ -1,6 +1,7 @@
 """What BASE and HEAD name: a results directory (``results.csv`` + ``meta.json``) or a git revision.
 
-A revision is exported (``git archive``, no repository state touched) into its own directory, and
+A revision is exported (``git archive``, no repository state touched) into its own directory
+(cached per commit, :func:`export`), and
 the same sweep runs with each copy first on ``PYTHONPATH``, in its own long-lived side process
 (:mod:`.interleave`). A results directory is read as it is, through :func:`ditbench.schema.read_results`.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import shutil
 import subprocess
 import tarfile
 from dataclasses import dataclass, field
@@ -78,8 +81,20 @@ def resolve(spec: str, repo: Path) -> Revision:
     return Revision(spec, sha)
 
 
-def export(revision: Revision, repo: Path, dest: Path) -> Path:
-    """Write the tree of ``revision`` into ``dest`` (created; must not exist) and return it."""
+def cache_root() -> Path:
+    """Where exported revisions live: ``$XDG_CACHE_HOME/ditbench-compare`` (default ~/.cache/…)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "ditbench-compare"
+
+
+def export(revision: Revision, repo: Path, cache: Path | None = None) -> Path:
+    """The tree of ``revision`` in ``cache/<sha>/tree`` (written once per commit, then reused: a
+    commit's tree never changes, and its compiled extensions stay valid beside it)."""
+    where = (cache or cache_root()) / revision.sha
+    dest, done = where / "tree", where / "complete"
+    if done.is_file():
+        return dest
+    if dest.exists():
+        shutil.rmtree(dest)  # an export interrupted half-way
     dest.mkdir(parents=True)
     proc = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", revision.sha], capture_output=True,
                           check=False)
@@ -89,6 +104,7 @@ def export(revision: Revision, repo: Path, dest: Path) -> Path:
         tar.extractall(dest, filter="data")
     if not (dest / "ditbench" / "__init__.py").is_file():
         raise ValueError(f"revision {revision.spec} ({revision.sha[:12]}) has no ditbench/ package to measure")
+    done.write_text(revision.sha + "\n")
     return dest
 
 
