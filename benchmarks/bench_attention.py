@@ -19,6 +19,7 @@ PARAM_NAMES = ("n", "d", "bound", "kernel", "device")
 class Forward:
     """Seconds per forward call, q, k, v of shape (n, d), float32, 1/d scale, entries U[−B, B]."""
 
+    version = common.SETTINGS_VERSION  # settings in common.py: a change starts a new series
     params = ((1024, 4096), (8,), (1.0,), KERNELS, ("cpu",))
     param_names = PARAM_NAMES
     timer = common.TIMERS["cpu"]  # CPU time: see common.TIMERS
@@ -39,8 +40,13 @@ class Forward:
 class ForwardCUDA(Forward):
     """As :class:`Forward` on CUDA: wall clock around a synchronised call (skipped without a GPU)."""
 
+    version = common.SETTINGS_VERSION  # settings in common.py: a change starts a new series
     params = Forward.params[:-1] + (("cuda",),)
     timer = common.TIMERS["cuda"]
+
+    @common.skip_without_cuda  # its own method: Forward's time_forward must stay
+    def time_forward(self, n: int, d: int, bound: float, kernel: str, device: str) -> None:
+        self.run()
 
 
 class ForwardCUDAEvents:
@@ -48,6 +54,7 @@ class ForwardCUDAEvents:
     triton.testing.do_bench(return_mode="median"); ditbench.measure.timing.cuda_event_timing) and
     peak CUDA memory of one call, for the GPU kernels against SDPA (skipped without a GPU)."""
 
+    version = common.SETTINGS_VERSION  # settings in common.py: a change starts a new series
     params = ((4096, 65536), (8, 64), (1.0,), ("polynomial_triton", "polynomial", "sdpa"), ("cuda",))
     param_names = PARAM_NAMES
     timeout = 300
@@ -57,6 +64,7 @@ class ForwardCUDAEvents:
         common.prepare(point)
         self.run = common.call(point)
 
+    @common.skip_without_cuda
     def track_cuda_event_seconds(self, n: int, d: int, bound: float, kernel: str, device: str) -> float:
         from ditbench.measure.timing import cuda_event_timing
 
@@ -64,6 +72,7 @@ class ForwardCUDAEvents:
 
     track_cuda_event_seconds.unit = "seconds"  # type: ignore[attr-defined]
 
+    @common.skip_without_cuda
     def track_cuda_peak_bytes(self, n: int, d: int, bound: float, kernel: str, device: str) -> float:
         from ditbench.measure.memory import measure_peak
 
@@ -76,6 +85,7 @@ class ForwardSweep(Forward):
     """As :class:`Forward` over a geometric n grid (E1 at d = 8, B = 1), for the dashboard and for
     ``ditbench fit .asv/results`` (which needs ≥ 3 sizes per kernel). Not in the regression subset."""
 
+    version = common.SETTINGS_VERSION  # settings in common.py: a change starts a new series
     params = ((1024, 2048, 4096, 8192), (8,), (1.0,), KERNELS, ("cpu",))
     repeat = (3, 5, 3.0)
 
@@ -87,6 +97,7 @@ class ForwardMemory:
     must stay far below that (exact: one 2^22-logit tile; polynomial: O((n + m)·d + r·dv)).
     """
 
+    version = common.SETTINGS_VERSION  # settings in common.py: a change starts a new series
     params = ((16384,), (8,), (1.0,), ("exact", "sdpa", "polynomial"), ("cpu",))
     param_names = PARAM_NAMES
     timeout = 120
@@ -103,6 +114,7 @@ class ForwardMemory:
 class ForwardAccuracy:
     """err_max = ‖T − Att‖_max against the float64 exact reference (DESIGN §2), at B = 1 and 2."""
 
+    version = common.SETTINGS_VERSION  # settings in common.py: a change starts a new series
     params = ((4096,), (8,), (1.0, 2.0), ("sdpa", "polynomial", "uniform"), ("cpu",))
     param_names = PARAM_NAMES
     timeout = 120
@@ -124,7 +136,8 @@ class ForwardExponent:
     method toward 2 means an n×n intermediate crept in.
     """
 
-    params = (("exact", "polynomial", "uniform"), common.DEVICES)
+    version = common.SETTINGS_VERSION  # settings in common.py: a change starts a new series
+    params = (("exact", "polynomial", "uniform"), common.AVAILABLE_DEVICES)  # cuda only where it exists
     param_names = ("kernel", "device")
     timeout = 300
 

@@ -18,6 +18,7 @@ PARAM_NAMES = ("n", "d", "bound", "kernel", "device")
 class Gradient:
     """Seconds per gradient call, n tokens, head dim d, entries of a1, a2 in U[−B, B], float32."""
 
+    version = common.SETTINGS_VERSION  # settings in common.py: a change starts a new series
     params = ((512, 2048), (4,), (1.0,), KERNELS, ("cpu",))
     param_names = PARAM_NAMES
     timer = common.TIMERS["cpu"]  # CPU time: see common.TIMERS
@@ -37,13 +38,19 @@ class Gradient:
 class GradientCUDA(Gradient):
     """As :class:`Gradient` on CUDA: wall clock around a synchronised call (skipped without a GPU)."""
 
+    version = common.SETTINGS_VERSION  # settings in common.py: a change starts a new series
     params = Gradient.params[:-1] + (("cuda",),)
     timer = common.TIMERS["cuda"]
+
+    @common.skip_without_cuda  # its own method: Gradient's time_gradient must stay
+    def time_gradient(self, n: int, d: int, bound: float, kernel: str, device: str) -> None:
+        self.run()
 
 
 class GradientAccuracy:
     """err_max of dL/dX (d×d) against the float64 closed form/autograd reference, at B = 1 and 2."""
 
+    version = common.SETTINGS_VERSION  # settings in common.py: a change starts a new series
     params = ((1024,), (4,), (1.0, 2.0), KERNELS, ("cpu",))
     param_names = PARAM_NAMES
     timeout = 120
@@ -61,7 +68,8 @@ class GradientAccuracy:
 class GradientExponent:
     """Fitted k of t ≈ e^a·n^k over the sweep in common.EXPONENT_SWEEPS (d = 4, B = 1)."""
 
-    params = (KERNELS, common.DEVICES)
+    version = common.SETTINGS_VERSION  # settings in common.py: a change starts a new series
+    params = (KERNELS, common.AVAILABLE_DEVICES)  # cuda only where it exists
     param_names = ("kernel", "device")
     timeout = 300
 

@@ -230,3 +230,37 @@ def fitted_exponent(points: tuple[Point, ...]) -> Any:
         sizes.append(point.n)
         inputs.cache_clear()  # free this size's tensors before the next, larger one
     return fit_power_law(sizes, seconds)
+
+
+##################################################################################################
+# asv bookkeeping: skip CUDA without spawning, and a version that follows the settings above
+##################################################################################################
+# Probed once at import (no CUDA context is created). asv spawns one process per benchmark just to
+# learn that its setup raises NotImplementedError; on a CPU-only runner that was a fifth of a
+# publish (issue 13). Benchmarks marked with `skip_without_cuda` are dropped at discovery instead.
+HAS_CUDA = torch.cuda.is_available()
+AVAILABLE_DEVICES = tuple(device for device in DEVICES if device == "cpu" or HAS_CUDA)
+
+
+def skip_without_cuda(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Mark ``method`` so asv's discovery drops it on a machine without CUDA: the attribute that
+    ``asv_runner.benchmarks.mark.skip_benchmark_if`` sets (asv_runner.discovery skips such
+    functions before any process runs them). Decorate a method defined in the CUDA class itself,
+    never one it shares with a CPU class."""
+    if not HAS_CUDA:
+        method.skip_benchmark = True  # type: ignore[attr-defined]
+    return method
+
+
+def _settings_version() -> str:
+    """A digest of every setting above that changes what a benchmark measures (threads, dtype,
+    seed, kernel parameters, exponent sweeps): asv's ``version`` attribute, so a change here
+    starts a new series instead of joining incomparable numbers on one dashboard line."""
+    import hashlib
+
+    settings = (THREADS, DTYPE, SEED, sorted((k, sorted(v.items())) for k, v in KERNEL_PARAMS.items()),
+                sorted(EXPONENT_SWEEPS.items()), EXPONENT_D, EXPONENT_BOUND, EXPONENT_MIN_RUN_TIME)
+    return hashlib.sha1(repr(settings).encode()).hexdigest()[:12]
+
+
+SETTINGS_VERSION = _settings_version()

@@ -201,3 +201,27 @@ def test_asv_check_finds_no_problems():
                           capture_output=True, text=True, timeout=180)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "No problems found" in proc.stdout
+
+
+def test_cuda_benchmarks_are_dropped_at_discovery_without_a_gpu():
+    """No GPU: every CUDA-only benchmark carries asv_runner's skip mark (discovery drops it, no
+    process is spawned); the CPU benchmarks they inherit from do not."""
+    if common.HAS_CUDA:
+        pytest.skip("a GPU is present: nothing is dropped")
+    discovery = pytest.importorskip("asv_runner.discovery", reason="asv (the bench extra) not installed")
+    _get_benchmark = discovery._get_benchmark
+
+    cuda_only = [(bench_attention.ForwardCUDA, "time_forward"), (bench_gradient.GradientCUDA, "time_gradient"),
+                 (bench_attention.ForwardCUDAEvents, "track_cuda_event_seconds"),
+                 (bench_attention.ForwardCUDAEvents, "track_cuda_peak_bytes")]
+    for cls, name in cuda_only:
+        assert _get_benchmark(name, bench_attention, cls, getattr(cls, name)) is None, (cls.__name__, name)
+    assert _get_benchmark("time_forward", bench_attention, bench_attention.Forward,
+                          bench_attention.Forward.time_forward) is not None
+    assert "cuda" not in bench_attention.ForwardExponent.params[1]
+
+
+def test_every_benchmark_class_is_versioned_by_the_settings_in_common():
+    for cls in CLASSES:
+        assert cls.version == common.SETTINGS_VERSION, cls.__name__
+    assert len(common.SETTINGS_VERSION) == 12
