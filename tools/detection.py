@@ -13,6 +13,7 @@
    base and every condition, ``--passes`` passes each, on ``ditbench compare``'s default sweep,
    and each condition is judged against the base by the statistics and default thresholds of
    ``ditbench compare`` (:func:`compare_sizes`, :func:`compare_exponents`).
+   Running it again with the same ``--out`` adds trials (same commits, same exported trees).
 3. Writes ``OUT/detection.csv`` (one row per trial and condition: caught, why, the worst polynomial
    ratio, the exponent difference, false alarms on exact attention, whose code is the same on
    every side) and prints the detection table with the machine's load average.
@@ -86,6 +87,11 @@ def scratch_commits(repo: Path, rev: str, out: Path, names: list[str]) -> dict[s
     target = out / "ditbench" / "attention" / "polynomial.py"
     for name in names:
         kind, value = CONDITIONS[name]
+        existing = subprocess.run(["git", "-C", str(out), "rev-parse", "--verify", "--quiet", f"detect-{name}"],
+                                  capture_output=True, text=True).stdout.strip()
+        if existing:  # a continued run: the same commits, so their exported trees (and builds) are reused
+            shas[name] = existing
+            continue
         git(out, "checkout", "--quiet", "--force", "-B", f"detect-{name}", base)
         if kind == "none":
             doc = out / "docs" / "benchmarks.md"
@@ -134,7 +140,8 @@ def main() -> int:
                 for label, sha in shas.items()]
     thresholds = Thresholds()
     results = args.out / "detection.csv"
-    for trial in range(args.trials):
+    first = len(list(args.out.glob("trial-*")))  # a continued run numbers its trials after the earlier ones
+    for trial in range(first, first + args.trials):
         start, load = time.time(), os.getloadavg()
         sides = run_interleaved(versions, args.config.resolve(), args.out / f"trial-{trial:02d}", passes=args.passes,
                                 threads=1, say=False)
