@@ -125,6 +125,7 @@ def _measure(case: Case) -> dict[str, Any]:
     return {
         **metrics, "median_s": timing.median_s, "iqr_s": timing.iqr_s, "repeats": timing.repeats, "timer": method,
         "calls_per_block": timing.calls_per_block, "peak_bytes": peak_bytes, "mem_method": mem_method,
+        "samples": json.dumps([float(f"{t:.6g}") for t in timing.samples]),
     }
 
 
