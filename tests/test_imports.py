@@ -1,7 +1,8 @@
 """Cheap imports and one registration path: the package root, fit, report and the schema load no
-torch, and fit and report no statsmodels, scipy or plotly until a fit or report runs; the report reads files only (no kernel registry, no theory); ``ditbench --help`` imports no
-subcommand; a kernel plugin found through the ``ditbench.kernels`` entry points is seen by the
-runner, the worker and the report alike."""
+torch, and fit and report no statsmodels, scipy or plotly until a fit or report runs; the report
+reads files only (no kernel registry, no theory); ``ditbench --help`` imports no subcommand; a
+kernel plugin found through the ``ditbench.kernels`` entry points is seen by the runner, the worker
+and the report alike."""
 from __future__ import annotations
 
 import json
