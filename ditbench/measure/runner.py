@@ -9,6 +9,7 @@ that would run the case, with its own calibration (:func:`.point.run_case`).
 """
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,26 @@ def plan(preset: Preset, *, threads: int, device: str | None = None) -> list[Cas
     cases = [case for spec in preset.specs for case in expand(spec, threads=threads, device=device)]
     if not cases:
         raise ValueError(f"preset {preset.name!r} expands to no cases")
-    return cases
+    return interleaved(cases)
+
+
+ORDER_SEED = 0  # the shuffled order of every multi-pass run is reproducible (recorded in meta.json)
+
+
+def interleaved(cases: list[Case], seed: int = ORDER_SEED) -> list[Case]:
+    """Pass 0 of every point, then pass 1, …; inside each pass the points in a seeded shuffled
+    order, so slow drift of the machine becomes between-pass noise that the fit's two-level
+    model sees, instead of a trend along n. Single-pass runs keep the expansion order (smallest
+    points of each setting first)."""
+    if all(case.passes == 1 for case in cases):
+        return cases
+    rng = random.Random(seed)
+    out: list[Case] = []
+    for index in sorted({case.pass_index for case in cases}):
+        group = [case for case in cases if case.pass_index == index]
+        rng.shuffle(group)
+        out.extend(group)
+    return out
 
 
 def unsupported_reasons(case: Case) -> list[str]:
@@ -124,6 +144,7 @@ def run_sweep(
         "calibration": {"repeats": CALIBRATION_REPEATS, "fixed_rate_flops_per_s": None if rates is None
                         else rates.flops_per_s, "per": "worker"},
         "machines": [], "executor": None,
+        "order": {"passes": max(case.passes for case in cases), "shuffle_seed": ORDER_SEED},
     })
     if resume and paths.meta.exists():
         previous = read_meta(paths.meta)
@@ -188,4 +209,5 @@ def setting_of(case: Case) -> tuple:
     """The case's identity without n: m only when fixed (not following n), bound only as its spec
     (its value may be a function of n)."""
     m = "=n" if case.m == case.n else case.m
-    return (m,) + tuple(getattr(case, name) for name in Case.IDENTITY if name not in ("n", "m", "bound"))
+    skip = ("n", "m", "bound", "pass_index")
+    return (m,) + tuple(getattr(case, name) for name in Case.IDENTITY if name not in skip)

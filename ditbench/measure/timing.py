@@ -22,6 +22,7 @@ class Timing:
     iqr_s: float  # interquartile range (75th − 25th percentile) of seconds per call over blocks
     repeats: int  # measured blocks; each is the mean of `calls_per_block` calls
     calls_per_block: int
+    samples: tuple[float, ...] = ()  # seconds per call of every measured block, in order
 
 
 def time_call(fn: Callable[[], Any], *, threads: int, min_run_time: float, method: str = "blocked",
@@ -40,4 +41,4 @@ def time_call(fn: Callable[[], Any], *, threads: int, min_run_time: float, metho
         times.extend(timer.timeit(result.number_per_run).times)
     q25, q50, q75 = np.percentile(times, [25, 50, 75])
     return Timing(median_s=float(q50), iqr_s=float(q75 - q25), repeats=len(times),
-                  calls_per_block=int(result.number_per_run))
+                  calls_per_block=int(result.number_per_run), samples=tuple(float(t) for t in times))
