@@ -75,18 +75,22 @@ min_repeats = 2
 '''
 
 
+def _installed_plugin(site: Path, name: str, module: str) -> dict[str, str]:
+    """An installed distribution in ``site`` (a dist-info with one ``ditbench.kernels`` entry point
+    naming ``module``, as pip would leave it); returns the environment that puts ``site`` first."""
+    info = site / f"{name}-0.1.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+    (info / "entry_points.txt").write_text(f"[ditbench.kernels]\n{name} = {module}\n")
+    root = Path(__file__).resolve().parents[1]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(root)])}
+
+
 @pytest.mark.slow
 def test_entry_point_kernel_plugs_into_runner_worker_and_report(tmp_path):
-    site = tmp_path / "site"
-    site.mkdir()
-    (site / "demo_ditbench_plugin.py").write_text(PLUGIN)
-    info = site / "demo_ditbench_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: demo-ditbench-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[ditbench.kernels]\ndemo = demo_ditbench_plugin\n")
+    env = _installed_plugin(tmp_path / "site", "demo", "demo_ditbench_plugin")
+    (tmp_path / "site" / "demo_ditbench_plugin.py").write_text(PLUGIN)
     (tmp_path / "plugin.toml").write_text(textwrap.dedent(CONFIG))
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(root)])}
     out = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "ditbench", "run", "--config", str(tmp_path / "plugin.toml"),
                            "--out", str(out), "--threads", "1", "--quiet"],  # the default worker executor
@@ -101,12 +105,7 @@ def test_entry_point_kernel_plugs_into_runner_worker_and_report(tmp_path):
 
 @pytest.mark.slow
 def test_a_broken_plugin_is_an_error_naming_it(tmp_path):
-    info = tmp_path / "broken_plugin-0.1.dist-info"
-    info.mkdir()
-    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: broken-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[ditbench.kernels]\nbroken = no_such_module_for_ditbench\n")
-    root = Path(__file__).resolve().parents[1]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    env = _installed_plugin(tmp_path, "broken", "no_such_module_for_ditbench")
     done = subprocess.run([sys.executable, "-c", "import ditbench.attention"], capture_output=True, text=True,
                           env=env)
     assert done.returncode != 0

@@ -3,10 +3,10 @@
 This is what an executor runs, in whatever process or machine it owns: :func:`run_case` with that
 worker's :class:`~.machine.Machine` (device check and cost-model skips with the machine's own
 rate and memory, then :func:`measure_case`). It returns one results row (a dict over
-:data:`ditbench.measure.results.COLUMNS`). A kernel that raises becomes a ``failed`` row carrying
-the exception text; running out of memory, or a kernel or family refusing the case
-(:class:`ditbench.errors.KernelRefusal`), becomes a ``skipped`` row. Every row that is
-not ok names its cause in ``failure`` (:data:`~.results.FAILURES`).
+:data:`ditbench.schema.COLUMNS`). Running out of memory, or a kernel or family refusing the case
+(:class:`ditbench.errors.KernelRefusal`, "unsupported here"), becomes a ``skipped`` row with the
+reason; anything else a kernel raises is a ``failed`` row carrying the exception text and where
+it was raised. Every row that is not ok names its cause in ``failure`` (:data:`~.results.FAILURES`).
 """
 from __future__ import annotations
 
