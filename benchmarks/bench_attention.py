@@ -43,6 +43,35 @@ class ForwardCUDA(Forward):
     timer = common.TIMERS["cuda"]
 
 
+class ForwardCUDAEvents:
+    """CUDA device time (median of CUDA-event timings, L2 flushed between calls, as
+    triton.testing.do_bench(return_mode="median"); ditbench.measure.timing.cuda_event_timing) and
+    peak CUDA memory of one call, for the GPU kernels against SDPA (skipped without a GPU)."""
+
+    params = ((4096, 65536), (8, 64), (1.0,), ("polynomial_triton", "polynomial", "sdpa"), ("cuda",))
+    param_names = PARAM_NAMES
+    timeout = 300
+
+    def setup(self, n: int, d: int, bound: float, kernel: str, device: str) -> None:
+        point = common.Point.of(kernel, "forward", n, d, bound, device)
+        common.prepare(point)
+        self.run = common.call(point)
+
+    def track_cuda_event_seconds(self, n: int, d: int, bound: float, kernel: str, device: str) -> float:
+        from ditbench.measure.timing import cuda_event_timing
+
+        return cuda_event_timing(self.run, min_run_time=0.2).median_s
+
+    track_cuda_event_seconds.unit = "seconds"  # type: ignore[attr-defined]
+
+    def track_cuda_peak_bytes(self, n: int, d: int, bound: float, kernel: str, device: str) -> float:
+        from ditbench.measure.memory import measure_peak
+
+        return float(measure_peak(self.run, "cuda")[1] or 0)
+
+    track_cuda_peak_bytes.unit = "bytes"  # type: ignore[attr-defined]
+
+
 class ForwardSweep(Forward):
     """As :class:`Forward` over a geometric n grid (E1 at d = 8, B = 1), for the dashboard and for
     ``ditbench fit .asv/results`` (which needs ≥ 3 sizes per kernel). Not in the regression subset."""

@@ -1,24 +1,23 @@
-"""Forward performance of polynomial attention vs torch SDPA (flash) on one CPU process.
+"""Forward performance of polynomial attention vs torch SDPA (flash) in one CPU process.
 
-Setting (issue 2): n = m = 2^17, d = dv = 8, q, k, v ~ U[−1, 1], scale = 1/d, eps = 1e-3,
-float32, torch.set_num_threads(2). Both kernels are timed in the same process with
-torch.utils.benchmark.Timer.blocked_autorange (median and IQR), interleaved in rounds so both see
-the same load on a shared machine: their ratio is the figure that matters. Errors are
-‖T − Att‖_max against a float64 exact reference on a seeded random subset of query rows (the
-full float64 reference would cost as much as SDPA several times over).
-Rates use theory's cost model and are compared with a float32 matmul measured in the same run.
+A thin wrapper over the measurement code every sweep uses: each (kernel, n, d) is a
+:class:`ditbench.measure.cases.Case`, built and scored by its workload (seeded U[−B, B] inputs,
+float64 exact reference on ``--check-rows`` seeded query rows, the uniform baseline) and timed
+by :func:`ditbench.measure.timing.time_interleaved` — all kernels and a float32 matmul (the
+machine's rate, measured in the same rounds) interleaved, so they see the same load and their
+ratios are fair. Rows carry the results schema's columns (``impl`` says which polynomial
+implementation ran) plus GFLOP/s from theory's cost model. With several sizes per d, the
+crossover n* with SDPA comes from :func:`ditbench.fit.crossover` on the two fitted power laws.
 
-Usage:
-    PYTHONPATH=. python benchmarks/perf_forward.py [--n 131072] [--json results/perf_forward.json]
+Setting (issue 18): n = m = 2^17, d = dv = 8, U[−1, 1], scale = 1/d, eps = 1e-3, float32, 2 threads:
 
-OpenMP wait policy: on a shared, oversubscribed machine GNU OpenMP's default spin-waiting makes
-every parallel region wait for a descheduled peer thread, which punishes a kernel made of many
-mid-sized ops far more than one made of a few big ones (measured here: 2-thread polynomial calls
-5–10× slower than 1-thread ones under load). The script therefore sets OMP_WAIT_POLICY=PASSIVE
-(unless already set) *before* torch loads, for both kernels alike, and records it.
+    PYTHONPATH=. python benchmarks/perf_forward.py [--n 131072] [--d 8] [--json perf_forward.json]
+    PYTHONPATH=. python benchmarks/perf_forward.py --n 256 1024 4096 16384 --d 8 16 32 64   # crossovers
 
-A standalone script: nothing runs at import (asv imports files under benchmarks/), and torch is
-imported inside main() so the wait policy can still take effect.
+OpenMP wait policy: on a shared, oversubscribed machine GNU OpenMP's spin-waiting makes every
+parallel region wait for a descheduled peer, which punishes kernels made of many mid-sized ops.
+The script sets OMP_WAIT_POLICY=PASSIVE (unless already set) *before* torch loads, for every
+kernel alike, and records it. Nothing runs at import (asv imports files under benchmarks/).
 """
 from __future__ import annotations
 
@@ -27,147 +26,176 @@ import json
 import math
 import os
 import platform
-from dataclasses import asdict, dataclass
+import subprocess
+from typing import Any
+
+KERNELS = {  # label → (registered kernel, parameters beyond eps)
+    "polynomial": ("polynomial", {"impl": "auto"}),  # fused C++ where it builds, else torch
+    "polynomial[torch]": ("polynomial", {"impl": "torch"}),  # the pure-torch fallback
+    "sdpa": ("sdpa", {}),
+}
+MATMUL = 2048  # float32 (MATMUL × MATMUL) @ (MATMUL × MATMUL): the machine's rate in the same rounds
 
 
-@dataclass(frozen=True)
-class Row:
-    """One timed kernel: seconds are per call; rates in GFLOP/s from theory's cost model."""
-
-    kernel: str
-    median_s: float
-    iqr_s: float
-    repeats: int
-    gflop: float  # work the kernel executes (cost model)
-    gflops: float  # achieved rate: gflop / median_s
-    err_max: float  # ‖T − Att‖_max on the checked rows
-
-
-def _time_interleaved(stmts: dict[str, str], env: dict, threads: int, min_run_time: dict[str, float],
-                      rounds: int) -> dict[str, tuple[float, float, int]]:
-    """Median and IQR (seconds per call) per statement from ``rounds`` rounds, each running one
-    blocked_autorange of every statement in turn, merged. Interleaving puts every kernel's
-    samples under the same (shared-machine) load, so their ratio is fair; a call longer than
-    its min_run_time contributes one sample per round."""
-    from torch.utils.benchmark import Measurement, Timer
-
-    timers = {name: Timer(stmt=stmt, globals=env, num_threads=threads, label=name) for name, stmt in stmts.items()}
-    runs: dict[str, list[Measurement]] = {name: [] for name in stmts}
-    for _ in range(rounds):
-        for name, timer in timers.items():
-            runs[name].append(timer.blocked_autorange(min_run_time=min_run_time[name]))
-    merged = {name: Measurement.merge(ms)[0] for name, ms in runs.items()}
-    return {name: (m.median, m.iqr, len(m.times)) for name, m in merged.items()}
+def cpu_model() -> str:
+    """lscpu's model name (platform.processor() is empty on Linux)."""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.startswith("Model name:"):
+                return line.split(":", 1)[1].strip()
+    except (OSError, subprocess.SubprocessError):
+        pass
+    return platform.processor() or platform.machine()
 
 
-def _matmul_rate(threads: int, size: int = 2048) -> float:
-    """The machine's float32 matmul rate (GFLOP/s) measured now, on the same threads."""
+def executed_gflop(row: dict[str, Any]) -> float:
+    """GFLOP one call executes, from theory's cost model at the degree that ran (the registry's
+    predicted_flops uses the problem's worst-case radius scale·d·B², often a higher degree)."""
+    from ditbench import theory
+
+    if row["kernel"] != "polynomial":
+        return row["predicted_flops"] / 1e9
+    fused = row["impl"] == "fused"
+    return theory.polynomial_forward_cost(row["n"], row["m"], row["d"], row["dv"], row["degree"], fused=fused,
+                                          factored=not fused).flops / 1e9
+
+
+def measure_group(n: int, d: int, args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One (n, d): every kernel built, scored and timed interleaved with the matmul."""
     import torch
 
-    a = torch.rand(size, size)
-    median = _time_interleaved({"mm": "a @ a"}, {"a": a}, threads, {"mm": 1.0}, rounds=1)["mm"][0]
-    return 2 * size**3 / median / 1e9
+    from ditbench import theory
+    from ditbench.attention import KERNELS as REGISTRY
+    from ditbench.expapprox import minimal_approx
+    from ditbench.measure.cases import Case
+    from ditbench.measure.memory import measure_peak
+    from ditbench.measure.point import base_row
+    from ditbench.measure.timing import time_interleaved
+    from ditbench.measure.family import get_family
+
+    calls, rows = {}, {}
+    for label in args.kernels:
+        name, extra = KERNELS[label]
+        params = {**extra, "eps": args.eps} if name == "polynomial" else extra
+        case = Case(experiment="perf_forward", kernel=name, op="forward", n=n, m=n, d=d, dv=d, bound=1.0,
+                    bound_spec="1", scale=1.0 / d, scale_spec="1/d", params=tuple(sorted(params.items())),
+                    dtype="float32", device="cpu", seed=args.seed, threads=args.threads, ref_rows=args.check_rows)
+        prepared = get_family(case.workload).prepare(case)
+        out, peak, mem_method = measure_peak(prepared.call, "cpu")  # first call: warm-up and the checked output
+        metrics = prepared.score(out)
+        del out
+        row = {**base_row(case), **metrics, "label": label, "peak_bytes": peak, "mem_method": mem_method}
+        if name == "polynomial":  # degree and rank at the inputs' realised radius (what ran)
+            info = REGISTRY[name].describe(case.problem(), {**REGISTRY[name].resolved_params(params),
+                                                            "radius": metrics["radius"]})
+            v_max = float(case.value_bound)
+            approx = minimal_approx(info["radius"], args.eps)
+            row.update(degree=info["degree"], rank=info["rank"], impl=info["impl"],
+                       realised_rel_error=approx.relative_error,
+                       bound_exact_arithmetic=theory.output_error_bound(approx.relative_error, v_max))
+        rows[label], calls[label] = row, prepared.call
+    a = torch.rand(MATMUL, MATMUL)
+    calls["matmul"] = lambda: a @ a
+    min_time = {label: (args.sdpa_min_time if label == "sdpa" else args.poly_min_time) for label in calls}
+    timed = time_interleaved(calls, rounds=args.rounds, threads=args.threads, min_run_time=min_time)
+    rate = 2 * MATMUL**3 / timed["matmul"].median_s / 1e9
+    for label, row in rows.items():
+        t = timed[label]
+        gflop = executed_gflop(row)
+        row.update(median_s=t.median_s, iqr_s=t.iqr_s, repeats=t.repeats, calls_per_block=t.calls_per_block,
+                   samples=list(t.samples), gflop=gflop, gflops=gflop / t.median_s, matmul_gflops=rate,
+                   share_of_matmul=gflop / t.median_s / rate, status="ok")
+    return list(rows.values())
 
 
-def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--n", type=int, default=2**17, help="queries = keys (default 2^17)")
-    ap.add_argument("--d", type=int, default=8, help="head dim d = dv (default 8)")
+def crossovers(rows: list[dict[str, Any]]) -> dict[int, dict[str, Any]]:
+    """Per d: n* where polynomial's fitted power law drops below SDPA's (ditbench.fit.crossover)."""
+    from dataclasses import asdict
+
+    from ditbench.fit import InsufficientDataError, crossover, fit_power_law
+
+    out: dict[int, dict[str, Any]] = {}
+    for d in sorted({r["d"] for r in rows}):
+        sel = {lab: [r for r in rows if r["d"] == d and r["label"] == lab] for lab in ("polynomial", "sdpa")}
+        try:
+            fits = {lab: fit_power_law([r["n"] for r in rs], [r["median_s"] for r in rs], min_sizes=3)
+                    for lab, rs in sel.items()}
+        except (InsufficientDataError, ValueError) as err:
+            out[d] = {"status": "not fitted", "reason": str(err)}
+            continue
+        c = crossover(fits["polynomial"], fits["sdpa"])
+        out[d] = {**asdict(c), "k_polynomial": fits["polynomial"].exponent, "k_sdpa": fits["sdpa"].exponent}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    ap.add_argument("--n", type=int, nargs="+", default=[2**17], help="queries = keys (default 2^17)")
+    ap.add_argument("--d", type=int, nargs="+", default=[8], help="head dims d = dv (default 8)")
+    ap.add_argument("--kernels", nargs="+", default=list(KERNELS), choices=list(KERNELS))
     ap.add_argument("--eps", type=float, default=1e-3, help="relative error target of P ≈ exp")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--check-rows", type=int, default=1024, help="query rows checked against float64")
-    ap.add_argument("--poly-min-time", type=float, default=2.0, help="blocked_autorange min_run_time, s")
-    ap.add_argument("--sdpa-min-time", type=float, default=1.0, help="blocked_autorange min_run_time, s")
-    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds (≥ 3 samples each)")
-    ap.add_argument("--json", metavar="PATH", help="also write the table and metadata as JSON")
+    ap.add_argument("--poly-min-time", type=float, default=1.0, help="blocked_autorange min_run_time per round, s")
+    ap.add_argument("--sdpa-min-time", type=float, default=0.5, help="blocked_autorange min_run_time per round, s")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved timing rounds")
+    ap.add_argument("--json", metavar="PATH", help="also write rows and metadata as JSON")
     args = ap.parse_args(argv)
 
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see the module docstring; before torch loads
     import torch
 
-    from ditbench import theory
-    from ditbench.attention import exact_attention, polynomial_attention, sdpa_attention, uniform_attention
-    from ditbench.expapprox import minimal_approx
+    from ditbench.attention import fused
 
     torch.set_num_threads(args.threads)
-    n, d, scale = args.n, args.d, 1.0 / args.d
-    gen = torch.Generator().manual_seed(args.seed)
-    q, k, v = (torch.rand(n, d, generator=gen) * 2 - 1 for _ in range(3))  # (n, d) each, U[−1, 1]
-    q4, k4, v4 = (x.view(1, 1, n, d) for x in (q, k, v))  # (1, 1, n, d): SDPA's flash path needs 4-D
-
-    radius = theory.logit_radius(q, k, scale)
-    approx = minimal_approx(radius, args.eps)
-    g = approx.degree
-
-    poly_out = polynomial_attention(q, k, v, scale=scale, eps=args.eps)  # (n, d)
-    sdpa_out = sdpa_attention(q4, k4, v4, scale=scale).view(n, d)  # (n, d)
-    rows = torch.randperm(n, generator=gen)[: args.check_rows]  # seeded subset of query rows
-    ref = exact_attention(q[rows].double(), k.double(), v.double(), scale=scale)  # (rows, d) float64
-    err = {name: (out[rows].double() - ref).abs().max().item()
-           for name, out in (("polynomial", poly_out), ("sdpa", sdpa_out), ("uniform", uniform_attention(q, k, v)))}
-    v_max = v.abs().max().item()
-    bound = theory.output_error_bound(approx.relative_error, v_max)
-    rounding = theory.rounding_error_bound(torch.finfo(torch.float32).eps / 2, n, d, g, approx.condition(), v_max)
-
-    env = {"poly": polynomial_attention, "sdpa": sdpa_attention, "q": q, "k": k, "v": v,
-           "q4": q4, "k4": k4, "v4": v4, "scale": scale, "eps": args.eps}
-    timed = _time_interleaved(
-        {"polynomial": "poly(q, k, v, scale=scale, eps=eps)", "sdpa": "sdpa(q4, k4, v4, scale=scale)"},
-        env, args.threads, {"polynomial": args.poly_min_time, "sdpa": args.sdpa_min_time}, args.rounds,
-    )
-    poly_t, sdpa_t = timed["polynomial"], timed["sdpa"]
-    peak = _matmul_rate(args.threads)
-
-    poly_flops = theory.polynomial_forward_cost(n, n, d, d, g, factored=True).flops / 1e9
-    algo_flops = theory.polynomial_forward_cost(n, n, d, d, g).flops / 1e9
-    sdpa_flops = theory.exact_forward_cost(n, n, d, d).flops / 1e9
-    table = [
-        Row("polynomial", *poly_t, poly_flops, poly_flops / poly_t[0], err["polynomial"]),
-        Row("sdpa", *sdpa_t, sdpa_flops, sdpa_flops / sdpa_t[0], err["sdpa"]),
-    ]
-    speedup = sdpa_t[0] / poly_t[0]
+    load_before = os.getloadavg()
+    rows = [row for d in args.d for n in args.n for row in measure_group(n, d, args)]
     result = {
-        "setting": {"n": n, "m": n, "d": d, "dv": d, "scale": scale, "eps": args.eps, "dtype": "float32",
-                    "threads": args.threads, "seed": args.seed, "inputs": "U[-1, 1]",
+        "rows": rows, "crossover": crossovers(rows) if len(args.n) >= 3 else {},
+        "setting": {"inputs": "U[-1, 1]", "scale": "1/d", "eps": args.eps, "dtype": "float32",
+                    "threads": args.threads, "seed": args.seed, "rounds": args.rounds,
                     "omp_wait_policy": os.environ["OMP_WAIT_POLICY"]},
-        "polynomial": {"radius": radius, "degree": g, "rank": theory.feature_rank(d, g),
-                       "built_rank": theory.feature_rank(d, max(g - 1, 0)),
-                       "realised_rel_error": approx.relative_error, "algorithmic_gflop": algo_flops},
-        "rows": [asdict(r) for r in table],
-        "speedup_vs_sdpa": speedup,
-        "error": {"checked_rows": args.check_rows, "reference": "float64 exact on a seeded row subset",
-                  "err_uniform": err["uniform"], "bound_exact_arithmetic": bound,
-                  "bound_with_float32_rounding_worst_case": bound + rounding,
-                  "within_bound": err["polynomial"] <= bound},
-        "machine": {"matmul_f32_gflops": peak, "cpu": platform.processor() or platform.machine(),
-                    "torch": torch.__version__, "python": platform.python_version()},
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch": torch.__version__,
+                    "python": platform.python_version(), "loadavg_before": load_before,
+                    "loadavg_after": os.getloadavg(), "fused": fused.available(),
+                    "fused_unavailable_reason": fused.unavailable_reason()},
     }
-    _print(result, table)
+    print_table(result)
     if args.json:
         with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=2)
+            json.dump(result, fh, indent=2, default=str)
     return result
 
 
-def _print(result: dict, table: list[Row]) -> None:
-    s, p, e = result["setting"], result["polynomial"], result["error"]
-    print(f"n = m = {s['n']}, d = dv = {s['d']}, scale = 1/{s['d']}, eps = {s['eps']}, float32, "
-          f"{s['threads']} threads (OMP_WAIT_POLICY={s['omp_wait_policy']}); "
-          f"radius {p['radius']:.4f} → degree {p['degree']} "
-          f"(rank {p['rank']}, {p['built_rank']} built; realised rel. error {p['realised_rel_error']:.2e})")
-    print(f"{'kernel':<11} {'median s':>10} {'IQR s':>9} {'runs':>5} {'GFLOP':>9} {'GFLOP/s':>8} {'err_max':>9}")
-    for r in table:
-        print(f"{r.kernel:<11} {r.median_s:>10.4f} {r.iqr_s:>9.4f} {r.repeats:>5} {r.gflop:>9.2f} "
-              f"{r.gflops:>8.1f} {r.err_max:>9.2e}")
-    print(f"speed-up polynomial vs SDPA: {result['speedup_vs_sdpa']:.0f}×   "
-          f"(float32 matmul here: {result['machine']['matmul_f32_gflops']:.0f} GFLOP/s; polynomial at "
-          f"{table[0].gflops / result['machine']['matmul_f32_gflops']:.0%} of it)")
-    print(f"errors on {e['checked_rows']} random query rows vs float64 exact: polynomial {table[0].err_max:.2e} "
-          f"≤ bound 2ε/(1−ε)‖V‖ = {e['bound_exact_arithmetic']:.2e}: {e['within_bound']}; "
-          f"uniform answer {e['err_uniform']:.2e}")
-    if not math.isfinite(e["bound_with_float32_rounding_worst_case"]):
-        print("(the worst-case float32 rounding bound is vacuous at this m; the exact-arithmetic bound is checked)")
+def print_table(result: dict[str, Any]) -> None:
+    m, s = result["machine"], result["setting"]
+    print(f"{m['cpu']}, {s['threads']} threads, OMP_WAIT_POLICY={s['omp_wait_policy']}, load average "
+          f"{m['loadavg_before'][0]:.1f} → {m['loadavg_after'][0]:.1f}; inputs {s['inputs']}, scale {s['scale']}, "
+          f"eps {s['eps']}, float32")
+    print(f"{'d':>3} {'n':>7} {'kernel':<18} {'impl':<6} {'g':>2} {'rank':>6} {'median s':>10} {'IQR s':>9} "
+          f"{'runs':>4} {'GFLOP/s':>8} {'of mm':>6} {'err_max':>9} {'bound':>9} {'vs SDPA':>8}")
+    for r in result["rows"]:
+        sdpa = next((x for x in result["rows"] if x["label"] == "sdpa" and x["n"] == r["n"] and x["d"] == r["d"]), None)
+        ratio = f"{sdpa['median_s'] / r['median_s']:8.1f}×" if sdpa is not None and r is not sdpa else " " * 9
+        bound = r.get("bound_exact_arithmetic")
+        print(f"{r['d']:>3} {r['n']:>7} {r['label']:<18} {r.get('impl') or '-':<6} {r.get('degree') or '-':>2} "
+              f"{r.get('rank') or '-':>6} {r['median_s']:>10.4f} {r['iqr_s']:>9.4f} {r['repeats']:>4} "
+              f"{r['gflops']:>8.1f} {r['share_of_matmul']:>6.0%} {r['err_max']:>9.2e} "
+              f"{'-' if bound is None else f'{bound:.2e}':>9} {ratio}")
+    for r in result["rows"][:1]:
+        print(f"float32 matmul in the same rounds: {r['matmul_gflops']:.1f} GFLOP/s; uniform answer err "
+              f"{r['err_uniform']:.2e}")
+    for d, c in result["crossover"].items():
+        if "n_star" in c:
+            n_star = "none" if c["n_star"] is None else f"{c['n_star']:.0f}"
+            print(f"d = {d}: crossover n* = {n_star} ({c['status']}; 95% [{c['low']}, {c['high']}]; "
+                  f"slopes polynomial {c['k_polynomial']:.2f}, sdpa {c['k_sdpa']:.2f})")
+        else:
+            print(f"d = {d}: {c['status']}: {c['reason']}")
+    if not math.isfinite(result["rows"][0]["median_s"]):
+        print("(a timing is not finite)")
 
 
 if __name__ == "__main__":

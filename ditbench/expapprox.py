@@ -116,6 +116,7 @@ def exp_approx(radius: float, degree: int) -> ExpApprox:
         c = np.asarray(cheb.chebinterpolate(lambda t: np.exp(radius * t), degree),  # type: ignore[type-var]
                        dtype=np.float64)  # (g + 1,) Chebyshev coefficients
         b = np.asarray(cheb.cheb2poly(c), dtype=np.float64)  # (g + 1,) monomial coefficients in t
+        b = np.pad(b, (0, degree + 1 - b.shape[0]))  # cheb2poly trims trailing zeros (a radius near 0)
     x = _grid(radius, degree)
     t = x / radius if radius > 0 else x
     err = float(np.max(np.abs(poly.polyval(t, b) * np.exp(-x) - 1.0)))

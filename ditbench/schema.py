@@ -56,6 +56,32 @@ def _c(name: str, dtype: str, meaning: str, **kw: bool) -> Column:
     return Column(name, dtype, meaning, **kw)
 
 
+# The stats family's own columns (E7/E8, ditbench.stats; empty on every other row). Score errors are
+# root-mean σ_t-weighted, √E_t E_x[σ_t‖P(s − ∇log p_t)‖²] with t ~ U[0.01, 5] (docs/stats.md).
+STATS: tuple[Column, ...] = (
+    _c("network", "text", "stats: latent (W_B f(W_Bᵀx, t)/σ − x/σ) | ambient (matched-size baseline, no W_B)",
+       key=True),
+    _c("train_samples", "int", "stats: n, the training-set size", key=True),
+    _c("ambient_dim", "int", "stats: D, the ambient dimension", key=True),
+    _c("latent_dim", "int", "stats: d0, the latent dimension", key=True),
+    _c("param_count", "int", "stats: trainable parameters of the network"),
+    _c("train_s", "float", "stats: wall seconds of the DSM training (synchronised on CUDA)"),
+    _c("train_loss", "float", "stats: mean DSM loss over the last 10 % of the steps"),
+    _c("train_steps", "int", "stats: optimiser steps"),
+    _c("score_err", "float", "stats: σ-weighted RMS error of the network's score against the analytic score"),
+    _c("score_err_on", "float", "stats: the same, of the part on the subspace, BBᵀ(s − ∇log p_t)"),
+    _c("score_err_off", "float", "stats: the same, of the part off the subspace, (I − BBᵀ)(s − ∇log p_t)"),
+    _c("score_ref", "float", "stats: √E[σ_t‖∇log p_t‖²], the target's size (for relative errors)"),
+    _c("subspace_err", "float", "stats: ‖W_B W_Bᵀ − BBᵀ‖_F of the latent network (empty for ambient)"),
+    _c("sample_mmd", "float", "stats: Gaussian-kernel MMD (V-statistic, median-heuristic width) of reverse-SDE "
+       "samples to fresh data"),
+    _c("sample_mmd_exact", "float", "stats: the same with the analytic score in the same sampler (its floor)"),
+    _c("sample_mmd_floor", "float", "stats: the same between two fresh data samples (the estimator's floor)"),
+    _c("projection", "text", "stats: JSON {\"model\": [[u, v], …], \"data\": …}, samples in B's first two "
+       "latent coordinates (for the report)"),
+)
+STATS_COLUMNS: tuple[str, ...] = tuple(c.name for c in STATS)
+
 ##################################################################################################
 # results.csv — DESIGN §5 (required, in this order), then the documented extras
 ##################################################################################################
@@ -102,14 +128,14 @@ RESULTS: tuple[Column, ...] = (
     _c("nonfinite", "int", "count of non-finite output values (they count as infinite error)"),
     _c("ref_rows", "int", "query rows on which the float64 reference was computed (n when all)"),
     _c("calls_per_block", "int", "calls averaged in each timed block (repeats blocks in all)"),
-    _c("timer", "text", "blocked | adaptive (torch.utils.benchmark.Timer autorange)"),
+    _c("timer", "text", "blocked | adaptive (Timer autorange) | cuda_events (CUDA events, L2 flushed)"),
     _c("mem_method", "text", "how peak_bytes was measured: vmhwm | cuda_max_allocated | unavailable"),
     _c("predicted_flops", "float", "the cost model's FLOPs for one call (ditbench.theory)"),
     _c("predicted_bytes", "float", "the cost model's peak bytes for one call"),
     _c("wall_s", "float", "seconds spent on the whole point (inputs, reference, timing)"),
     _c("host", "text", "hostname of the machine that measured the point"),
-    _c("workload", "text", "workload family: attention (synthetic q, k, v) | dit (end-to-end latent DiT, E5)",
-       key=True),
+    _c("workload", "text", "workload family: attention (synthetic q, k, v) | dit (end-to-end latent DiT, E5) | "
+       "stats (score-network training, E7/E8)", key=True),
     _c("setting", "text", "JSON of the workload's own values, e.g. {\"blocks\": 2, \"model\": \"DiT-S/8\"}",
        key=True),
     _c("target_kernel", "text", "the kernel's non-softmax target (polysketch → poly4_exact), else empty", key=True),
@@ -142,6 +168,7 @@ RESULTS: tuple[Column, ...] = (
     _c("time_budget_s", "float", "the case's time budget: skipped (failure budget) when predicted_s exceeds it"),
     _c("memory_need_bytes", "float", "predicted bytes of the call plus the measurement's own (inputs, reference)"),
     _c("memory_limit_bytes", "float", "memory_fraction × the worker's free memory: skipped when the need exceeds it"),
+    *STATS,
 )
 RESULTS_BY_NAME: Mapping[str, Column] = {c.name: c for c in RESULTS}
 COLUMNS: tuple[str, ...] = tuple(c.name for c in RESULTS)  # results.csv header, in this order

@@ -6,13 +6,40 @@ This is the lowest layer: it imports nothing from the rest of ditbench except th
 """
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import Tensor
 
+from ._checks import check_eps, check_finite, check_number, check_positive_int
 from .expapprox import MAX_DEGREE, minimal_approx
+
+
+# Largest degree and dimension the rank formulas accept: far beyond any kernel (degrees stop at
+# expapprox.MAX_DEGREE), and small enough that the exact binomial stays a fast computation.
+MAX_RANK_DEGREE = 10_000
+MAX_RANK_DIM = 10**9
+_RANK_WHY = "C(g + d, d) is computed exactly; larger arguments would take minutes"
+
+
+def _finite_cost(fn: Callable[..., Cost]) -> Callable[..., Cost]:
+    """A cost model whose FLOPs or bytes overflow float (absurd sizes) raises ValueError saying so,
+    instead of returning inf or an OverflowError."""
+    @functools.wraps(fn)
+    def checked(*args: Any, **kwargs: Any) -> Cost:
+        try:
+            cost = fn(*args, **kwargs)
+        except OverflowError:
+            cost = Cost(flops=math.inf, bytes=math.inf)
+        if not (math.isfinite(cost.flops) and math.isfinite(cost.bytes)):
+            raise ValueError(f"{fn.__name__}{args!r}: the predicted cost overflows float64; the sizes are absurd")
+        return cost
+
+    return checked
 
 
 @dataclass(frozen=True)
@@ -35,10 +62,19 @@ def logit_radius(q: Tensor, k: Tensor, scale: float | None = None) -> float:
     the gradient routines, measure and the DiT criteria call it; the polynomial kernel uses
     :func:`norm_maxima` in its inputs' dtype, since it also normalises by those norms.
     """
+    for name, x in (("q", q), ("k", k)):
+        if not isinstance(x, Tensor) or x.ndim < 1 or x.numel() == 0:
+            raise ValueError(f"{name} must be a non-empty tensor (..., tokens, d), got {getattr(x, 'shape', x)!r}")
+        check_finite(name, x)
     d = q.shape[-1]
-    s = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    if k.shape[-1] != d:
+        raise ValueError(f"q and k must share the feature dim d: q has d={d}, k has d={k.shape[-1]}")
+    s = 1.0 / math.sqrt(d) if scale is None else check_number("scale", scale, low=0, open_low=True)
     rho_q, rho_k = norm_maxima(q, k)
-    return s * rho_q * rho_k
+    radius = s * rho_q * rho_k
+    if not math.isfinite(radius):
+        raise ValueError(f"the logit radius overflows float64 (max‖q‖ = {rho_q:.3g}, max‖k‖ = {rho_k:.3g})")
+    return radius
 
 
 def norm_maxima(q: Tensor, k: Tensor, dtype: torch.dtype | None = torch.float64) -> tuple[float, float]:
@@ -57,7 +93,10 @@ def degree_for(radius: float, eps: float, max_degree: int = MAX_DEGREE) -> int:
     radius: logit radius R ≥ 0 (all |scale·⟨q, k⟩| ≤ R). eps in (0, 1).
     Raises ValueError naming radius, eps and max_degree when no degree up to the cap qualifies.
     """
-    return minimal_approx(float(radius), float(eps), int(max_degree)).degree
+    radius = check_number("radius", radius, low=0)
+    max_degree = check_positive_int("max_degree", max_degree, minimum=0, maximum=MAX_DEGREE,
+                                    why="the verified range of the float64 exp approximation")
+    return minimal_approx(radius, check_eps(eps), max_degree).degree
 
 
 def max_degree_within(
@@ -66,38 +105,42 @@ def max_degree_within(
 ) -> int:
     """Largest degree whose :func:`polynomial_forward_cost` memory (bytes) fits ``memory_budget``
     (−1 when not even degree 0 fits). The rank grows like g^d/d!, so a linear scan is short."""
+    check_number("memory_budget", memory_budget, low=0)
     degree = -1
     while polynomial_forward_cost(
         n, m, d, dv, degree + 1, itemsize=itemsize, block=block, factored=factored, fused=fused
     ).bytes <= memory_budget:
         degree += 1
-        if degree > 10_000:  # an absurd budget: every degree a float64 interpolant can verify fits
+        if degree > MAX_DEGREE:  # an absurd budget: every degree the verified exp approximation reaches fits
             break
     return degree
 
 
 def feature_rank(d: int, degree: int) -> int:
     """Rank of the symmetric-monomial features: Σ_{i≤g} C(i+d−1, i) = C(g+d, d)."""
+    degree = check_positive_int("degree", degree, minimum=0, maximum=MAX_RANK_DEGREE, why=_RANK_WHY)
+    d = check_positive_int("d", d, maximum=MAX_RANK_DIM, why=_RANK_WHY)
     return math.comb(degree + d, d)
 
 
 def paper_rank_bound(d: int, degree: int) -> int:
     """Alman–Song's looser rank count C(2(g+d), 2g)."""
+    degree = check_positive_int("degree", degree, minimum=0, maximum=MAX_RANK_DEGREE, why=_RANK_WHY)
+    d = check_positive_int("d", d, maximum=MAX_RANK_DIM, why=_RANK_WHY)
     return math.comb(2 * (degree + d), 2 * degree)
 
 
 def entry_threshold(n: int) -> float:
     """The entry bound √(ln n) at which attention stops being almost-linear (under SETH)."""
-    if n < 2:
-        raise ValueError(f"n={n} must be ≥ 2 for the threshold √(ln n) to be positive")
+    if isinstance(n, bool) or not isinstance(n, (int, float)) or not (math.isfinite(n) and n >= 2):
+        raise ValueError(f"n={n!r} must be a finite number ≥ 2 for the threshold √(ln n) to be positive")
     return math.sqrt(math.log(n))
 
 
 def output_error_bound(eps: float, v_max: float) -> float:
     """‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max when P has relative error ≤ ε on every logit."""
-    if not (0.0 < eps < 1.0):
-        raise ValueError(f"eps={eps} must lie in the open interval (0, 1)")
-    return 2.0 * eps / (1.0 - eps) * float(v_max)
+    eps = check_eps(eps)
+    return 2.0 * eps / (1.0 - eps) * check_number("v_max", v_max, low=0)
 
 
 def rounding_error_bound(unit_roundoff: float, m: int, d: int, degree: int, condition: float, v_max: float) -> float:
@@ -112,21 +155,34 @@ def rounding_error_bound(unit_roundoff: float, m: int, d: int, degree: int, cond
 
     unit_roundoff: u of the dtype (torch.finfo(dtype).eps / 2).
     """
+    unit_roundoff = check_number("unit_roundoff", unit_roundoff, low=0, high=1, open_low=True, open_high=True)
+    m, d = check_positive_int("m", m), check_positive_int("d", d)
+    degree = check_positive_int("degree", degree, minimum=0)
+    condition = check_number("condition", condition, low=1)  # Σ|b_i| / min P ≥ 1 since P(0) ≤ Σ|b_i|
+    v_max = check_number("v_max", v_max, low=0)
     terms = m + feature_rank(d, degree) + 2 * degree + 4
     gamma = terms * unit_roundoff / (1.0 - terms * unit_roundoff) if terms * unit_roundoff < 1 else math.inf
     rel = gamma * condition
     return math.inf if rel >= 1 else 2.0 * rel / (1.0 - rel) * float(v_max)
 
 
+@_finite_cost
 def exact_forward_cost(n: int, m: int, d: int, dv: int, *, itemsize: int = 4, block: int | None = None) -> Cost:
     """Exact attention: 2·n·m·(d + dv) for the two products plus n·m exponentials.
 
     Memory: one (block, m) logit tile plus its exponentials (the whole n×m when block is None).
     """
-    rows = n if block is None else min(block, n)
+    n, m, d, dv, itemsize = _sizes(n=n, m=m, d=d, dv=dv, itemsize=itemsize)
+    rows = n if block is None else min(check_positive_int("block", block), n)
     return Cost(flops=2.0 * n * m * (d + dv) + n * m, bytes=2.0 * rows * m * itemsize)
 
 
+def _sizes(**sizes: int) -> tuple[int, ...]:
+    """Every size an integer ≥ 1 (ValueError naming the first that is not)."""
+    return tuple(check_positive_int(name, value) for name, value in sizes.items())
+
+
+@_finite_cost
 def polynomial_forward_cost(
     n: int, m: int, d: int, dv: int, degree: int, *, itemsize: int = 4, block: int = 1024, factored: bool = False,
     fused: bool = False,
@@ -148,6 +204,8 @@ def polynomial_forward_cost(
     products and the query-side weighted sum; memory 2·r'·w (summary and weighted summary)
     plus one (block, r' + w) tile per side.
     """
+    n, m, d, dv, itemsize, block = _sizes(n=n, m=m, d=d, dv=dv, itemsize=itemsize, block=block)
+    degree = check_positive_int("degree", degree, minimum=0)
     if factored and fused:
         raise ValueError("factored and fused are two different layouts; pass at most one")
     if fused:
@@ -178,6 +236,7 @@ def gradient_ranks(d: int, degree: int) -> tuple[int, int, int]:
     return k1, k1 + d, k1 * (k1 + d)
 
 
+@_finite_cost
 def exact_gradient_cost(n: int, d: int, *, itemsize: int = 4, block: int | None = None) -> Cost:
     """Closed-form dL/dX streamed over row blocks (ditbench.gradient.exact_gradient).
 
@@ -185,11 +244,13 @@ def exact_gradient_cost(n: int, d: int, *, itemsize: int = 4, block: int | None 
     p = f∘(q − r) 2n², p·A2 2n²d. Total 10n²d + 4n² (+ O(nd²) for A1X, h and A1ᵀ(pA2)).
     Memory: three (block, n) tiles (logits/f, q, p) plus five (n, d) intermediates.
     """
-    rows = n if block is None else min(block, n)
+    n, d, itemsize = _sizes(n=n, d=d, itemsize=itemsize)
+    rows = n if block is None else min(check_positive_int("block", block), n)
     flops = 10.0 * n * n * d + 4.0 * n * n + 8.0 * n * d * d
     return Cost(flops=flops, bytes=float((3 * rows * n + 5 * n * d) * itemsize))
 
 
+@_finite_cost
 def lowrank_gradient_cost(
     n: int, d: int, degree: int, *, itemsize: int = 4, block: int = 1024, direct: bool = False
 ) -> Cost:
@@ -202,6 +263,7 @@ def lowrank_gradient_cost(
     Memory: per block (block, k2·d) Kronecker tiles and (block, k1) features, two (k1, k2·d)
     accumulators and (n, d) intermediates (h, c̃).
     """
+    n, d, itemsize, block = _sizes(n=n, d=d, itemsize=itemsize, block=block)
     k1, k2, _ = gradient_ranks(d, degree)
     if direct:
         k2 = d
@@ -211,6 +273,7 @@ def lowrank_gradient_cost(
     return Cost(flops=flops, bytes=float(mem * itemsize))
 
 
+@_finite_cost
 def polynomial_autograd_gradient_cost(n: int, d: int, degree: int, *, itemsize: int = 4, block: int = 1024) -> Cost:
     """Autograd through the streamed polynomial forward (ditbench.gradient.polynomial_autograd_gradient).
 

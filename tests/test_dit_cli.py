@@ -160,6 +160,7 @@ def test_model_choices_come_from_the_registry(capsys):
 
 @pytest.mark.parametrize("flag, value, match", [("--eps", "1.5", "eps"), ("--batch", "0", "batch"),
                                                 ("--threads", "0", "threads")])
-def test_bad_arguments_raise_naming_the_value(flag, value, match):
-    with pytest.raises(ValueError, match=match):
-        run_cli(flag, value)
+def test_bad_arguments_exit_2_naming_the_value(flag, value, match, capsys):
+    assert run_cli(flag, value) == 2  # the one CLI error path (ditbench.cli): one line, no traceback
+    err = capsys.readouterr().err
+    assert match in err and value in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -75,3 +75,20 @@ def test_missing_compiler_falls_back_with_a_reason(monkeypatch):
     assert fused._load() == (None, "no C++ compiler ('no-such-compiler-for-ditbench' not on PATH)")
     monkeypatch.setenv(fused.ENV, "0")
     assert "forces the pure-torch path" in fused._load()[1]
+
+
+def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path) -> None:
+    """A compile killed mid-build leaves torch's lock file behind; every later build would wait on
+    it forever. Locks older than STALE_LOCK_S go; a young one (a build in progress) stays."""
+    import os
+    import time
+
+    lock = tmp_path / "lock"
+    lock.touch()
+    assert not fused._remove_stale_lock(lock)
+    assert lock.exists()
+    old = time.time() - fused.STALE_LOCK_S - 1
+    os.utime(lock, (old, old))
+    assert fused._remove_stale_lock(lock)
+    assert not lock.exists()
+    assert not fused._remove_stale_lock(lock)  # already gone: nothing to do

@@ -155,7 +155,7 @@ def test_e5_refusals_become_skipped_rows(tmp_path):
     ({"n": [64]}, r"workload 'dit' derives \['n', 'm', 'd', 'dv', 'bound', 'scale'\].*remove \['n'\]"),
     ({"setting": {"image_size": 128}}, r"workload 'dit' needs setting \['model'\]"),
     ({"setting": TINY | {"depth": 2}}, r"setting \['depth'\] not allowed for workload 'dit'"),
-    ({"workload": "video"}, r"workload='video' is not allowed; allowed values: \['attention', 'dit'\]"),
+    ({"workload": "video"}, r"workload='video' is not allowed; allowed values: \['attention', 'dit', 'stats'\]"),
 ])
 def test_dit_spec_errors(raw, match):
     with pytest.raises(ValueError, match=match):

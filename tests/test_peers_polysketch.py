@@ -13,7 +13,7 @@ from ditbench.attention.peers import (
 from ditbench.attention.peers import _common
 from ditbench.attention.peers.polysketch import sketch_matrices
 from test_peers_common import Z, assert_slope, mean_ci
-from tolerances import assert_close, gamma, weighted_mean_bound
+from tolerances import assert_close, gamma, unit_roundoff, weighted_mean_bound
 
 F64_EPS = torch.finfo(torch.float64).eps
 F32_EPS = torch.finfo(torch.float32).eps
@@ -66,7 +66,12 @@ def test_self_tensor_squares_the_inner_product_so_weights_are_non_negative():
     gen = torch.Generator().manual_seed(3)
     a, b = torch.randn(5, 7, generator=gen, dtype=torch.float64), torch.randn(9, 7, generator=gen, dtype=torch.float64)
     gram = self_tensor(a) @ self_tensor(b).T  # (5, 9)
-    torch.testing.assert_close(gram, (a @ b.T) ** 2, rtol=0, atol=64 * F64_EPS * 49 * float((a @ b.T).abs().max()) ** 2)
+    # Per entry, with S = |a|·|b|ᵀ: the feature dot Σ_{ij} a_i a_j b_i b_j has 49 terms of 3 rounded
+    # products (γ_52·S²); squaring ⟨a, b⟩ (within γ_7·S) errs by ≤ (2γ_7 + γ_7² + u(1 + γ_7)²)·S².
+    big_s = a.abs() @ b.abs().T  # (5, 9)
+    g7 = gamma(7)
+    tol = (gamma(49 + 3) + 2 * g7 + g7**2 + unit_roundoff() * (1 + g7) ** 2) * big_s**2
+    assert_close(gram, (a @ b.T) ** 2, atol=tol, what="self-tensor gram")
     assert (gram >= 0).all()
 
 

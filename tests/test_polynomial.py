@@ -10,16 +10,20 @@ import math
 
 import pytest
 import torch
-from hypothesis import given, strategies as st
-
 from conftest import reference_attention
+from hypothesis import given
+from hypothesis import strategies as st
 from tolerances import LIBM_ULPS, assert_close, gamma, max_abs, unit_roundoff
+
 from ditbench.errors import NormaliserError
 from ditbench import theory
-from ditbench.attention import KERNELS, Problem, polynomial_attention
-from ditbench.attention import fused
+from ditbench.attention import KERNELS, Problem, fused, polynomial_attention
 from ditbench.attention import polynomial as poly_mod
-from ditbench.attention.features import PolynomialFeatures, monomial_table, raw_monomials
+from ditbench.attention.features import (
+    PolynomialFeatures,
+    monomial_table,
+    raw_monomials,
+)
 from ditbench.expapprox import ExpApprox, exp_approx, minimal_approx
 
 

@@ -9,8 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .._checks import check_positive_int, check_qkv, resolve_scale
+from .._checks import (
+    BLOCK_SIZE, check_logit_range, check_output, check_positive_int, check_qkv, resolve_scale, value_scale,
+)
 from .. import theory
+from ..errors import KernelRefusal
 from .registry import Kernel, Problem, register
 
 # Elements of one (block, m) logit tile: 2^18 floats = 1 MiB in float32, small enough to stay
@@ -35,10 +38,15 @@ def exact_attention(
         block_size: query rows per tile; ``None`` picks one so a tile holds about 2^18 logits.
 
     Returns:
-        ``(..., n, dv)``. Stable for any finite logits (the row maximum is subtracted before exp).
+        ``(..., n, dv)``. Stable for any finite logits (the row maximum is subtracted before exp);
+        values near the dtype's largest number are rescaled by an exact power of two. ValueError
+        when the logits themselves would overflow the dtype (never a NaN output).
     """
     n, m, d, dv = check_qkv(q, k, v)
     s = resolve_scale(scale, d)
+    check_logit_range(q, k, s)
+    unit = value_scale(v, m)  # a power of two: w @ v sums m values
+    v = v * unit if unit != 1.0 else v
     block = _default_block(m) if block_size is None else check_positive_int("block_size", block_size)
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     q = q.expand(*batch, n, d)  # (..., n, d)
@@ -51,7 +59,8 @@ def exact_attention(
         logits = logits - logits.amax(dim=-1, keepdim=True)  # row max 0: exp never overflows
         w = torch.exp(logits)  # (..., b, m)
         out.append((w @ v) / w.sum(dim=-1, keepdim=True))  # (..., b, dv)
-    return torch.cat(out, dim=-2)  # (..., n, dv)
+    result = torch.cat(out, dim=-2)  # (..., n, dv)
+    return check_output("exact", result / unit if unit != 1.0 else result)
 
 
 def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
@@ -61,12 +70,30 @@ def sdpa_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = Non
     """
     n, m, d, dv = check_qkv(q, k, v)
     s = resolve_scale(scale, d)
+    check_logit_range(q, k, s)
+    unit = value_scale(v, m)
+    v = v * unit if unit != 1.0 else v
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     q4 = q.expand(*batch, n, d).reshape(1, -1, n, d)  # (1, H, n, d)
     k4 = k.expand(*batch, m, d).reshape(1, -1, m, d)  # (1, H, m, d)
     v4 = v.expand(*batch, m, dv).reshape(1, -1, m, dv)  # (1, H, m, dv)
     out = F.scaled_dot_product_attention(q4, k4, v4, scale=s)  # (1, H, n, dv)
-    return out.reshape(*batch, n, dv)
+    out = out.reshape(*batch, n, dv)
+    return check_output("sdpa", out / unit if unit != 1.0 else out)
+
+
+def sdpa_flash_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
+    """As :func:`sdpa_attention` with torch's flash backend forced (CUDA, float16/bfloat16: the
+    exact baseline on GPU). Raises :class:`KernelRefusal`, before calling torch, where the flash
+    kernel cannot run the inputs (not CUDA, not float16/bfloat16, d ≠ dv or d > 256)."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    d, dv = q.shape[-1], v.shape[-1]
+    if q.device.type != "cuda" or q.dtype not in (torch.float16, torch.bfloat16) or d != dv or d > 256:
+        raise KernelRefusal(f"sdpa_flash runs torch's flash kernel only on CUDA float16/bfloat16 with d = dv ≤ 256, "
+                            f"not device={q.device.type}, dtype={q.dtype}, d={d}, dv={dv}")
+    with sdpa_kernel([SDPBackend.FLASH_ATTENTION]):
+        return sdpa_attention(q, k, v, scale=scale)
 
 
 def uniform_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
@@ -77,8 +104,9 @@ def uniform_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = 
     n, m, d, dv = check_qkv(q, k, v)
     resolve_scale(scale, d)
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
-    mean = v.mean(dim=-2, keepdim=True)  # (..., 1, dv)
-    return mean.expand(*batch, n, dv)  # (..., n, dv)
+    unit = value_scale(v, m)  # the mean sums m values
+    mean = (v * unit).mean(dim=-2, keepdim=True) / unit if unit != 1.0 else v.mean(dim=-2, keepdim=True)  # (..., 1, dv)
+    return check_output("uniform", mean).expand(*batch, n, dv)  # (..., n, dv)
 
 
 def _exact_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
@@ -92,13 +120,21 @@ def _sdpa_limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
 EXACT = register(Kernel(
     name="exact", fn=exact_attention, op="forward", exact=True,
     description="streamed softmax attention (reference; O(n·m·d) time, O(block·m) memory)",
-    params={"block_size": None}, cost=_exact_cost,
+    params={"block_size": None}, schema={"block_size": BLOCK_SIZE}, cost=_exact_cost,
 ))
 SDPA = register(Kernel(
     name="sdpa", fn=sdpa_attention, op="forward", exact=True,
     description="torch scaled_dot_product_attention, 4-D (flash kernel on CPU)",
     cost=lambda p, params: theory.exact_forward_cost(p.n, p.m, p.d, p.dv, itemsize=p.dtype.itemsize, block=256),
     limits=_sdpa_limits,
+))
+SDPA_FLASH = register(Kernel(
+    name="sdpa_flash", fn=sdpa_flash_attention, op="forward", exact=True,
+    description="torch SDPA with the flash backend forced (CUDA, fp16/bf16: the exact GPU baseline)",
+    dtypes=frozenset({torch.float16, torch.bfloat16}), devices=frozenset({"cuda"}),
+    cost=lambda p, params: theory.exact_forward_cost(p.n, p.m, p.d, p.dv, itemsize=p.dtype.itemsize, block=128),
+    limits=lambda p, params: [] if p.d <= 256 and p.dv == p.d else
+    [f"sdpa_flash needs d = dv ≤ 256 (flash kernels), not d={p.d}, dv={p.dv}"],
 ))
 UNIFORM = register(Kernel(
     name="uniform", fn=uniform_attention, op="forward", exact=False,

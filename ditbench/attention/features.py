@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_eps, check_positive_int, resolve_scale
-from ..expapprox import ExpApprox, exp_approx, minimal_approx
+from ..expapprox import MAX_DEGREE, ExpApprox, exp_approx, minimal_approx
 
 
 ##################################################################################
@@ -171,7 +171,8 @@ class PolynomialFeatures:
         if degree is None:
             approx = minimal_approx(float(radius), eps)
         else:
-            approx = exp_approx(float(radius), check_positive_int("degree", degree, minimum=0))
+            approx = exp_approx(float(radius), check_positive_int("degree", degree, minimum=0, maximum=MAX_DEGREE,
+                                                                  why="ditbench.expapprox.MAX_DEGREE"))
         return cls(d=d, scale=s, radius=approx.radius, approx=approx)
 
     @property

@@ -19,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,10 @@ from .features import MonomialTable, monomial_table
 
 SOURCE = Path(__file__).with_name("csrc") / "feature_products.cpp"
 ENV = "DITBENCH_FUSED"
+# torch's build lock (a FileBaton) is never released when a compiling process is killed, and every
+# later process then waits on it forever. A build takes well under a minute even on a loaded
+# 2-core VM, so a lock older than this is stale and is removed before building.
+STALE_LOCK_S = 600.0
 
 
 def _cpu_flags() -> str:
@@ -59,8 +64,11 @@ def _load() -> tuple[Any, str]:
         from torch.utils import cpp_extension
 
         tag = hashlib.sha1(SOURCE.read_bytes() + _cpu_flags().encode() + torch.__version__.encode()).hexdigest()[:12]
+        name = f"ditbench_fused_{tag}"
+        build = Path(cpp_extension._get_build_directory(name, verbose=False))
+        _remove_stale_lock(build / "lock")
         cpp_extension.load(
-            name=f"ditbench_fused_{tag}", sources=[str(SOURCE)], is_python_module=False, verbose=False,
+            name=name, sources=[str(SOURCE)], is_python_module=False, verbose=False, build_directory=str(build),
             extra_cflags=["-O3", "-march=native", "-fopenmp"], extra_ldflags=["-fopenmp"],
         )
         return torch.ops.ditbench_fused, ""
@@ -69,6 +77,17 @@ def _load() -> tuple[Any, str]:
             raise
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         return None, f"building {SOURCE.name} failed: {type(err).__name__}: {first[:300]}"
+
+
+def _remove_stale_lock(lock: Path, max_age_s: float = STALE_LOCK_S) -> bool:
+    """Remove a build lock left by a killed compile (older than ``max_age_s``); True if removed."""
+    try:
+        if time.time() - lock.stat().st_mtime <= max_age_s:
+            return False
+        lock.unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def available() -> bool:

@@ -36,9 +36,12 @@ import torch
 from torch import Tensor
 
 from .. import theory
+from .._checks import (
+    BLOCK_SIZE, EPS, MEMORY_BUDGET, Param, check_eps, check_output, check_positive_int, check_qkv, resolve_scale,
+    value_scale,
+)
 from ..errors import KernelRefusal, check_normalisers
-from .._checks import check_eps, check_positive_int, check_qkv, resolve_scale
-from ..expapprox import GRID_SLACK, ExpApprox, exp_approx, minimal_approx
+from ..expapprox import GRID_SLACK, MAX_DEGREE, MAX_RADIUS, ExpApprox, exp_approx, minimal_approx
 from . import fused
 from .features import MonomialTable, monomial_table, monomial_weights, raw_monomials
 from .registry import Kernel, Problem, register
@@ -81,6 +84,12 @@ def _default_block(batch: int, d: int, dv: int, degree: int, itemsize: int) -> i
     return max(64, TILE_BYTES // (batch * width * itemsize) // 64 * 64)
 
 
+DEGREE_WHY = "the verified range of the float64 exp approximation, ditbench.expapprox.MAX_DEGREE"
+# Parameters of P ≈ exp shared by the forward kernel and the gradient routines.
+DEGREE = Param("int", low=0, high=MAX_DEGREE, optional=True, why=DEGREE_WHY)
+RADIUS = Param("float", low=0, high=MAX_RADIUS, optional=True, why="ditbench.expapprox.MAX_RADIUS")
+
+
 def choose_approx(radius: float, eps: float, degree: int | None) -> ExpApprox:
     """The verified P ≈ exp on [−radius, radius]: minimal degree for ``eps``, or the given degree.
     Shared by the forward kernel and the gradient routines so both use one P.
@@ -96,7 +105,7 @@ def choose_approx(radius: float, eps: float, degree: int | None) -> ExpApprox:
             return minimal_approx(radius, eps)
         except ValueError as err:  # arguments checked above: what is left is "no degree serves this case"
             raise KernelRefusal(str(err)) from err
-    degree = check_positive_int("degree", degree, minimum=0)
+    degree = check_positive_int("degree", degree, minimum=0, maximum=MAX_DEGREE, why=DEGREE_WHY)
     try:
         approx = exp_approx(radius, degree)
     except ValueError as err:  # arguments checked above: the radius is past the verified range
@@ -180,6 +189,8 @@ def polynomial_attention(
         raise ValueError(f"memory_budget={memory_budget} must be > 0 bytes")
     batch_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     batch = math.prod(batch_shape)
+    unit = value_scale(v, m)  # an exact power of two: the key summary sums m weighted values
+    v = v * unit if unit != 1.0 else v
     needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
     use = resolve_impl(impl, q.device.type, needs_grad)
 
@@ -217,7 +228,7 @@ def polynomial_attention(
         w = z * monomial_weights(d, coeffs).to(q.dtype)[:, None]  # (B, r, dv + 1)
         y = fused.query_apply(qb, w, 1.0 / (rho_q or 1.0), approx.degree, block)  # (B, n, dv + 1)
         _check_normalisers(y[..., dv].amin(), approx.degree, r_poly, q.dtype)
-        return (y[..., :dv] / y[..., dv:]).reshape(*batch_shape, n, dv)
+        return _finish((y[..., :dv] / y[..., dv:]).reshape(*batch_shape, n, dv), unit)
 
     low, canon = _factored_layout(d, approx.degree, q.device)  # low table, (r,) flat positions
     high = d + 1 if approx.degree >= 1 else 1  # width of the high factor h
@@ -251,7 +262,12 @@ def polynomial_attention(
         out.append(res[:, :dv] / den)  # (B, dv, b)
     result = torch.cat(out, dim=-1).transpose(-1, -2)  # (B, n, dv)
     _check_normalisers(torch.stack(den_min).amin(), approx.degree, r_poly, q.dtype)
-    return result.reshape(*batch_shape, n, dv)  # copies the transposed layout once (n·dv)
+    return _finish(result.reshape(*batch_shape, n, dv), unit)  # copies the transposed layout once (n·dv)
+
+
+def _finish(result: Tensor, unit: float) -> Tensor:
+    """Undo the exact power-of-two value scaling; never return NaN/inf."""
+    return check_output("polynomial", result / unit if unit != 1.0 else result)
 
 
 def _check_normalisers(worst: Tensor, degree: int, radius: float, dtype: torch.dtype) -> None:
@@ -342,5 +358,7 @@ POLYNOMIAL = register(Kernel(
     description="Alman–Song polynomial method: symmetric-monomial features, streamed (O((n+m)·r·dv))",
     params={"eps": 1e-3, "degree": None, "radius": None, "block_size": None, "memory_budget": None,
             "impl": "auto"},
+    schema={"eps": EPS, "degree": DEGREE, "radius": RADIUS, "block_size": BLOCK_SIZE, "memory_budget": MEMORY_BUDGET,
+            "impl": Param("str", choices=IMPLS)},
     cost=_cost, limits=_limits, describe=_describe,
 ))

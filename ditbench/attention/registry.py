@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import torch
 
+from .._checks import Param, check_params
 from ..theory import Cost
 
 Op = Literal["forward", "backward"]
@@ -65,6 +66,9 @@ class Kernel:
     devices: frozenset[str] = frozenset({"cpu", "cuda"})
     # Keyword parameters the kernel accepts beyond ``scale``, with their defaults.
     params: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
+    # Declared type and range of every parameter (ditbench._checks.Param): checked when a sweep is
+    # loaded (before any worker starts) and at every call.
+    schema: Mapping[str, Param] = field(default_factory=lambda: MappingProxyType({}))
     # Predicted cost for a problem and parameters (used to skip points over budget).
     cost: Callable[[Problem, Mapping[str, Any]], Cost] | None = None
     # Extra, kernel-specific refusals: return readable reasons (empty list = supported).
@@ -82,7 +86,12 @@ class Kernel:
                 f"kernel {self.name!r} does not take parameter(s) {sorted(unknown)}; "
                 f"it accepts {sorted(self.params) or 'none'}"
             )
+        check_params(self.name, self.schema, params)
         return self.fn(*tensors, scale=scale, **params)
+
+    def check_params(self, params: Mapping[str, Any]) -> None:
+        """ValueError naming the kernel, parameter, value and limit for any value outside its schema."""
+        check_params(self.name, self.schema, params)
 
     def resolved_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
         """Defaults overlaid with the accepted subset of ``params`` (others are ignored)."""
@@ -118,7 +127,8 @@ def register(kernel: Kernel) -> Kernel:
 
 # Modules whose import registers ditbench's own kernels (forward, peers, backward).
 BUILTIN_MODULES: tuple[str, ...] = (
-    "ditbench.attention.exact", "ditbench.attention.polynomial", "ditbench.attention.peers", "ditbench.gradient",
+    "ditbench.attention.exact", "ditbench.attention.polynomial", "ditbench.attention.polynomial_triton",
+    "ditbench.attention.peers", "ditbench.gradient",
 )
 ENTRY_POINT_GROUP = "ditbench.kernels"
 _plugins_loaded = False

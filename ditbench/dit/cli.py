@@ -20,7 +20,7 @@ import time
 import torch
 
 from .checkpoint import CheckpointError, load_checkpoint
-from .configs import DIT_CONFIGS
+from .configs import DIT_CONFIGS, VAE_DOWNSAMPLE
 from .criteria import COLUMNS, HeadCriteria, VerdictRule, check_dit, per_layer
 from .latent import latent_batch
 from .model import build_dit
@@ -88,6 +88,13 @@ def main(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch={args.batch} must be ≥ 1")
     if args.threads < 1:
         raise ValueError(f"--threads={args.threads} must be ≥ 1")
+    if not (math.isfinite(args.perturb) and args.perturb >= 0):
+        raise ValueError(f"--perturb={args.perturb} must be finite and ≥ 0 (0 = the published init)")
+    tokens = DIT_CONFIGS[args.model].tokens(args.image_size)  # checks image_size against the patch grid
+    if tokens < 2:
+        side = 2 * VAE_DOWNSAMPLE * DIT_CONFIGS[args.model].patch_size
+        raise ValueError(f"--image-size {args.image_size} gives {args.model} L = {tokens} token(s); attention "
+                         f"criteria need L ≥ 2 (--image-size ≥ {side})")
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     notes = []

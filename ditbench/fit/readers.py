@@ -40,6 +40,16 @@ def _load_json(path: Path) -> Any:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: cannot read JSON ({err})") from err
+    except RecursionError:  # deeply nested arrays: json's decoder recurses once per level
+        raise ValueError(f"{path}: JSON nested too deeply to be a results file") from None
+
+
+def _expect(path: Path, what: str, value: Any, kind: type | tuple[type, ...]) -> Any:
+    """``value`` if it is a ``kind``, else ValueError naming the file, the field and the type found."""
+    if isinstance(value, bool) or not isinstance(value, kind):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise ValueError(f"{path}: {what} must be a {names}, got {type(value).__name__} {str(value)[:40]!r}")
+    return value
 
 
 def read_csv(path: str | Path) -> pd.DataFrame:
@@ -69,24 +79,30 @@ def _asv_result_file(path: Path, benchmarks: dict[str, Any]) -> list[dict[str, A
     data = _load_json(path)
     if not isinstance(data, dict) or "results" not in data or "result_columns" not in data:
         raise ValueError(f"{path}: not an asv result file (no 'results' / 'result_columns')")
-    columns = data["result_columns"]
+    columns = _expect(path, "result_columns", data["result_columns"], list)
+    _expect(path, "results", data["results"], dict)
     base = {"machine": data.get("params", {}).get("machine"), "commit": data.get("commit_hash"),
             "env": data.get("env_name")}
     rows: list[dict[str, Any]] = []
     for name, values in data["results"].items():
         meta = benchmarks.get(name)
-        if meta is None or meta.get("type") != "time" or "n" not in meta.get("param_names", []):
+        if not isinstance(meta, dict) or meta.get("type") != "time" or "n" not in (meta.get("param_names") or []):
             continue
-        entry = dict(zip(columns, values))
-        params = entry.get("params") or []
-        results = entry.get("result") or []
-        samples = entry.get("samples") or [None] * len(results)
+        entry = dict(zip(columns, _expect(path, f"results[{name!r}]", values, list)))
+        params = _expect(path, f"results[{name!r}].params", entry.get("params") or [], list)
+        for values_of_one in params:
+            _expect(path, f"results[{name!r}].params[…]", values_of_one, list)
+        results = _expect(path, f"results[{name!r}].result", entry.get("result") or [], list)
+        samples = _expect(path, f"results[{name!r}].samples", entry.get("samples") or [None] * len(results), list)
+        for sample in samples:
+            if sample is not None:
+                _expect(path, f"results[{name!r}].samples[…]", sample, list)
         for combo, median, sample in zip(itertools.product(*params), results, samples):
             if median is None or (isinstance(median, float) and math.isnan(median)):
                 continue  # asv's marker for a failed or skipped combination
             row = {"benchmark": name, **base,
                    **{p: _asv_value(v) for p, v in zip(meta["param_names"], combo)}}
-            rows.extend({**row, "seconds": float(s)} for s in (sample or [median]))
+            rows.extend({**row, "seconds": _seconds(path, name, s)} for s in (sample or [median]))
     return rows
 
 
@@ -103,7 +119,7 @@ def read_asv(path: str | Path) -> pd.DataFrame:
     root = _asv_results_dir(path) if path.is_dir() else _asv_results_dir(path.parent.parent)
     if root is None:
         raise ValueError(f"{path}: no asv benchmarks.json found (needed for parameter names)")
-    benchmarks = _load_json(root / "benchmarks.json")
+    benchmarks = _expect(root / "benchmarks.json", "the top level", _load_json(root / "benchmarks.json"), dict)
     files = [path] if path.is_file() else sorted(
         f for f in root.glob("*/*.json") if f.name != "machine.json")
     rows = [row for f in files for row in _asv_result_file(f, benchmarks)]
@@ -123,17 +139,27 @@ def read_pytest_benchmark(path: str | Path) -> pd.DataFrame:
     if not isinstance(data, dict) or not isinstance(data.get("benchmarks"), list):
         raise ValueError(f"{path}: not a pytest-benchmark JSON file (no 'benchmarks' list)")
     rows: list[dict[str, Any]] = []
-    for bench in data["benchmarks"]:
-        columns = {**(bench.get("params") or {}), **(bench.get("extra_info") or {})}
+    for i, bench in enumerate(data["benchmarks"]):
+        _expect(path, f"benchmarks[{i}]", bench, dict)
+        columns = {**_expect(path, f"benchmarks[{i}].params", bench.get("params") or {}, dict),
+                   **_expect(path, f"benchmarks[{i}].extra_info", bench.get("extra_info") or {}, dict)}
         if "n" not in columns:
             continue
-        stats = bench.get("stats") or {}
-        times = stats.get("data") or ([stats["median"]] if "median" in stats else [])
+        stats = _expect(path, f"benchmarks[{i}].stats", bench.get("stats") or {}, dict)
+        times = _expect(path, f"benchmarks[{i}].stats.data",
+                        stats.get("data") or ([stats["median"]] if "median" in stats else []), list)
         base = {"benchmark": str(bench.get("name", "")).split("[")[0], **columns}
-        rows.extend({**base, "seconds": float(t)} for t in times)
+        rows.extend({**base, "seconds": _seconds(path, str(bench.get("name", i)), t)} for t in times)
     if not rows:
         raise ValueError(f"{path}: no pytest-benchmark entry has an 'n' in params or extra_info")
     return pd.DataFrame(rows)
+
+
+def _seconds(path: Path, name: str, value: Any) -> float:
+    """A recorded time: a finite number ≥ 0 (anything else is a malformed file, said so)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{path}: {name}: a time must be a finite number ≥ 0 of seconds, got {value!r}")
+    return float(value)
 
 
 def read_results(path: str | Path) -> pd.DataFrame:

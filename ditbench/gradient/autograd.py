@@ -19,7 +19,7 @@ from .. import theory
 from .._checks import check_eps, check_positive_int
 from ..attention.polynomial import choose_approx, polynomial_attention
 from ..errors import KernelRefusal
-from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype
+from .problem import check_gradient, check_gradient_inputs, check_memory_budget, check_poly_dtype, check_products
 
 
 @dataclass(frozen=True)
@@ -60,6 +60,7 @@ def polynomial_autograd_gradient(
     h = a3 @ y  # (n, d)
     with torch.enable_grad():
         qx = a1 @ leaf  # (n, d)
+        check_products("polynomial_autograd_gradient", qx.detach(), a2, h, g.scale)
         radius = theory.logit_radius(qx.detach(), a2, g.scale)
         approx = choose_approx(radius, eps, degree)
         block = None if block_size is None else check_positive_int("block_size", block_size)
@@ -76,7 +77,10 @@ def polynomial_autograd_gradient(
         out = polynomial_attention(qx, a2, h, scale=g.scale, degree=approx.degree, radius=approx.radius,
                                    block_size=block, memory_budget=budget)  # (n, d)
         loss = 0.5 * (out - e).square().sum()
-        (grad,) = torch.autograd.grad(loss, leaf)  # (d, d)
+        # At degree 0 (a radius near 0) P is a constant, the approximated loss does not depend on X
+        # and its exact gradient is 0: autograd then has no path to the leaf.
+        (grad,) = torch.autograd.grad(loss, leaf, allow_unused=True) if loss.requires_grad else (None,)  # (d, d)
+    grad = check_gradient("polynomial_autograd_gradient", torch.zeros_like(x) if grad is None else grad)
     if not return_info:
         return grad
     return grad, PolynomialGradientInfo(degree=approx.degree, radius=approx.radius,

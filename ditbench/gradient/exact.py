@@ -12,7 +12,7 @@ from torch import Tensor
 
 from .._checks import check_positive_int
 from ..attention.exact import exact_attention, sdpa_attention
-from .problem import check_gradient_inputs
+from .problem import check_gradient, check_gradient_inputs, check_products
 
 # Elements of one (block, n) logit tile: 2^22 floats (16 MiB in float32), as the forward reference.
 _TILE_ELEMENTS = 1 << 22
@@ -32,8 +32,10 @@ def attention_loss(
     Streams the forward over row blocks (ditbench.attention.exact_attention).
     """
     g = check_gradient_inputs(a1, a2, a3, x, y, e, scale)
-    out = exact_attention(a1 @ x, a2, a3 @ y, scale=g.scale)  # (n, d)
-    return 0.5 * (out - e).square().sum()
+    qx, h = a1 @ x, a3 @ y  # (n, d) each
+    check_products("attention_loss", qx, a2, h, g.scale)
+    out = exact_attention(qx, a2, h, scale=g.scale)  # (n, d)
+    return check_gradient("attention_loss", 0.5 * (out - e).square().sum())
 
 
 def _softmax_rows(qx_block: Tensor, a2t: Tensor, s: float) -> Tensor:
@@ -61,6 +63,7 @@ def exact_gradient(
     block = default_block(g.n) if block_size is None else check_positive_int("block_size", block_size)
     qx = a1 @ x  # (n, d)
     h = a3 @ y  # (n, d)
+    check_products("exact_gradient", qx, a2, h, g.scale)
     a2t = a2.t()  # (d, n)
     fh = torch.cat([_softmax_rows(qx[i : i + block], a2t, g.scale) @ h
                     for i in range(0, g.n, block)])  # (n, d)
@@ -72,7 +75,7 @@ def exact_gradient(
         f = _softmax_rows(qx[i : i + block], a2t, g.scale)  # (b, n)
         p = f * (c[i : i + block] @ ht - r[i : i + block])  # (b, n)
         pa2[i : i + block] = p @ a2  # (b, d)
-    return g.scale * (a1.t() @ pa2)  # (d, d)
+    return check_gradient("exact_gradient", g.scale * (a1.t() @ pa2))  # (d, d)
 
 
 def autograd_gradient(
@@ -90,10 +93,11 @@ def autograd_gradient(
     with torch.enable_grad():
         qx = a1 @ leaf  # (n, d)
         h = a3 @ y  # (n, d)
+        check_products("autograd_gradient", qx.detach(), a2, h, g.scale)
         if streamed:
             out = sdpa_attention(qx, a2, h, scale=g.scale)  # (n, d)
         else:
             out = torch.softmax(g.scale * qx @ a2.t(), dim=-1) @ h  # (n, n) @ (n, d)
         loss = 0.5 * (out - e).square().sum()
         (grad,) = torch.autograd.grad(loss, leaf)
-    return grad  # (d, d)
+    return check_gradient("autograd_gradient", grad)  # (d, d)

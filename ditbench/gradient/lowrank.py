@@ -14,9 +14,15 @@ Contraction order for step 6 (never n×n, never n×k3): A1ᵀp̃1A2 = Σ_{a,b} G
 G_U[a,b,:] = Σ_i U1[i,a]U2[i,b]A1[i,:] and G_V[a,b,:] = Σ_j V1[j,a]V2[j,b]A2[j,:], each (k1, k2, d).
 Per row block G_U += U1_bᵀ·(U2_b ⊗ A1_b), one (k1 × b)·(b × k2·d) matmul: time O(n·k1·k2·d),
 memory O(block·k2·d + k1·k2·d). Features are rebuilt per block rather than stored (O(block·k1)).
+
+``impl="fused"`` (chosen by ``"auto"`` on CPU without autograd when the extension builds) runs the
+two key passes — Ψ(A2)ᵀ[1, h, A2] and G_V — as fused feature products
+(:func:`ditbench.attention.fused.key_summary`: each feature tile built and consumed in cache,
+Ψ's weights applied once to the (k1, ·) result); the query pass stays in torch.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
@@ -25,11 +31,12 @@ from torch import Tensor
 
 from .. import theory
 from .._checks import check_eps, check_positive_int
-from ..attention.features import PolynomialFeatures
-from ..attention.polynomial import choose_approx, memory_hint
+from ..attention import fused
+from ..attention.features import PolynomialFeatures, _device_table
+from ..attention.polynomial import choose_approx, memory_hint, resolve_impl
 from ..errors import KernelRefusal, check_normalisers
 from ..expapprox import ExpApprox
-from .problem import check_gradient_inputs, check_memory_budget, check_poly_dtype
+from .problem import check_gradient, check_gradient_inputs, check_memory_budget, check_poly_dtype, check_products
 
 QFactor = Literal["paper", "direct"]
 # Bytes of one block's Kronecker tile (block, k2·d) plus features: 2 MiB, as the forward kernel.
@@ -96,7 +103,7 @@ def lowrank_gradient(
     a1: Tensor, a2: Tensor, a3: Tensor, x: Tensor, y: Tensor, e: Tensor, *,
     scale: float | None = None, eps: float = 1e-3, degree: int | None = None,
     q_factor: QFactor = "paper", block_size: int | None = None, memory_budget: float | None = None,
-    return_info: bool = False,
+    return_info: bool = False, impl: str = "auto",
 ) -> Tensor | tuple[Tensor, LowRankInfo]:
     """Almost-linear approximation of dL/dX by the chained low-rank algorithm (module docstring).
 
@@ -110,6 +117,7 @@ def lowrank_gradient(
         memory_budget: cap on predicted extra bytes (default 2 GiB); ValueError naming the
             degree / eps that would fit when exceeded (k3 grows like k1²).
         return_info: also return a :class:`LowRankInfo` (degree, radius, ranks).
+        impl: "auto", "fused" or "torch": how the key passes' feature products run (module docstring).
 
     Returns:
         ``(d, d)`` dL/dX (and the info). Error bound: :func:`ditbench.gradient.gradient_error_bound`.
@@ -123,8 +131,11 @@ def lowrank_gradient(
         raise ValueError(f"q_factor={q_factor!r} must be 'paper' or 'direct'")
     budget = check_memory_budget(memory_budget)
     n, d, s = g.n, g.d, g.scale
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (a1, a2, a3, x, y, e))
+    use = resolve_impl(impl, a1.device.type, needs_grad)
     qx = a1 @ x  # (n, d)
     h = a3 @ y  # (n, d)
+    check_products("lowrank_gradient", qx, a2, h, s)
     approx = choose_approx(theory.logit_radius(qx, a2, s), eps, degree)
     itemsize = g.dtype.itemsize
     block = (default_block(d, approx.degree, q_factor, itemsize) if block_size is None
@@ -133,22 +144,35 @@ def lowrank_gradient(
     feats = PolynomialFeatures(d=d, scale=s, radius=approx.radius, approx=approx)
     k1, k2, k3 = _ranks(d, approx.degree, q_factor)
 
-    # Key pass 1: Ψ(A2)ᵀ1, V1ᵀh, V1ᵀA2.
-    psi_sum, v1h, v1a2 = h.new_zeros(k1), h.new_zeros(k1, d), h.new_zeros(k1, d)  # (k1,), (k1, d), (k1, d)
-    for j in range(0, n, block):
-        v1 = feats.psi(a2[j : j + block])  # (b, k1)
-        psi_sum += v1.sum(dim=0)
-        v1h += v1.t() @ h[j : j + block]
-        v1a2 += v1.t() @ a2[j : j + block]
+    def psi_t(rows: slice, vals: Tensor) -> Tensor:
+        """Ψ(A2[rows])ᵀ·vals, vals (b, c) → (k1, c): fused (features in cache) or via feats.psi."""
+        if use == "fused":
+            return fused.key_summary(a2[None, rows], vals[None], gain, approx.degree)[0] * psi_w[:, None]
+        return feats.psi(a2[rows]).t() @ vals
+
+    if use == "fused":  # Ψ = M(gain·x)·diag(psi_w), as PolynomialFeatures.psi
+        gain = math.sqrt(s / approx.radius) if approx.radius > 0 else math.sqrt(s)
+        degrees, mult = _device_table(d, approx.degree, a2.device)
+        b = torch.tensor(approx.coefficients, dtype=torch.float64, device=a2.device)
+        psi_w = (b.abs()[degrees] * mult).sqrt().to(g.dtype)  # (k1,)
+
+    # Key pass 1: Ψ(A2)ᵀ1, V1ᵀh, V1ᵀA2, as one product with [1, h, A2] (n, 1 + 2d).
+    ones_h_a2 = torch.cat([h.new_ones(n, 1), h, a2], dim=1)  # (n, 1 + 2d)
+    if use == "fused":
+        z1 = psi_t(slice(0, n), ones_h_a2)  # (k1, 1 + 2d)
+    else:
+        z1 = h.new_zeros(k1, 1 + 2 * d)
+        for j in range(0, n, block):
+            z1 += psi_t(slice(j, j + block), ones_h_a2[j : j + block])
+    psi_sum, v1h, v1a2 = z1[:, 0], z1[:, 1 : 1 + d], z1[:, 1 + d :]  # (k1,), (k1, d), (k1, d)
     m = torch.cat([v1h @ v1h.t(), -v1h], dim=1) if q_factor == "paper" else v1h  # (k1, k2) = V1ᵀV2
 
     # Key pass 2: G_V = Σ_j V1[j] ⊗ V2[j] ⊗ A2[j].
     g_v = h.new_zeros(k1, k2 * d)  # (k1, k2·d)
     for j in range(0, n, block):
-        v1 = feats.psi(a2[j : j + block])  # (b, k1)
         hb = h[j : j + block]  # (b, d)
         v2 = torch.cat([hb @ v1h.t(), -hb], dim=1) if q_factor == "paper" else hb  # (b, k2)
-        g_v += v1.t() @ (v2[:, :, None] * a2[j : j + block, None, :]).flatten(1)  # (k1, k2·d)
+        g_v += psi_t(slice(j, j + block), (v2[:, :, None] * a2[j : j + block, None, :]).flatten(1))  # (k1, k2·d)
 
     # Query pass: U1, c̃, U2, r̃; G_U = Σ_i U1[i] ⊗ U2[i] ⊗ A1[i] and A1ᵀdiag(r̃)U1.
     g_u = h.new_zeros(k1, k2 * d)  # (k1, k2·d)
@@ -169,7 +193,7 @@ def lowrank_gradient(
                       context=f"(Φ(A1X)_i·Ψ(A2)ᵀ1) at degree {approx.degree}, radius {approx.radius:g}, "
                               f"dtype {g.dtype}", hint="use float64 or a larger eps")
     p1_term = g_u.view(k1 * k2, d).t() @ g_v.view(k1 * k2, d)  # (d, d) = A1ᵀp̃1A2
-    grad = s * (p1_term - a1ru1 @ v1a2)  # (d, d)
+    grad = check_gradient("lowrank_gradient", s * (p1_term - a1ru1 @ v1a2))  # (d, d)
     if not return_info:
         return grad
     return grad, LowRankInfo(degree=approx.degree, radius=approx.radius, relative_error=approx.relative_error,

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .._checks import check_finite, check_float, resolve_scale
+from .._checks import check_finite, check_float, check_logit_range, check_output, resolve_scale
 
 # Default cap on the extra memory of the almost-linear routines, bytes (as the forward kernel).
 DEFAULT_MEMORY_BUDGET = 2 << 30
@@ -64,6 +64,18 @@ def check_gradient_inputs(
     for name, t in tensors.items():
         check_finite(name, t)
     return GradientShape(n=n, d=d, scale=resolve_scale(scale, d), dtype=a1.dtype, device=a1.device)
+
+
+def check_products(routine: str, qx: Tensor, a2: Tensor, h: Tensor, scale: float) -> None:
+    """ValueError when A1X or A3Y overflowed the dtype, or the logits s·(A1X)A2ᵀ would."""
+    check_output(f"{routine}: A1·X", qx, "use float64 or smaller inputs")
+    check_output(f"{routine}: A3·Y", h, "use float64 or smaller inputs")
+    check_logit_range(qx, a2, scale, what=f"{routine}: the logits s·(A1X)A2ᵀ")
+
+
+def check_gradient(routine: str, grad: Tensor) -> Tensor:
+    """``grad`` if finite; else ValueError (the loss ½‖·‖² or its chain overflowed the dtype)."""
+    return check_output(routine, grad, "the loss or its gradient overflow: use float64 or smaller inputs")
 
 
 def check_memory_budget(memory_budget: float | None) -> float:

@@ -16,7 +16,8 @@ from ..expapprox import ExpApprox
 from . import lowrank as lowrank_mod
 from .autograd import polynomial_autograd_gradient
 from .exact import autograd_gradient, default_block, exact_gradient
-from ..attention.polynomial import choose_approx
+from .._checks import BLOCK_SIZE, EPS, MEMORY_BUDGET, Param
+from ..attention.polynomial import DEGREE, IMPLS, choose_approx
 from .lowrank import lowrank_gradient
 from .problem import DEFAULT_MEMORY_BUDGET
 
@@ -81,22 +82,26 @@ def _autograd_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
 EXACT_GRADIENT = register(Kernel(
     name="exact_gradient", fn=exact_gradient, op="backward", exact=True,
     description="closed-form dL/dX streamed over row blocks (O(n²d) time, O(n·block) memory)",
-    params={"block_size": None}, cost=_exact_cost,
+    params={"block_size": None}, schema={"block_size": BLOCK_SIZE}, cost=_exact_cost,
 ))
 AUTOGRAD_GRADIENT = register(Kernel(
     name="autograd_gradient", fn=autograd_gradient, op="backward", exact=True,
     description="torch autograd through exact attention (SDPA flash when streamed, else materialised)",
-    params={"streamed": True}, cost=_autograd_cost,
+    params={"streamed": True}, schema={"streamed": Param("bool")}, cost=_autograd_cost,
 ))
 LOWRANK_GRADIENT = register(Kernel(
     name="lowrank_gradient", fn=lowrank_gradient, op="backward", exact=False,
     description="AS24 chained low-rank gradient (ranks k1, k2 = k1 + d, k3 = k1·k2; O(n·k1·k2·d))",
-    params={"eps": 1e-3, "degree": None, "q_factor": "paper", "block_size": None, "memory_budget": None},
+    params={"eps": 1e-3, "degree": None, "q_factor": "paper", "block_size": None, "memory_budget": None,
+            "impl": "auto"},
+    schema={"eps": EPS, "degree": DEGREE, "q_factor": Param("str", choices=("paper", "direct")),
+            "block_size": BLOCK_SIZE, "memory_budget": MEMORY_BUDGET, "impl": Param("str", choices=IMPLS)},
     cost=_lowrank_cost, limits=_lowrank_limits,
 ))
 POLYNOMIAL_AUTOGRAD_GRADIENT = register(Kernel(
     name="polynomial_autograd_gradient", fn=polynomial_autograd_gradient, op="backward", exact=False,
     description="autograd through the streamed polynomial forward (O(n·r·d) time, O(n·r) memory)",
     params={"eps": 1e-3, "degree": None, "block_size": None, "memory_budget": None},
+    schema={"eps": EPS, "degree": DEGREE, "block_size": BLOCK_SIZE, "memory_budget": MEMORY_BUDGET},
     cost=_poly_cost, limits=_poly_limits,
 ))

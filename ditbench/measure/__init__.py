@@ -5,7 +5,7 @@ Typical use::
     from ditbench.measure import get_preset, run_sweep
     frame = run_sweep(get_preset("smoke"), "results/smoke", threads=2)
 
-Presets: ``smoke``, ``default`` (E1–E3), ``peers`` (E6), ``dit`` (E5), ``full``.
+Presets: ``smoke``, ``default`` (E1–E3), ``peers`` (E6), ``dit`` (E5), ``stats`` and ``stats-gpu`` (E7/E8), ``full``.
 """
 from __future__ import annotations
 

@@ -14,15 +14,13 @@ decision used, so decisions are reproducible from the results file.
 """
 from __future__ import annotations
 
-import math
-import re
 import statistics
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
 from .. import theory
+from .._checks import available_memory  # noqa: F401  (re-exported: measure's callers use it)
 from ..attention import exact_attention
 from .cases import Case
 from .timing import time_call
@@ -67,19 +65,6 @@ def calibrate(device: str, threads: int, dtype: torch.dtype = torch.float32,
     samples = tuple(flops / time_call(lambda: exact_attention(q, k, v, scale=1 / d), threads=threads,
                                       min_run_time=0.05).median_s for _ in range(repeats))
     return Rates(flops_per_s=statistics.median(samples), method="measured", samples=samples)
-
-
-def available_memory(device: str) -> float:
-    """Bytes that can still be allocated: CUDA free memory, or MemAvailable from /proc/meminfo."""
-    if device == "cuda":
-        free, _total = torch.cuda.mem_get_info()
-        return float(free)
-    try:
-        text = Path("/proc/meminfo").read_text()
-    except OSError:
-        return math.inf  # unknown (not Linux): no memory-based skipping
-    match = re.search(r"^MemAvailable:\s+(\d+) kB", text, flags=re.MULTILINE)
-    return math.inf if match is None else float(match.group(1)) * 1024
 
 
 def predicted(case: Case) -> theory.Cost | None:

@@ -26,6 +26,7 @@ from typing import Any, ClassVar
 import torch
 
 from ..attention import KERNELS, Problem
+from . import validate
 from .family import get_family
 from .spec import SweepSpec
 
@@ -164,6 +165,8 @@ def check_spec(spec: SweepSpec) -> None:
         if bad:
             raise ValueError(f"{spec.experiment}: params.{kernel} {bad}: kernel {kernel!r} does not accept "
                              f"{'them' if len(bad) > 1 else 'it'}; it accepts {sorted(own) or 'no parameters'}")
+    validate.check_params(spec)  # values against each kernel's schema (ditbench.measure.validate)
+    validate.check_size(spec)  # the case count, before anything is expanded
     for geometry in geometries(spec):
         for field_name in ("bound", "scale"):
             value = getattr(geometry, field_name)
@@ -198,6 +201,7 @@ def expand(spec: SweepSpec, *, threads: int, device: str | None = None) -> list[
                     workload=spec.workload, setting=g.setting, pass_index=pass_index, passes=spec.passes,
                 )
                 cases.setdefault(case.case_id, case)
+    validate.check_memory(list(cases.values()))
     return list(cases.values())
 
 

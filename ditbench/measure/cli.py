@@ -4,21 +4,24 @@
                  [--resume] [--no-report] [--executor worker|in-process|dask]
                  [--scheduler tcp://HOST:PORT | --workers N]   (with --executor dask)
 
-Writes DIR/results.csv, DIR/meta.json, DIR/fits.csv and (unless --no-report) DIR/report/.
-Exit status: 0 when every point is ok or skipped, 1 when some point failed, 2 on a bad spec.
+Writes DIR/results.csv, DIR/meta.json, DIR/fits.csv (timing fits), DIR/stats_rates.csv (when the
+run has stats rows: ditbench.stats.rates) and (unless --no-report) DIR/report/.
+Exit status: 0 when every point is ok or skipped, 1 when some point failed or the environment
+failed (disk, permissions), 2 on a bad spec or option, 130 when interrupted (ditbench.cli).
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
-import sys
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from .._checks import check_out_dir
 from .executor import EXECUTORS
 from .presets import get_preset, preset_names
+from ..schema import STATS_COLUMNS
 from .runner import run_sweep
 from .spec import load_config
 from .summary import summarize
@@ -37,6 +40,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", choices=("cpu", "cuda"), default=None, help="override every sweep's device")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, help="torch threads per timed call")
     parser.add_argument("--resume", action="store_true", help="finish the run in --out, skipping recorded points")
+    parser.add_argument("--force", action="store_true",
+                        help="with --resume: continue even if the spec, preset, threads, device or version differ "
+                             "from the stored run (meta.json records both)")
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report")
     parser.add_argument("--executor", choices=sorted(EXECUTORS), default="worker",
                         help="where points run: a killable worker process (default), this process (debugging), "
@@ -50,26 +56,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    try:
-        preset = load_config(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
-        if args.resume and args.out is None:
-            raise ValueError("--resume needs --out DIR (the run to finish)")
-        out = args.out or Path("results") / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{preset.name}"
-        with EXECUTORS[args.executor](**executor_options(args)) as executor:
-            results = run_sweep(preset, out, threads=args.threads, device=args.device, resume=args.resume,
-                                executor=executor, progress=not args.quiet)
-    except ValueError as err:
-        print(f"ditbench run: error: {err}", file=sys.stderr)
-        return 2
-    fits = write_fits(results, out)
+    preset = load_config(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
+    if args.resume and args.out is None:
+        raise ValueError("--resume needs --out DIR (the run to finish)")
+    if args.force and not args.resume:
+        raise ValueError("--force only applies to --resume (continuing a run whose settings differ)")
+    out = args.out or Path("results") / f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{preset.name}"
+    check_out_dir(out)
+    args.out = out  # so `kept` (the CLI's report on an interrupt or a fault) names the directory
+    with EXECUTORS[args.executor](**executor_options(args)) as executor:
+        results = run_sweep(preset, out, threads=args.threads, device=args.device, resume=args.resume,
+                            force=args.force, executor=executor, progress=not args.quiet)
+    timed = results[results["workload"] != "stats"].drop(columns=list(STATS_COLUMNS))  # stats: rates, not timings
+    fits = write_fits(timed, out) if len(timed) else None
+    rates = write_rates(results, out)
     print(summarize(results, fits))
-    written = [out / "results.csv", out / "meta.json"] + ([out / "fits.csv"] if fits is not None else [])
+    if rates is not None:
+        from ..stats.rates import rate_lines
+
+        print("\n".join(rate_lines(rates)))
+    written = [out / "results.csv", out / "meta.json"] + ([out / "fits.csv"] if fits is not None else []) + \
+        ([out / "stats_rates.csv"] if rates is not None else [])
     print("wrote " + ", ".join(str(path) for path in written))
     if not args.no_report:
         from ..report import build_report  # the next layer, imported only when used
 
         print(f"report: {build_report([out], out=out / 'report')}")
     return 1 if (results["status"] == "failed").any() else 0
+
+
+def kept(args: argparse.Namespace) -> str | None:
+    """What an interrupted or failed run left in --out, and the command that finishes it."""
+    out = getattr(args, "out", None)
+    if out is None:
+        return None
+    results = Path(out) / "results.csv"
+    if not results.is_file():
+        return f"nothing was written to {out}"
+    with results.open(encoding="utf-8", errors="replace") as fh:
+        points = max(0, sum(1 for _ in fh) - 1)  # minus the header
+    source = f"--config {args.config}" if args.config else f"--preset {args.preset or DEFAULT_PRESET}"
+    extra = "".join(f" --{flag} {value}" for flag, value in (("threads", args.threads), ("device", args.device))
+                    if value is not None and not (flag == "threads" and value == DEFAULT_THREADS))
+    return f"{points} points kept in {results}; resume with `ditbench run {source} --out {out}{extra} --resume`"
 
 
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -93,3 +122,14 @@ def write_fits(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:
     fits.to_csv(out / "fits.csv", index=False)
     return fits
 
+
+def write_rates(results: pd.DataFrame, out: Path) -> pd.DataFrame | None:
+    """The stats family's fitted rates (ditbench.stats.rates) in ``out/stats_rates.csv``; None
+    when the run has no ok stats rows."""
+    from ..stats.rates import RATES_FILE, rate_table, stats_rows  # fit layer, imported only when used
+
+    if stats_rows(results).empty:
+        return None
+    rates = rate_table(results)
+    rates.to_csv(out / RATES_FILE, index=False)
+    return rates

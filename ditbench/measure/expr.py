@@ -24,6 +24,12 @@ _BINARY: Mapping[type, Callable[[float, float], float]] = {
     ast.Div: operator.truediv, ast.Pow: operator.pow,
 }
 _UNARY: Mapping[type, Callable[[float], float]] = {ast.UAdd: operator.pos, ast.USub: operator.neg}
+# Limits that keep evaluation fast and bounded: formula length and nesting depth (a parse tree this
+# deep would hit Python's recursion limit), and the magnitude of every intermediate value (floats
+# only: Python's unbounded integers would let (10**64)**64… run for hours).
+MAX_LENGTH = 500
+MAX_DEPTH = 50
+MAX_MAGNITUDE = 1e300
 _ALLOWED = f"numbers, variables {list(VARIABLES)}, constants {sorted(CONSTANTS)}, " \
            f"functions {sorted(FUNCTIONS)} and + - * / **"
 
@@ -43,7 +49,10 @@ class Expression:
         """Evaluate with ``values`` for the variables; raises ValueError on a domain error or non-finite result."""
         try:
             out = float(_evaluate(self.tree.body, values))
-        except (ValueError, TypeError, ZeroDivisionError, OverflowError) as err:
+        except OverflowError:
+            raise ValueError(f"expression {self.text!r} overflows at {values}: an intermediate value exceeds "
+                             f"±{MAX_MAGNITUDE:g}") from None
+        except (ValueError, TypeError, ZeroDivisionError) as err:
             raise ValueError(f"expression {self.text!r} cannot be evaluated at {values}: {err}") from None
         if not math.isfinite(out):
             raise ValueError(f"expression {self.text!r} gives {out} at {values}; it must be finite")
@@ -57,10 +66,17 @@ def parse_expression(text: str) -> Expression:
     """
     if not isinstance(text, str) or not text.strip():
         raise ValueError(f"expression must be a non-empty string, got {text!r}")
+    if len(text) > MAX_LENGTH:
+        raise ValueError(f"expression of {len(text)} characters is over the limit of {MAX_LENGTH}: {text[:40]!r}…")
     try:
         tree = ast.parse(text.strip(), mode="eval")
     except SyntaxError as err:
         raise ValueError(f"cannot parse expression {text!r}: {err.msg}; allowed: {_ALLOWED}") from None
+    except (RecursionError, MemoryError):
+        raise ValueError(f"expression {text[:40]!r}… is nested too deeply (limit {MAX_DEPTH} levels)") from None
+    depth = _depth(tree)
+    if depth > MAX_DEPTH:
+        raise ValueError(f"expression {text[:40]!r} is nested {depth} levels deep, over the limit of {MAX_DEPTH}")
     for node in ast.walk(tree):
         _check_node(node, text)
     called = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
@@ -68,6 +84,16 @@ def parse_expression(text: str) -> Expression:
         if isinstance(node, ast.Name) and node.id in FUNCTIONS and id(node) not in called:
             raise ValueError(f"function {node.id!r} must be called, as in {node.id}(x), in {text!r}")
     return Expression(text=text.strip(), tree=tree)
+
+
+def _depth(tree: ast.AST) -> int:
+    """Nesting depth of ``tree``, computed without recursion."""
+    deepest, stack = 0, [(tree, 1)]
+    while stack:
+        node, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(node))
+    return deepest
 
 
 def _check_node(node: ast.AST, text: str) -> None:
@@ -95,18 +121,26 @@ def _check_node(node: ast.AST, text: str) -> None:
 
 
 def _evaluate(node: ast.AST, values: Mapping[str, float]) -> float:
+    """Evaluate in floats; every intermediate value must stay finite and within MAX_MAGNITUDE."""
+    value = _evaluate_node(node, values)
+    if isinstance(value, complex) or not math.isfinite(value) or abs(value) > MAX_MAGNITUDE:
+        raise ValueError(f"an intermediate value {value!r} is not a finite real number within ±{MAX_MAGNITUDE:g}")
+    return value
+
+
+def _evaluate_node(node: ast.AST, values: Mapping[str, float]) -> float:
     if isinstance(node, ast.Constant):
-        return cast(float, node.value)  # a number: parse_expression admits no other constant
+        return float(cast(float, node.value))  # a number (nothing else parses), as a float: no huge ints
     if isinstance(node, ast.Name):
         if node.id in CONSTANTS:
             return CONSTANTS[node.id]
         if node.id not in values:
             raise ValueError(f"no value given for variable {node.id!r}")
-        return values[node.id]
+        return float(values[node.id])
     if isinstance(node, ast.BinOp):
         left, right = _evaluate(node.left, values), _evaluate(node.right, values)
         if isinstance(node.op, ast.Pow) and abs(right) > 64:
-            raise ValueError(f"exponent {right} too large (limit 64)")  # keeps ** from hanging
+            raise ValueError(f"exponent {right} too large (limit 64)")
         return _BINARY[type(node.op)](left, right)
     if isinstance(node, ast.UnaryOp):
         return _UNARY[type(node.op)](_evaluate(node.operand, values))

@@ -54,6 +54,7 @@ class Family:
 FAMILY_MODULES: Mapping[str, str] = MappingProxyType({
     "attention": "ditbench.measure.families.attention",
     "dit": "ditbench.measure.families.dit",
+    "stats": "ditbench.measure.families.stats",
 })
 
 

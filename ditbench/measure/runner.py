@@ -12,12 +12,14 @@ from __future__ import annotations
 import random
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
 from ..attention import KERNELS
+from . import guard
 from .budget import CALIBRATION_REPEATS, Rates
 from .cases import Case, expand
 from .executor import Executor, WorkerExecutor
@@ -106,7 +108,16 @@ def take_next(pending: list[Case], running: Counter[tuple]) -> Case:
     return pending.pop(0)
 
 
-def run_sweep(
+def run_sweep(preset: Preset, out: str | Path, *, force: bool = False, **options: Any) -> pd.DataFrame:
+    """:func:`_run_sweep` holding the advisory lock on ``out`` (a concurrent run there fails at once);
+    ``force`` lets ``resume`` continue a run whose spec, preset, threads, device or version differ
+    (ditbench.measure.guard; meta.json then records both)."""
+    cases = plan(preset, threads=options.get("threads", 2), device=options.get("device"))  # bad spec: no lock file
+    with guard.RunLock(out):
+        return _run_sweep(preset, out, force=force, cases=cases, **options)
+
+
+def _run_sweep(
     preset: Preset,
     out: str | Path,
     *,
@@ -116,6 +127,8 @@ def run_sweep(
     executor: Executor | None = None,
     progress: bool = True,
     rates: Rates | None = None,
+    force: bool = False,
+    cases: list[Case] | None = None,
 ) -> pd.DataFrame:
     """Run ``preset`` and write ``out/results.csv`` and ``out/meta.json``; return all rows.
 
@@ -128,13 +141,15 @@ def run_sweep(
         rates: the cost model's rate on every worker; default each worker measures its own
             (:func:`budget.calibrate`, median of repeats; recorded in meta.json and per row).
     """
-    cases = plan(preset, threads=threads, device=device)
+    cases = cases if cases is not None else plan(preset, threads=threads, device=device)
     paths = RunPaths(Path(out))
     store = ResultStore(paths.results)
     done = store.recorded_ids()
     if done and not resume:
         raise ValueError(f"{paths.results} already holds {len(done)} rows; pass --resume to finish that run "
                          f"or choose another --out")
+    identity = guard.run_identity(preset.to_dict(), threads=threads, device=_run_device(cases))
+    forced = guard.check_resume(paths.meta, identity, force=force) if resume and (done or paths.meta.exists()) else []
     paths.out.mkdir(parents=True, exist_ok=True)
     run_device = "cuda" if any(case.device == "cuda" for case in cases) else "cpu"
     todo = [case for case in cases if case.case_id not in done]
@@ -146,7 +161,8 @@ def run_sweep(
         "machines": [], "executor": None,
         "order": {"passes": max(case.passes for case in cases), "shuffle_seed": ORDER_SEED},
     })
-    if resume and paths.meta.exists():
+    meta.update(identity=identity, **({"resume_forced": forced} if forced else {}))
+    if resume and paths.meta.exists() and not any(d["field"] == "meta.json" for d in forced):
         previous = read_meta(paths.meta)
         meta["previous_runs"] = previous.pop("previous_runs", []) + [
             {key: previous.get(key) for key in ("start_time", "end_time", "hostname", "git_commit", "status_counts",
@@ -203,6 +219,10 @@ def run_sweep(
         meta.update(end_time=utc_now(), status_counts={k: int(v) for k, v in frame["status"].value_counts().items()})
         write_meta(paths.meta, meta)
     return frame
+
+
+def _run_device(cases: list[Case]) -> str:
+    return "cuda" if any(case.device == "cuda" for case in cases) else "cpu"
 
 
 def setting_of(case: Case) -> tuple:

@@ -41,6 +41,9 @@ TIMERS = ("blocked", "adaptive")  # torch.utils.benchmark.Timer.blocked_autorang
 # Explicit n lists must be geometric (the exponent fit needs evenly spaced log n); ratios may
 # differ by rounding to integers, e.g. round(2^(k/2)): 2^(1/2) rounded at n ≥ 64 stays within 2 %.
 GEOMETRIC_RTOL = 0.05
+# Points one {start, stop, factor} grid may have (2^1 … 2^30 at factor 2 is 30): more is a typo
+# such as factor = 1.0000001, refused before the grid is built.
+MAX_GRID_POINTS = 1000
 
 
 MAX_PASSES = 20  # interleaved passes per sweep (each repeats every point)
@@ -174,6 +177,8 @@ def load_preset_text(text: str, *, name: str, source: str = "") -> Preset:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:
         raise ValueError(f"{source or name}: invalid TOML: {err}") from None
+    except RecursionError:  # tomllib recurses once per nested array or table
+        raise ValueError(f"{source or name}: TOML nested too deeply to be a sweep file") from None
     unknown = set(raw) - {"description", "sweep", "name"}
     if unknown:
         raise ValueError(f"{source or name}: unknown top-level key(s) {sorted(unknown)}; "
@@ -241,8 +246,12 @@ def _grid(name: str, value: Any, *, geometric: bool) -> tuple[int, ...]:
         start, stop, factor = value["start"], value["stop"], value["factor"]
         if not (_is_int(start) and start >= 1 and _is_int(stop) and stop >= start):
             raise ValueError(f"grid {name!r}: need integers 1 ≤ start ≤ stop, got start={start}, stop={stop}")
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not factor > 1:
-            raise ValueError(f"grid {name!r}: factor={factor} must be a number > 1 (geometric grid)")
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or not (1 < factor < math.inf):
+            raise ValueError(f"grid {name!r}: factor={factor} must be a number > 1 and finite (geometric grid)")
+        points = math.floor(math.log(stop / start) / math.log(factor)) + 1
+        if points > MAX_GRID_POINTS:
+            raise ValueError(f"grid {name!r}: start={start}, stop={stop}, factor={factor} has about {points:,} "
+                             f"points, over the limit of {MAX_GRID_POINTS}; use a larger factor")
         out, k = [], 0
         while round(start * factor**k) <= stop:
             out.append(int(round(start * factor**k)))

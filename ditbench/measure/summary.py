@@ -75,7 +75,7 @@ def speedup_lines(results: pd.DataFrame, baseline: str = "exact") -> list[str]:
 
 def worst_error_lines(results: pd.DataFrame) -> list[str]:
     """Per experiment and kernel: the largest err_max over ok points, with its uniform baseline."""
-    ok = results[results["status"] == "ok"]
+    ok = results[(results["status"] == "ok") & results["err_max"].notna()]  # stats rows have no err_max
     if ok.empty:
         return []
     lines = ["worst error per kernel (err_max; err_vs_uniform < 1 means better than mean-of-V):"]

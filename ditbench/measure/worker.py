@@ -35,6 +35,9 @@ def _die_with_parent() -> None:
 
 
 def serve(modules: list[str]) -> int:
+    # Ctrl-C reaches the whole process group; the parent (ditbench.cli) reports it and closes this
+    # worker, so the worker itself ignores it rather than print a KeyboardInterrupt traceback.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
     channel = os.fdopen(os.dup(1), "wb")  # private protocol stream
     os.dup2(2, 1)  # prints from kernels go to stderr

@@ -5,6 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from .._checks import check_out_dir
 from .site import build_report
 
 DEFAULT_OUT = Path("site")
@@ -19,6 +20,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    check_out_dir(args.out)
     try:
         index = build_report(list(args.results), args.out)
     except ValueError as err:  # unreadable or malformed result files: say which, exit non-zero

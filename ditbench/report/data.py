@@ -42,9 +42,11 @@ class Run:
 
     @property
     def ok(self) -> pd.DataFrame:
-        """Rows measured successfully with a finite positive time."""
+        """Rows measured successfully with a finite positive time (the stats family's rows are
+        statistical, not timing experiments: its own section reads them from ``results``)."""
         r = self.results
-        return r[(r["status"] == "ok") & (r["median_s"] > 0)]
+        timing = (r["workload"] != "stats").fillna(True) if "workload" in r.columns else True
+        return r[(r["status"] == "ok") & (r["median_s"] > 0) & timing]
 
     @property
     def not_ok(self) -> pd.DataFrame:

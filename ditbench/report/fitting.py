@@ -108,6 +108,8 @@ def run_fits(run: Run) -> pd.DataFrame | None:
     if run.fits is not None and "exponent" in run.fits.columns and run.fits["exponent"].notna().any():
         return run.fits
     results = run.results
+    if "workload" in results.columns:  # stats rows are rates (their own section), not timings
+        results = results[(results["workload"] != "stats").fillna(True)]
     if not (results["status"] == "ok").any():
         return run.fits
     by = [c for c in FIT_GROUPS if c in results.columns and results[c].notna().any()]

@@ -9,7 +9,8 @@ from dataclasses import dataclass
 import pandas as pd
 import plotly.graph_objects as go
 
-from . import figures, tables
+from ..stats.rates import rate_table, verdicts
+from . import figures, stats_section as stats, tables
 from .data import Run
 from .fitting import KernelCrossover, crossovers, fitted_lines, run_fits
 from .select import best_at_error_levels, by_experiment, nonfinite_errors, pareto_points, pareto_regimes
@@ -126,6 +127,34 @@ def pareto_section(p: PageData) -> Section | None:
     return Section("pareto", "Error vs time (E6)", intro, _figs(*figs), tuple(tabs))
 
 
+def stats_rates_section(p: PageData) -> Section | None:
+    """E7/E8: score-estimation rates of the latent and ambient score networks (ditbench.stats)."""
+    rows = stats.stats_frame(p.run.results)
+    if rows.empty:
+        return None
+    rates = rate_table(rows)
+    band = "points: one per seed; dotted: per-size median; solid line and band: fitted power law with its 95% band"
+    figs = _figs(
+        (stats.metric_figure(rows, "score_err_on"),
+         f"σ-weighted score error on the subspace against the analytic score ({band}). The paper predicts no "
+         "growth with D for the latent network (D only in logarithms) and growth sub-linear in d0."),
+        (stats.metric_figure(rows, "score_err_off"), f"The same error off the subspace ({band})."),
+        (stats.metric_figure(rows, "subspace_err"),
+         f"Subspace error of the latent network's learned W_B ({band}); √(2·d0) means no alignment."),
+        (stats.metric_figure(rows, "sample_mmd", floors=True),
+         f"Gaussian-kernel MMD of 512 reverse-SDE samples to fresh data ({band}); grey: the same sampler with "
+         "the analytic score (discretisation floor) and two fresh data samples (estimator floor)."),
+    )
+    projected = stats.projection_figure(rows)
+    if projected is not None:
+        figs += ((projected[0], "Reverse-SDE samples of each network (colour) and fresh data (grey) in the "
+                                "coordinates of the true B's first two columns."),)
+    intro = "Score networks trained by denoising score matching on a latent Gaussian mixture (docs/stats.md). " + \
+        " ".join(v.sentence() + "." for v in verdicts(rates))
+    return Section("stats", "Statistical rates (E7/E8)", intro, figs,
+                   (("Fitted rates: metric ∝ x^k (95% CI, OLS with HC3 errors over seeds)", stats.rates_table(rates)),))
+
+
 def fits_section(p: PageData) -> Section | None:
     if p.fits is None or p.fits.empty:
         return None
@@ -160,7 +189,7 @@ def environment_section(p: PageData) -> Section:
 SectionBuilder = Callable[[PageData], Section | None]
 # Page order. A new section is one function and one line here.
 SECTIONS: tuple[SectionBuilder, ...] = (
-    scaling_section, phase_section, accuracy_section, gradient_section, pareto_section,
+    scaling_section, phase_section, accuracy_section, gradient_section, pareto_section, stats_rates_section,
     fits_section, not_ok_section, environment_section,
 )
 

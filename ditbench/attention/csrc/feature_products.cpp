@@ -18,9 +18,12 @@
 // both products vectorise over tokens with GCC vector extensions (-march=native picks the
 // widest unit). Register tiles: key pass 4 features × 3 columns (7 loads per 12 FMAs), query pass
 // 3 columns × 4 token vectors (7 loads per 12 FMAs). Padded tokens carry zero values and are
-// dropped from outputs. Parallel over tiles with at::parallel_for (OpenMP); each worker sums its
-// tiles into a private Z that is then added under a mutex, so results depend only on the chunking.
+// dropped from outputs. Parallel over tiles with OpenMP (torch's thread count); each worker sums its
+// tiles into a private Z that is then added under a mutex. Tiles are handed out dynamically
+// (schedule(dynamic, 1)), so on a shared machine a descheduled thread holds up no one; the
+// summation order, and so the last bits of Z, can differ between calls (tests bound the difference).
 #include <ATen/Parallel.h>
+#include <omp.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
 #include <ATen/ops/zeros.h>
@@ -215,7 +218,9 @@ void key_summary_impl(const at::Tensor& x, const at::Tensor& vals, double gain, 
   const T* vp = vals.data_ptr<T>();
   T* zp = z.data_ptr<T>();
   std::mutex lock;
-  at::parallel_for(0, B * tiles, 1, [&](int64_t begin, int64_t end) {
+  const int64_t jobs = B * tiles;
+#pragma omp parallel
+  {
     constexpr int64_t L = Vec<T>::L;
     const bool lanes = r * C * L * int64_t(sizeof(T)) <= kLaneBytes;
     const int64_t width = lanes ? L : 1;
@@ -231,7 +236,8 @@ void key_summary_impl(const at::Tensor& x, const at::Tensor& vals, double gain, 
         dst[e] += sum;
       }
     };
-    for (int64_t job = begin; job < end; ++job) {
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t job = 0; job < jobs; ++job) {
       const int64_t b = job / tiles, t0 = (job % tiles) * tb, valid = std::min(tb, m - t0);
       if (b != acc_batch) {
         flush();
@@ -250,7 +256,7 @@ void key_summary_impl(const at::Tensor& x, const at::Tensor& vals, double gain, 
       else key_block<T, false>(mt.data(), vt.data(), r, tb, C, acc.data());
     }
     flush();
-  });
+  }
 }
 
 template <typename T>
@@ -263,9 +269,12 @@ void query_apply_impl(const at::Tensor& x, const at::Tensor& w, double gain, con
   const T* xp = x.data_ptr<T>();
   const T* wp = w.data_ptr<T>();
   T* yp = y.data_ptr<T>();
-  at::parallel_for(0, B * tiles, 1, [&](int64_t begin, int64_t end) {
+  const int64_t jobs = B * tiles;
+#pragma omp parallel
+  {
     std::vector<T> xt(d * tb), mt(r * tb), yt(C * tb);
-    for (int64_t job = begin; job < end; ++job) {
+#pragma omp for schedule(dynamic, 1) nowait
+    for (int64_t job = 0; job < jobs; ++job) {
       const int64_t b = job / tiles, t0 = (job % tiles) * tb, valid = std::min(tb, n - t0);
       load_coords<T>(xp + b * n * d, d, t0, valid, tb, T(gain), xt.data());
       build_monomials<T>(tab, xt.data(), tb, mt.data());
@@ -276,7 +285,7 @@ void query_apply_impl(const at::Tensor& x, const at::Tensor& w, double gain, con
       for (int64_t t = 0; t < valid; ++t)
         for (int64_t c = 0; c < C; ++c) yb[t * C + c] = yt[c * tb + t];
     }
-  });
+  }
 }
 
 at::Tensor key_summary(const at::Tensor& x, const at::Tensor& vals, double gain, const at::Tensor& steps,

@@ -11,12 +11,15 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ..._checks import check_qkv, resolve_scale
+from ..._checks import check_logit_range, check_output, check_qkv, resolve_scale, value_scale
 from ...errors import KernelRefusal, check_normalisers
 
 SUPPORTED_DTYPES = (torch.float32, torch.float64)
 # Elements of one streamed tile (block rows × features): 2^22 floats = 16 MiB in float32.
 TILE_ELEMENTS = 1 << 22
+
+
+VALUE_HINT = "the value sums overflow: use float64 or smaller values"
 
 
 ##################################################################################
@@ -32,6 +35,7 @@ def prepare(q: Tensor, k: Tensor, v: Tensor, scale: float | None) -> tuple[Tenso
     if q.dtype not in SUPPORTED_DTYPES:
         raise KernelRefusal(f"peer kernels support dtypes {[str(t) for t in SUPPORTED_DTYPES]}, not {q.dtype}")
     s = resolve_scale(scale, d)
+    check_logit_range(q, k, s)
     batch = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     return q.expand(*batch, n, d), k.expand(*batch, m, d), v.expand(*batch, m, dv), s
 
@@ -106,6 +110,8 @@ def feature_attention(
     """
     rows = rows_per_tile(width)
     m, dv = v.shape[-2], v.shape[-1]
+    unit = value_scale(v, m)  # an exact power of two: the key summary sums m values
+    v = v * unit if unit != 1.0 else v
     ones = torch.ones(*v.shape[:-1], 1, dtype=v.dtype, device=v.device)  # (..., m, 1)
     v1 = torch.cat([v, ones], dim=-1)  # (..., m, dv + 1)
     summary: Tensor | None = None  # (..., width, dv + 1), in units of exp(level)
@@ -124,4 +130,5 @@ def feature_attention(
     for start in range(0, q.shape[-2], rows):
         res = query_features(q[..., start : start + rows, :]) @ summary  # (..., b, dv + 1)
         out.append(divide_by_normaliser(res[..., :dv], res[..., dv:], kernel))  # (..., b, dv)
-    return torch.cat(out, dim=-2)  # (..., n, dv)
+    result = torch.cat(out, dim=-2)  # (..., n, dv)
+    return check_output(kernel, result / unit if unit != 1.0 else result, VALUE_HINT)

@@ -27,8 +27,10 @@ from torch import Tensor
 
 from ... import theory
 from ..exact import exact_attention
+from ..._checks import SEED, Param
 from ..registry import Kernel, Problem, register
-from ._common import cpu_generator, divide_by_normaliser, gaussian, int_reasons, prepare, raise_if
+from ..._checks import check_output
+from ._common import VALUE_HINT, cpu_generator, divide_by_normaliser, gaussian, int_reasons, prepare, raise_if
 
 MAX_PROJECTIONS = 24  # 2^24 buckets: far beyond any sequence length this tool sweeps
 
@@ -131,7 +133,8 @@ def hyper_attention(
         num = num + wr @ _gather_rows(vs, picks)  # (..., n, dv)
         den = den + wr.sum(dim=-1, keepdim=True)  # (..., n, 1)
     out_sorted = divide_by_normaliser(num, den, "hyperattention")  # (..., n, dv)
-    return _gather_rows(out_sorted, torch.argsort(q_order, dim=-1))  # (..., n, dv) original order
+    out = _gather_rows(out_sorted, torch.argsort(q_order, dim=-1))  # (..., n, dv) original order
+    return check_output("hyperattention", out, VALUE_HINT)
 
 
 def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
@@ -144,6 +147,9 @@ HYPERATTENTION = register(Kernel(
     name="hyperattention", fn=hyper_attention, exact=False,
     description="HyperAttention (sortLSH diagonal blocks + uniformly sampled residual); approximates softmax attention",
     params={"block_size": 256, "samples": 256, "lsh_num_projs": 7, "min_seq_len": 4096, "seed": 0}, cost=_cost,
+    schema={"block_size": Param("int", low=1), "samples": Param("int", low=0),
+            "lsh_num_projs": Param("int", low=1, high=MAX_PROJECTIONS, why="buckets are 2^lsh_num_projs"),
+            "min_seq_len": Param("int", low=0), "seed": SEED},
     limits=lambda p, params: _reasons(
         params["block_size"], params["samples"], params["lsh_num_projs"], params["min_seq_len"], params["seed"]
     ),

@@ -19,6 +19,7 @@ from torch import Tensor
 
 from ... import theory
 from ..registry import Kernel, Problem, register
+from ..._checks import Param
 from ._common import int_reasons, prepare, raise_if
 
 
@@ -93,5 +94,6 @@ NYSTROM = register(Kernel(
     name="nystrom", fn=nystrom_attention, exact=False,
     description="Nyströmformer (segment-mean landmarks, iterative pinv, no conv skip); approximates softmax attention",
     params={"landmarks": 64, "pinv_iterations": 6}, cost=_cost,
+    schema={"landmarks": Param("int", low=1), "pinv_iterations": Param("int", low=1)},
     limits=lambda p, params: _reasons(p.n, p.m, params["landmarks"], params["pinv_iterations"]),
 ))

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from ... import theory
+from ..._checks import SEED, Param, check_allocation
 from ..registry import Kernel, Problem, register
 from ._common import cpu_generator, feature_attention, int_reasons, prepare, raise_if, rows_per_tile
 
@@ -78,6 +79,8 @@ def performer_attention(
     """
     q, k, v, s = prepare(q, k, v, scale)
     raise_if(_reasons(features, seed))
+    d = q.shape[-1]  # Ω is drawn in float64 as ⌈M/d⌉ blocks of two (d, d) Gaussians, then cast
+    check_allocation(f"performer features={features}", float(3 * math.ceil(features / d) * d * d * 8), "cpu")
     omega = orthogonal_features(q.shape[-1], features, seed).to(device=q.device, dtype=q.dtype)  # (M, d)
     root = math.sqrt(s)
 
@@ -103,6 +106,6 @@ def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
 PERFORMER = register(Kernel(
     name="performer", fn=performer_attention, exact=False,
     description="Performer FAVOR+ (positive orthogonal random features); approximates softmax attention",
-    params={"features": 256, "seed": 0}, cost=_cost,
+    params={"features": 256, "seed": 0}, schema={"features": Param("int", low=1), "seed": SEED}, cost=_cost,
     limits=lambda p, params: _reasons(params["features"], params["seed"]),
 ))

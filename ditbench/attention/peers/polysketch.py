@@ -33,9 +33,11 @@ import torch
 from torch import Tensor
 
 from ... import theory
+from ..._checks import SEED, Param, check_allocation, check_output, value_scale
 from ..registry import Kernel, Problem, register
 from ._common import (
-    cpu_generator, divide_by_normaliser, feature_attention, gaussian, int_reasons, prepare, raise_if, rows_per_tile,
+    VALUE_HINT, cpu_generator, divide_by_normaliser, feature_attention, gaussian, int_reasons, prepare, raise_if,
+    rows_per_tile,
 )
 
 def unit_rows(x: Tensor, name: str) -> Tensor:
@@ -78,11 +80,14 @@ def poly4_attention(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = No
     q, k, v, _ = prepare(q, k, v, scale)
     qh, kt = unit_rows(q, "q"), unit_rows(k, "k").transpose(-1, -2)  # (..., n, d), (..., d, m)
     rows, out = rows_per_tile(k.shape[-2]), []
+    unit = value_scale(v, k.shape[-2])  # an exact power of two: w @ v sums m values
+    v = v * unit if unit != 1.0 else v
     for start in range(0, q.shape[-2], rows):
         # ⟨q̂, k̂⟩⁴ by two in-place squarings (pow was the most expensive op in the tile).
         w = (qh[..., start : start + rows, :] @ kt).square_().square_()  # (..., b, m)
         out.append(divide_by_normaliser(w @ v, w.sum(dim=-1, keepdim=True), "poly4_exact"))  # (..., b, dv)
-    return torch.cat(out, dim=-2)  # (..., n, dv)
+    result = torch.cat(out, dim=-2)  # (..., n, dv)
+    return check_output("poly4_exact", result / unit if unit != 1.0 else result, VALUE_HINT)
 
 
 def _reasons(sketch_size: object, seed: object) -> list[str]:
@@ -104,6 +109,10 @@ def polysketch_attention(
     """
     q, k, v, _ = prepare(q, k, v, scale)
     raise_if(_reasons(sketch_size, seed))
+    width = sketch_size**2  # Φ has r² features: the key summary is (r², dv + 1), each tile ≥ one (r²,) row
+    check_allocation(f"polysketch sketch_size={sketch_size} (r² = {width:,} features)",
+                     float((width * (v.shape[-1] + 3) + 2 * q.shape[-1] * sketch_size) * q.element_size()),
+                     q.device.type)
     g1, g2 = sketch_matrices(q.shape[-1], sketch_size, seed, q)  # (d, r) each
     qh, kh = unit_rows(q, "q"), unit_rows(k, "k")
     zero = torch.zeros((), dtype=q.dtype, device=q.device)
@@ -136,6 +145,7 @@ POLY4_EXACT = register(Kernel(
 POLYSKETCH = register(Kernel(
     name="polysketch", fn=polysketch_attention, exact=False,
     description="PolySketch: self-tensored degree-2 Gaussian sketch of size r; approximates poly4_exact (not softmax)",
-    params={"sketch_size": 32, "seed": 0}, cost=_polysketch_cost, target="poly4_exact",
+    params={"sketch_size": 32, "seed": 0}, schema={"sketch_size": Param("int", low=1), "seed": SEED},
+    cost=_polysketch_cost, target="poly4_exact",
     limits=lambda p, params: _reasons(params["sketch_size"], params["seed"]),
 ))
