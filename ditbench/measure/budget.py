@@ -124,12 +124,17 @@ def budget_reasons(case: Case, rates: Rates, memory_available: float) -> list[st
 
 def budget_fields(case: Case, rates: Rates, memory_available: float) -> dict[str, float | str | None]:
     """The numbers :func:`budget_reasons` compares, as row columns, so that every row's skip decision
-    can be checked from the results file alone (predicted_s vs time_budget_s, memory_need_bytes vs
-    memory_limit_bytes)."""
+    can be checked from the results file alone (predicted_s vs time_budget_s, predicted_point_s vs
+    timeout_s, memory_need_bytes vs memory_limit_bytes; predicted_point_s itself is
+    predicted_ref_flops / rate_flops_per_s + predicted_s·(2 + min_repeats) + min_run_time)."""
     cost = predicted(case)
+    call_s = None if cost is None else rates.seconds(cost.flops)
+    point_s = None if call_s is None else point_seconds(case, call_s, rates.seconds(reference_flops(case)))
     return {
         "rate_flops_per_s": rates.flops_per_s, "rate_method": rates.method,
-        "predicted_s": None if cost is None else rates.seconds(cost.flops), "time_budget_s": case.time_budget_s,
+        "predicted_s": call_s, "time_budget_s": case.time_budget_s,
+        "predicted_point_s": point_s, "timeout_s": case.timeout_s, "min_run_time": case.min_run_time,
+        "min_repeats": case.min_repeats,
         "memory_need_bytes": None if cost is None else cost.bytes + measurement_bytes(case),
         "memory_limit_bytes": case.memory_fraction * memory_available,
     }

@@ -19,7 +19,7 @@ import hashlib
 import itertools
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields
 from types import MappingProxyType
 from typing import Any, ClassVar
 
@@ -97,11 +97,6 @@ class Case:
     @property
     def settings(self) -> dict[str, Any]:
         return dict(self.setting)
-
-    @property
-    def reference_key(self) -> str:
-        """The id of the same point in pass 0: every pass shares its inputs and float64 reference."""
-        return replace(self, pass_index=0).case_id if self.pass_index else self.case_id
 
     def problem(self) -> Problem:
         """The attention problem of one call (for dit: one head of one block)."""

@@ -81,21 +81,26 @@ def unsupported_reasons(case: Case) -> list[str]:
 
 
 class TimeoutRule:
-    """"n timed out → a larger n of the same setting would too": skip those, from the rows'
-    structured ``failure`` column (never from the wording of ``reason``)."""
+    """"n timed out → a larger n of the same setting, or another pass of the same n, would too":
+    skip those, from the rows' structured ``failure`` column (never from the wording of ``reason``)."""
 
     def __init__(self) -> None:
         self._first: dict[tuple, int] = {}  # setting → smallest n that timed out
+        self._cases: set[str] = set()  # ids of the cases that timed out
 
     def observe(self, case: Case, row: dict) -> None:
         if row.get("failure") == "timeout":
             key = setting_of(case)
             self._first[key] = min(case.n, self._first.get(key, case.n))
+            self._cases.add(case.case_id)
 
     def reason(self, case: Case) -> str | None:
-        first = self._first.get(setting_of(case))
-        if first is None or case.n <= first:
+        key = setting_of(case)
+        first = self._first.get(key)
+        if first is None or case.n < first or case.case_id in self._cases:
             return None
+        if case.n == first:  # another pass of the point that timed out
+            return f"n={first} of this setting timed out in another pass; this one would too"
         return f"n={first} of this setting timed out; a larger n would too"
 
 

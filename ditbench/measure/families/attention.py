@@ -115,7 +115,7 @@ def uniform_gradient(a1: Tensor, a2: Tensor, a3: Tensor, x: Tensor, y: Tensor, e
 
 def backward_check(case: Case, inputs: tuple[Tensor, ...]) -> Check:
     """Float64 closed form on the whole problem for n ≤ ref_rows; beyond, on the row-subsampled
-    problem (:func:`sampled_problem`), which the kernel is then scored on too."""
+    problem (:func:`row_subproblem`), which the kernel is then scored on too."""
     args = tuple(x.to(device="cpu", dtype=torch.float64) for x in inputs)
     a1, a2, a3, x, y, e = args
     rows = gradient_rows(case, a1 @ x)
@@ -124,13 +124,20 @@ def backward_check(case: Case, inputs: tuple[Tensor, ...]) -> Check:
         return Check(rows=None, reference=ref, uniform=uniform_gradient(a1, a2, a3, x, y, e, scale=case.scale),
                      rel_scale=float(ref.abs().max()))
     ref = sampled_gradient(a1[rows], a2, a3, x, y, e[rows], scale=case.scale)  # (d, d)
-    zeroed = torch.zeros_like(a1)  # (n, d): rows outside the sample contribute nothing to dL/dX
-    zeroed[rows] = a1[rows]
-    sub = (zeroed, a2, a3, x, y, e)
-    return Check(rows=None, reference=ref, uniform=uniform_gradient(*sub, scale=case.scale),
-                 rel_scale=float(ref.abs().max()),
-                 subproblem=tuple(t.to(device=case.device, dtype=case.torch_dtype) for t in sub),
-                 sampled_rows=int(rows.numel()))
+    za1, _, _, _, _, _ = row_subproblem(args, rows)  # (n, d): A1 with the other rows zeroed
+    return Check(rows=None, reference=ref, uniform=uniform_gradient(za1, a2, a3, x, y, e, scale=case.scale),
+                 rel_scale=float(ref.abs().max()), subproblem_rows=rows)
+
+
+def row_subproblem(inputs: tuple[Tensor, ...], rows: Tensor) -> tuple[Tensor, ...]:
+    """The gradient problem ``inputs`` = (a1, a2, a3, x, y, e) with every row of A1 outside ``rows``
+    set to zero: those rows then contribute nothing to dL/dX, which is the row-subsampled
+    gradient :func:`sampled_gradient` computes (tested). Same dtype and device as ``inputs``."""
+    a1 = inputs[0]
+    zeroed = torch.zeros_like(a1)  # (n, d)
+    index = rows.to(a1.device)
+    zeroed[index] = a1[index]
+    return (zeroed, *inputs[1:])
 
 
 def gradient_rows(case: Case, qx: Tensor) -> Tensor | None:
@@ -201,29 +208,42 @@ def prepare(case: Case) -> Prepared:
 
     def score(out: Tensor) -> dict[str, Any]:
         start = time.perf_counter()
-        reference = _CHECKS.get(case.reference_key)
-        if reference is None:  # first pass of this point in this worker
+        key = reference_key(case)
+        reference = _CHECKS.get(key)
+        if reference is None:  # first time this worker meets these inputs
             reference = op.check(case, inputs)
-            _remember(case.reference_key, reference)
+            _remember(key, reference)
         ref_s = time.perf_counter() - start
-        if reference.subproblem is not None:  # score the kernel on the sub-problem the reference solved
-            out = kernel(*reference.subproblem, scale=case.scale, **kwargs)
+        rows = reference.subproblem_rows
+        if rows is not None:  # score the kernel on the sub-problem the reference solved
+            out = kernel(*row_subproblem(inputs, rows), scale=case.scale, **kwargs)
         metrics = error_metrics(out, reference)
-        if reference.sampled_rows is not None:
-            metrics["ref_rows"] = reference.sampled_rows
+        if rows is not None:
+            metrics["ref_rows"] = int(rows.numel())
         return {**metrics, "radius": op.radius(case, inputs), "err_bound": _error_bound(case, reference),
                 "ref_s": ref_s}
 
     return Prepared(call=call, score=score)
 
 
-# Checks of the last few points, keyed by Case.reference_key: later passes of a point reuse its
-# float64 reference (same seeded inputs) instead of recomputing it.
-_CHECKS: OrderedDict[str, Check] = OrderedDict()
-CHECKS_KEPT = 4
+# Checks of the points this worker process has measured, keyed by :func:`reference_key`: later
+# passes of a point, and other kernels on the same seeded inputs, reuse its float64 reference
+# instead of recomputing it (ref_s ≈ 0 on their rows).
+# A Check holds only row-sized tensors (≤ ref_rows rows, or d×d for gradients), a few KiB, so a
+# whole run's fit in memory; the bound only keeps a pathological run from growing without limit.
+_CHECKS: OrderedDict[tuple, Check] = OrderedDict()
+CHECKS_KEPT = 4096
 
 
-def _remember(key: str, reference: Check) -> None:
+def reference_key(case: Case) -> tuple:
+    """What determines a case's :class:`Check`: its inputs (sizes, entry bound, scale, dtype, device,
+    seed, value bound), the rows checked (ref_rows) and the kernel's target, if any — not the
+    kernel itself, its parameters or the pass."""
+    return (case.op, case.n, case.m, case.d, case.dv, case.bound, case.scale, case.dtype, case.device, case.seed,
+            case.value_bound, case.ref_rows, target_of(case.kernel) if case.op == "forward" else None)
+
+
+def _remember(key: tuple, reference: Check) -> None:
     _CHECKS[key] = reference
     while len(_CHECKS) > CHECKS_KEPT:
         _CHECKS.popitem(last=False)
