@@ -153,8 +153,16 @@ RESULTS: tuple[Column, ...] = (
     _c("exact", "bool", "the kernel computes the exact answer up to rounding (its registry entry)"),
     _c("threshold", "float", "entry bound √(ln n) past which no almost-linear algorithm exists under SETH "
        "(theory.entry_threshold at this n)"),
-    _c("err_bound", "float", "a-priori bound on err_max, 2ε/(1−ε)·‖V‖_max (theory.output_error_bound), for "
-       "approximate forward kernels with a target relative error 0 < eps < 1; else empty"),
+    _c("err_bound", "float", "a-priori bound on err_max in exact arithmetic, 2ε/(1+√(1−ε²))·‖V‖_max "
+       "(theory.output_error_bound): with the realised ε of the kernel's polynomial where its describe hook "
+       "states it, else the target 0 < eps < 1 of an approximate forward kernel; else empty"),
+    # What ran (the kernel's describe hook on the inputs, ditbench.measure.workloads.realised):
+    _c("poly_radius", "float", "logit radius the kernel's polynomial was built for (≥ radius; realised)"),
+    _c("approx_error", "float", "realised relative error of the kernel's polynomial P ≈ exp on its radius"),
+    _c("rounding_bound", "float", "float-rounding term of err_max in the row's dtype on the checked rows "
+       "(ditbench.attention.polybounds, storage model)"),
+    _c("warning", "text", "non-empty where rounding_bound exceeds err_bound: the ε-guarantee is not established "
+       "in this dtype (float32: holds only in float64)"),
     _c("failure", "text", "why a row is not ok, one of FAILURES (empty for ok rows); the runner's policy reads it"),
     _c("machine", "text", "\"host · CPU model[ · GPU model]\" of the worker that ran the case (fits never pool "
        "machines)", key=True),

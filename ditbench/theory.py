@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ._checks import check_eps, check_finite, check_number, check_positive_int
-from .expapprox import MAX_DEGREE, minimal_approx
+from .expapprox import MAX_DEGREE, check_method, minimal_approx, minimax_degree
 
 
 # Largest degree and dimension the rank formulas accept: far beyond any kernel (degrees stop at
@@ -86,9 +86,15 @@ def norm_maxima(q: Tensor, k: Tensor, dtype: torch.dtype | None = torch.float64)
     return float(rho_q), float(rho_k)
 
 
-def degree_for(radius: float, eps: float, max_degree: int = MAX_DEGREE) -> int:
-    """Minimal degree g at which the kernels' construction (Chebyshev interpolant of exp on
-    [−radius, radius], in monomials, float64) has relative error ≤ eps, verified on a dense grid.
+def degree_for(radius: float, eps: float, max_degree: int = MAX_DEGREE, method: str = "minimax") -> int:
+    """Minimal degree g of a polynomial P with relative error |P(x)e^{−x} − 1| ≤ eps on
+    [−radius, radius].
+
+    ``method="minimax"``: the true minimal degree (the relative-error minimax polynomial, Remez in
+    high precision, certified bracket; :func:`ditbench.expapprox.minimax_degree`). The kernels
+    build that P for a radius ≤ 0.55 % larger and round it to float64, which costs at most one more
+    degree (:func:`ditbench.expapprox.minimal_approx`). ``method="chebyshev"``: the first
+    construction's verified degree (Chebyshev interpolant, float64 monomials), for comparison.
 
     radius: logit radius R ≥ 0 (all |scale·⟨q, k⟩| ≤ R). eps in (0, 1).
     Raises ValueError naming radius, eps and max_degree when no degree up to the cap qualifies.
@@ -96,7 +102,10 @@ def degree_for(radius: float, eps: float, max_degree: int = MAX_DEGREE) -> int:
     radius = check_number("radius", radius, low=0)
     max_degree = check_positive_int("max_degree", max_degree, minimum=0, maximum=MAX_DEGREE,
                                     why="the verified range of the float64 exp approximation")
-    return minimal_approx(radius, check_eps(eps), max_degree).degree
+    eps = check_eps(eps)
+    if check_method(method) == "minimax":
+        return minimax_degree(radius, eps, max_degree)
+    return minimal_approx(radius, eps, max_degree, method).degree
 
 
 def max_degree_within(
@@ -138,9 +147,24 @@ def entry_threshold(n: int) -> float:
 
 
 def output_error_bound(eps: float, v_max: float) -> float:
-    """‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max when P has relative error ≤ ε on every logit."""
+    """Tight ‖T − Att‖_max ≤ 2ε/(1 + √(1 − ε²))·‖V‖_max (≈ ε·‖V‖) when P has relative error ≤ ε
+    on every logit (derived in docs/polynomial.md: the largest total-variation distance between a
+    distribution p and its reweighting p(1 + δ)/Σp(1 + δ), |δ| ≤ ε, is ε/(1 + √(1 − ε²)), reached
+    with δ = ±ε on masses (√(1 − ε²) − 1 + ε)/(2ε) and the rest, and values ±‖V‖_max there)."""
+    eps = check_eps(eps)
+    return 2.0 * eps / (1.0 + math.sqrt(1.0 - eps * eps)) * check_number("v_max", v_max, low=0)
+
+
+def loose_output_error_bound(eps: float, v_max: float) -> float:
+    """The first, 2×-loose form 2ε/(1−ε)·‖V‖_max (kept to show the tightening)."""
     eps = check_eps(eps)
     return 2.0 * eps / (1.0 - eps) * check_number("v_max", v_max, low=0)
+
+
+def worst_mass(eps: float) -> float:
+    """The mass α* = (√(1 − ε²) − 1 + ε)/(2ε) (→ 1/2) that the tight bound's worst case puts on
+    the keys with δ = +ε."""
+    return (math.sqrt(1.0 - eps * eps) - 1.0 + eps) / (2.0 * eps)
 
 
 def rounding_error_bound(unit_roundoff: float, m: int, d: int, degree: int, condition: float, v_max: float) -> float:
@@ -153,7 +177,9 @@ def rounding_error_bound(unit_roundoff: float, m: int, d: int, degree: int, cond
     relative to the normaliser. Hence ≤ 2γ_Nκ/(1 − γ_Nκ)·‖V‖_max (inf when γ_Nκ ≥ 1).
     A worst case: random rounding is usually ~√N smaller.
 
-    unit_roundoff: u of the dtype (torch.finfo(dtype).eps / 2).
+    unit_roundoff: u of the dtype (torch.finfo(dtype).eps / 2). Vacuous in float32 for R ≳ 3
+    (κ ≈ e^{2R} taken at the worst row of the worst input); the realistic term on given inputs
+    is ditbench.attention.polybounds.rounding_bound.
     """
     unit_roundoff = check_number("unit_roundoff", unit_roundoff, low=0, high=1, open_low=True, open_high=True)
     m, d = check_positive_int("m", m), check_positive_int("d", d)
@@ -164,6 +190,49 @@ def rounding_error_bound(unit_roundoff: float, m: int, d: int, degree: int, cond
     gamma = terms * unit_roundoff / (1.0 - terms * unit_roundoff) if terms * unit_roundoff < 1 else math.inf
     rel = gamma * condition
     return math.inf if rel >= 1 else 2.0 * rel / (1.0 - rel) * float(v_max)
+
+
+# λ of the probabilistic rounding model (Higham & Mary 2019, Thm 3.1): each term's bound holds
+# with probability ≥ 1 − 2·exp(−λ²(1 − u)²/2) = 1 − 3e-11 at λ = 7.
+ROUNDING_LAMBDA = 7.0
+
+
+def polynomial_rounding_depth(m: int, d: int, degree: int, block: int) -> int:
+    """Rounded operations along one term of the streamed polynomial kernel's sums
+    (ditbench.attention.polynomial): the normalisation q/ρ (1) and monomial products (g − 1) on
+    each side, ω and the high factor h ⊗ (v, 1) (3), the key contraction inside a tile (block)
+    and across tiles (⌈m/block⌉), the weighted summary (1), the query contraction over the
+    r' = C(g − 1 + d, d) low monomials and the d + 1 high factors, and the division (1)."""
+    r_low = feature_rank(d, max(degree - 1, 0))
+    tile = min(block, m)
+    return 2 * max(degree, 1) + 4 + tile + math.ceil(m / tile) + r_low + d + 1 + 1
+
+
+def rounding_term(unit_roundoff: float, depth: int, condition: float, v_max: float, *,
+                  model: str = "storage", lam: float = ROUNDING_LAMBDA) -> float:
+    """2ρ/(1 − ρ)·‖V‖_max with ρ = γ·κ: the rounding part of ‖T − Att‖_max when every normaliser
+    and numerator is a sum of terms each carrying ≤ ``depth`` roundings, whose magnitudes add up to
+    ``condition`` (κ) times the normaliser (ditbench.attention.polybounds). inf when ρ ≥ 1.
+
+    model ``"storage"`` (the realistic default): γ = u, one rounding per stored term — every term
+    of the sum exists once as a working-precision number (features, key summary), so the computed
+    sum carries that error even when all accumulation is perfect; accumulation errors, largely
+    independent, are not multiplied in (measured on adversarial rows, docs/polynomial.md: 90–320×
+    below this estimate, which is therefore a practical upper estimate, not a theorem);
+    ``"probabilistic"``: γ = exp(λ√N·u + N·u²/(1 − u)) − 1 (Higham & Mary 2019, each term's
+    roundings independent); ``"worst"``: γ = N·u/(1 − N·u) (Higham 2002, Lemma 3.1), rigorous.
+    """
+    n, u = float(depth), float(unit_roundoff)
+    if model == "storage":
+        gamma = u
+    elif model == "probabilistic":
+        gamma = math.expm1(lam * math.sqrt(n) * u + n * u * u / (1 - u))
+    elif model == "worst":
+        gamma = n * u / (1 - n * u) if n * u < 1 else math.inf
+    else:
+        raise ValueError(f"model={model!r} must be 'storage', 'probabilistic' or 'worst'")
+    rho = gamma * float(condition)
+    return math.inf if rho >= 1 else 2.0 * rho / (1.0 - rho) * float(v_max)
 
 
 @_finite_cost

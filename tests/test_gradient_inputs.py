@@ -67,9 +67,10 @@ def test_polynomial_routes_refuse(gen, fn):
         fn(*_args(gen, dtype=torch.float16))
     with pytest.raises(ValueError, match="degree=-1"):
         fn(*args, degree=-1)
-    big = [t * 4 for t in args]  # radius ≈ 10: degree 1 cannot stay positive on [−R, R]
-    with pytest.raises(ValueError, match="relative error .* ≥ 1"):
-        fn(*big, scale=1.0, degree=1)
+    # radius ≈ 10: a degree-1 minimax P stays positive (E_1 ≤ E_0 = tanh R < 1), so it is accepted;
+    # the "relative error ≥ 1" refusal needs the Chebyshev construction (tests/test_polynomial.py).
+    big = [t * 4 for t in args]
+    assert bool(torch.isfinite(fn(*big, scale=1.0, degree=1)).all())
 
 
 def test_lowrank_memory_refusal_names_degree_and_eps(gen):

@@ -1,7 +1,8 @@
 """Cheap imports and one registration path: the package root, fit, report and the schema load no
-torch; the report reads files only (no kernel registry, no theory); ``ditbench --help`` imports no
-subcommand; a kernel plugin found through the ``ditbench.kernels`` entry points is seen by the
-runner, the worker and the report alike."""
+torch, and fit and report no statsmodels, scipy or plotly until a fit or report runs; the report
+reads files only (no kernel registry, no theory); ``ditbench --help`` imports no subcommand; a
+kernel plugin found through the ``ditbench.kernels`` entry points is seen by the runner, the worker
+and the report alike."""
 from __future__ import annotations
 
 import json
@@ -16,21 +17,30 @@ import pytest
 
 from test_report_data import write_synthetic_run
 
-HEAVY = ("torch", "ditbench.attention", "ditbench.theory", "ditbench.measure")
+KERNEL_SIDE = ("torch", "ditbench.attention", "ditbench.theory", "ditbench.measure")
+HEAVY = (*KERNEL_SIDE, "statsmodels", "scipy", "plotly")  # what a fit or a report loads when it runs
 
 
-def _loaded_after(code: str, env: dict[str, str] | None = None) -> list[str]:
-    """Which of HEAVY are in sys.modules after running ``code`` in a fresh interpreter."""
-    probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))"
+def _loaded_after(code: str, env: dict[str, str] | None = None, watch: tuple[str, ...] = HEAVY) -> list[str]:
+    """Which of ``watch`` are in sys.modules after running ``code`` in a fresh interpreter."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps([m for m in {watch!r} if m in sys.modules]))"
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("module", ["ditbench", "ditbench.schema", "ditbench.errors", "ditbench.fit",
                                     "ditbench.fit.regime", "ditbench.report", "ditbench.cli"])
-def test_light_modules_load_no_torch(module):
+def test_light_modules_load_nothing_heavy(module):
     assert _loaded_after(f"import {module}") == []
+
+
+def test_fit_loads_statsmodels_only_when_a_fit_runs():
+    """The lazy names resolve (and then load what the fit needs); ``fit.crossover`` stays the
+    function even after its submodule of the same name is imported."""
+    code = ("import ditbench.fit.crossover\nfrom ditbench import fit\n"
+            "assert callable(fit.crossover) and fit.crossover.__name__ == 'crossover'\n"
+            "fit.fit_power_law([2.0**k for k in range(6, 12)], [2.0**k * 1e-6 for k in range(6, 12)])")
+    assert _loaded_after(code, watch=("statsmodels", "torch")) == ["statsmodels"]
 
 
 def test_help_imports_no_subcommand():
@@ -43,7 +53,7 @@ def test_help_imports_no_subcommand():
 def test_building_a_report_touches_no_kernel_or_theory(tmp_path):
     run = write_synthetic_run(tmp_path / "run")
     code = f"from ditbench.report import build_report\nbuild_report([{str(run)!r}], out={str(tmp_path / 'site')!r})"
-    assert _loaded_after(code) == []
+    assert _loaded_after(code, watch=KERNEL_SIDE) == []
     assert (tmp_path / "site" / "index.html").is_file()
 
 

@@ -1,6 +1,6 @@
 """Polynomial-method attention and its feature maps against float64 references.
 
-Tolerances: the exact-arithmetic guarantee 2ε/(1−ε)·‖V‖_max (theory.output_error_bound) plus the
+Tolerances: the exact-arithmetic guarantee 2ε/(1+√(1−ε²))·‖V‖_max (theory.output_error_bound) plus the
 worst-case rounding term theory.rounding_error_bound (γ_N·κ, derived in its docstring) for the
 dtype at hand — no tuned constants.
 """
@@ -272,8 +272,8 @@ def test_radius_smaller_than_bound_names_both():
 
 
 def test_unreachable_eps_names_radius_eps_and_cap():
-    q = torch.full((2, 4), 3.0)
-    with pytest.raises(ValueError, match=r"max_degree=40.*eps=1e-09.*radius=36"):
+    q = torch.full((2, 4), 3.5)  # R = 49 > MAX_RADIUS: refused before any Remez solve
+    with pytest.raises(ValueError, match=r"max_degree=40.*eps=1e-09.*radius=49"):
         polynomial_attention(q, q, q, scale=1.0, eps=1e-9)
 
 
@@ -289,15 +289,18 @@ def test_degree_over_memory_budget_says_what_fits(gen, impl):
 
 def test_degree_with_relative_error_above_one_refused():
     q = torch.full((2, 2), 2.0, dtype=torch.float64)
-    with pytest.raises(ValueError, match="non-positive"):
-        polynomial_attention(q, q, q, scale=1.0, degree=1)  # R = 8: a line cannot stay positive
+    with pytest.raises(ValueError, match="non-positive"):  # R = 8: the Chebyshev line goes negative
+        polynomial_attention(q, q, q, scale=1.0, degree=1, construction="chebyshev")
+    # The relative-error minimax of any degree has E_g ≤ E_0 = tanh R < 1, so it is always positive.
+    out = polynomial_attention(q, q, q, scale=1.0, degree=1)
+    assert bool(torch.isfinite(out).all())
 
 
 @IMPLS
 def test_non_positive_normaliser_raises_instead_of_nan(monkeypatch, impl):
     # Force P = −1 (as rounding could in float32 at huge radius) to exercise the guard itself.
     bad = ExpApprox(radius=1.0, degree=0, coefficients=(-1.0,), relative_error=0.5)
-    monkeypatch.setattr(poly_mod, "choose_approx", lambda radius, eps, degree: bad)
+    monkeypatch.setattr(poly_mod, "choose_approx", lambda radius, eps, degree, construction: bad)
     with pytest.raises(NormaliserError, match="polynomial: .*normaliser"):
         polynomial_attention(torch.randn(3, 2), torch.randn(4, 2), torch.randn(4, 2), impl=impl)
 
@@ -329,7 +332,8 @@ def test_forced_fallback_records_torch(monkeypatch):
 
 def test_registered_with_params_cost_and_limits():
     kernel = KERNELS["polynomial"]
-    assert set(kernel.params) == {"eps", "degree", "radius", "block_size", "memory_budget", "impl"}
+    assert set(kernel.params) == {"eps", "degree", "radius", "block_size", "memory_budget", "impl",
+                                  "construction"}
     p = Problem(n=4096, m=2048, d=8, dv=4, bound=1.0, scale=1 / 8)
     g = theory.degree_for(p.radius_bound(), 1e-3)
     for impl in ("torch", "fused") if fused.available() else ("torch",):

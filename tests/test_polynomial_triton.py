@@ -87,3 +87,20 @@ def test_interpreter_matches_float64_within_the_bound(tmp_path):
         if case["name"] == "far from uniform":  # not vacuous: the uniform answer is far outside
             uniform = (v.double().mean(-2, keepdim=True) - reference_attention(q, k, v, scale)).abs().max().item()
             assert uniform > 2 * tol
+
+
+@pytest.mark.parametrize("construction", ["minimax", "chebyshev"])
+def test_describe_on_inputs_is_the_torch_kernels_selection(construction):
+    """One degree selection for every polynomial kernel: on the same inputs the Triton hook names
+    the degree, rank and radius the torch kernel's hook names (realised radius, not B²·scale·d)."""
+    gen = torch.Generator().manual_seed(12)
+    q, k, v = (torch.rand(64, 4, generator=gen) * 4 - 2 for _ in range(3))  # U[−2, 2]
+    p = Problem(n=64, m=64, d=4, dv=4, device="cuda", bound=2.0, scale=0.5)
+    own = {"construction": construction}
+    ours = KERNELS["polynomial_triton"].describe(p, KERNELS["polynomial_triton"].resolved_params(own), (q, k, v))
+    torch_p = Problem(n=64, m=64, d=4, dv=4, bound=2.0, scale=0.5)
+    theirs = KERNELS["polynomial"].describe(torch_p, KERNELS["polynomial"].resolved_params(own), (q, k, v))
+    for key in ("degree", "rank", "radius", "approx_error", "err_bound"):
+        assert ours[key] == theirs[key], key
+    assert ours["rounding_bound"] > 0  # float32 term on these inputs (its tile depth is the Triton kernel's)
+    assert ours["radius"] < p.radius_bound()  # the realised radius, below the worst case scale·d·B²

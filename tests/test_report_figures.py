@@ -58,7 +58,8 @@ def test_accuracy_points_recover_bound_and_tightness(rows):
     assert sweep == "degree"
     e3 = p[p["label"].str.startswith("E3")]
     assert sorted(e3["degree"]) == [1, 2, 3, 4, 5, 6]
-    expected = 2 * e3["eps"] / (1 - e3["eps"]) * V_MAX  # 2ε/(1−ε)·‖V‖max, ‖V‖max from err_max/err_max_rel
+    # 2ε/(1+√(1−ε²))·‖V‖max, ‖V‖max from err_max/err_max_rel
+    expected = 2 * e3["eps"] / (1 + np.sqrt(1 - e3["eps"] ** 2)) * V_MAX
     assert np.allclose(e3["bound_err"], expected, rtol=1e-12)
     assert np.allclose(e3["tightness"], E3_TIGHTNESS, rtol=1e-9)
 

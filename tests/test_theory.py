@@ -38,7 +38,8 @@ def test_thresholds_and_bounds_by_hand():
     assert theory.entry_threshold(2) == pytest.approx(0.8325546, rel=1e-6)  # √(ln 2)
     with pytest.raises(ValueError, match="n=1"):
         theory.entry_threshold(1)
-    assert theory.output_error_bound(0.5, 3.0) == pytest.approx(6.0)  # 2·0.5/0.5·3
+    assert theory.output_error_bound(0.5, 3.0) == pytest.approx(3.0 / (1 + math.sqrt(0.75)))  # 2ε/(1+√(1−ε²))·V
+    assert theory.loose_output_error_bound(0.5, 3.0) == pytest.approx(6.0)  # 2·0.5/0.5·3
     with pytest.raises(ValueError, match="eps=1.0"):
         theory.output_error_bound(1.0, 1.0)
     # u = 2^-53, m = 10, d = 1, g = 1: N = 10 + 2 + 2 + 4 = 18, κ = 4 → 2·γ·4/(1 − γ·4).

@@ -26,7 +26,7 @@ import torch
 from torch import Tensor
 
 from .._checks import check_eps, check_positive_int, resolve_scale
-from ..expapprox import MAX_DEGREE, ExpApprox, exp_approx, minimal_approx
+from ..expapprox import MAX_DEGREE, ExpApprox, check_method, exp_approx, minimal_approx
 
 
 ##################################################################################
@@ -158,21 +158,25 @@ class PolynomialFeatures:
 
     @classmethod
     def create(
-        cls, d: int, radius: float, *, scale: float | None = None, eps: float = 1e-3, degree: int | None = None
+        cls, d: int, radius: float, *, scale: float | None = None, eps: float = 1e-3, degree: int | None = None,
+        construction: str = "minimax",
     ) -> PolynomialFeatures:
         """Features for d-dim inputs whose logits lie in [−radius, radius].
 
         ``degree=None`` picks the minimal degree meeting ``eps`` (ValueError when none does);
         an explicit degree is used as given (its realised error is ``.relative_error``).
+        ``construction``: ``"minimax"`` (Remez) or ``"chebyshev"`` (ditbench.expapprox.METHODS).
+        The minimal construction is built for a radius ≤ 0.55 % above ``radius`` (``.radius``).
         """
         d = check_positive_int("d", d)
         s = resolve_scale(scale, d)
         eps = check_eps(eps)
         if degree is None:
-            approx = minimal_approx(float(radius), eps)
+            approx = minimal_approx(float(radius), eps, method=construction)
         else:
             approx = exp_approx(float(radius), check_positive_int("degree", degree, minimum=0, maximum=MAX_DEGREE,
-                                                                  why="ditbench.expapprox.MAX_DEGREE"))
+                                                                  why="ditbench.expapprox.MAX_DEGREE"),
+                                check_method(construction))
         return cls(d=d, scale=s, radius=approx.radius, approx=approx)
 
     @property

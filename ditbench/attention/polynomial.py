@@ -41,7 +41,7 @@ from .._checks import (
     value_scale,
 )
 from ..errors import KernelRefusal, check_normalisers
-from ..expapprox import GRID_SLACK, MAX_DEGREE, MAX_RADIUS, ExpApprox, exp_approx, minimal_approx
+from ..expapprox import GRID_SLACK, MAX_DEGREE, MAX_RADIUS, METHODS, ExpApprox, check_method, exp_approx, minimal_approx
 from . import fused
 from .features import MonomialTable, monomial_table, monomial_weights, raw_monomials
 from .registry import Kernel, Problem, register
@@ -88,35 +88,62 @@ DEGREE_WHY = "the verified range of the float64 exp approximation, ditbench.expa
 # Parameters of P ≈ exp shared by the forward kernel and the gradient routines.
 DEGREE = Param("int", low=0, high=MAX_DEGREE, optional=True, why=DEGREE_WHY)
 RADIUS = Param("float", low=0, high=MAX_RADIUS, optional=True, why="ditbench.expapprox.MAX_RADIUS")
+CONSTRUCTION = Param("str", choices=METHODS, why="ditbench.expapprox.METHODS")
 
 
-def choose_approx(radius: float, eps: float, degree: int | None) -> ExpApprox:
-    """The verified P ≈ exp on [−radius, radius]: minimal degree for ``eps``, or the given degree.
-    Shared by the forward kernel and the gradient routines so both use one P.
+def choose_approx(radius: float, eps: float, degree: int | None, method: str = "minimax") -> ExpApprox:
+    """The verified P ≈ exp on [−radius, radius]: minimal degree for ``eps`` (built for a radius
+    ≤ 0.55 % larger, ``.radius``), or the given degree at exactly ``radius``. ``method``: the
+    construction (ditbench.expapprox.METHODS). Shared by the forward kernel and the gradient
+    routines so both use one P.
 
     Bad arguments raise ValueError; a case the method cannot serve raises KernelRefusal: no degree
     reaches ``eps`` on this radius (or the radius is past what P is verified on), or the given
     degree's relative error is ≥ 1 (P could vanish, and a normaliser with it)."""
     if not (math.isfinite(radius) and radius >= 0):
         raise ValueError(f"radius={radius} must be finite and ≥ 0")
+    method = check_method(method)
     if degree is None:
         eps = check_eps(eps)
         try:
-            return minimal_approx(radius, eps)
+            return minimal_approx(radius, eps, method=method)
         except ValueError as err:  # arguments checked above: what is left is "no degree serves this case"
             raise KernelRefusal(str(err)) from err
     degree = check_positive_int("degree", degree, minimum=0, maximum=MAX_DEGREE, why=DEGREE_WHY)
     try:
-        approx = exp_approx(radius, degree)
+        approx = exp_approx(radius, degree, method)
     except ValueError as err:  # arguments checked above: the radius is past the verified range
         raise KernelRefusal(str(err)) from err
     if approx.relative_error >= 1.0:
         raise KernelRefusal(
             f"degree={degree} has relative error {approx.relative_error:.3g} ≥ 1 for exp on "
             f"[−{radius:g}, {radius:g}]: P can be non-positive, so normalisers could vanish; "
-            f"use degree ≥ {minimal_approx(radius, 0.5).degree} or degree=None with eps"
+            f"use degree ≥ {minimal_approx(radius, 0.5, method=method).degree} or degree=None with eps"
         )
     return approx
+
+
+def polynomial_radius(q: Tensor, k: Tensor, s: float, radius: float | None) -> tuple[float, float, float]:
+    """(ρ_q, ρ_k, R): the max norms and the logit radius the kernel requests P for.
+
+    Cauchy–Schwarz: every |logit| ≤ s·ρ_q·ρ_k; each norm carries ≤ (d + 2)·u relative rounding,
+    so inflating by 1 + 2(d + 2)u keeps the bound a true upper bound. An explicit ``radius`` below
+    it is refused (ValueError naming both)."""
+    d = q.shape[-1]
+    rho_q, rho_k = theory.norm_maxima(q, k, dtype=None)  # in the inputs' dtype: one host sync
+    slack = 2 * (d + 2) * torch.finfo(q.dtype).eps
+    bound = s * rho_q * rho_k * (1 + slack)
+    if radius is None:
+        return rho_q, rho_k, bound
+    r_poly = float(radius)
+    if not (math.isfinite(r_poly) and r_poly >= 0):
+        raise ValueError(f"radius={radius} must be finite and ≥ 0")
+    if r_poly < bound * (1 - 2 * slack):  # below the bound even after rounding
+        raise ValueError(
+            f"radius={r_poly:g} is smaller than the inputs' logit bound scale·max‖q‖·max‖k‖={bound:g}; "
+            f"pass radius ≥ {bound:g} or None"
+        )
+    return rho_q, rho_k, r_poly
 
 
 def memory_hint(fits: int, radius: float, rank: int, rank_name: str) -> str:
@@ -149,7 +176,7 @@ def _check_memory(batch: int, n: int, m: int, d: int, dv: int, approx: ExpApprox
 def polynomial_attention(
     q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None, eps: float = 1e-3,
     degree: int | None = None, radius: float | None = None, block_size: int | None = None,
-    memory_budget: float | None = None, impl: str = "auto",
+    memory_budget: float | None = None, impl: str = "auto", construction: str = "minimax",
 ) -> Tensor:
     """Polynomial-method approximation of softmax(scale·q kᵀ)·v.
 
@@ -167,10 +194,13 @@ def polynomial_attention(
             degree/eps that would fit when exceeded.
         impl: "auto" (fused on CPU without autograd when the extension builds, else torch),
             "fused" (KernelRefusal when it cannot run here) or "torch" (module docstring).
+        construction: how P ≈ exp is built: ``"minimax"`` (relative-error Remez, the default) or
+            ``"chebyshev"`` (the first construction, more degrees at large R; for comparison).
 
     Returns:
         ``(..., n, dv)`` in the inputs' dtype. With P's relative error ε on every logit,
-        ‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max in exact arithmetic (theory.output_error_bound).
+        ‖T − Att‖_max ≤ 2ε/(1 + √(1 − ε²))·‖V‖_max in exact arithmetic (theory.output_error_bound);
+        floating-point rounding adds ditbench.attention.polybounds.rounding_bound.
         Raises :class:`ditbench.errors.NormaliserError` if any normaliser is not positive and
         finite (never returns NaN); :class:`ditbench.errors.KernelRefusal` for a case it does not
         serve (no degree reaches eps on the radius, over the memory budget).
@@ -194,23 +224,9 @@ def polynomial_attention(
     needs_grad = torch.is_grad_enabled() and any(x.requires_grad for x in (q, k, v))
     use = resolve_impl(impl, q.device.type, needs_grad)
 
-    rho_q, rho_k = theory.norm_maxima(q, k, dtype=None)  # in the inputs' dtype: the one host sync
-    # Cauchy–Schwarz: every |logit| ≤ s·ρ_q·ρ_k (theory.logit_radius); each norm carries ≤ (d + 2)·u
-    # relative rounding, so inflating by 1 + 2(d + 2)u keeps `bound` a true upper bound.
-    slack = 2 * (d + 2) * torch.finfo(q.dtype).eps
-    bound = s * rho_q * rho_k * (1 + slack)
-    if radius is None:
-        r_poly = bound
-    else:
-        r_poly = float(radius)
-        if not (math.isfinite(r_poly) and r_poly >= 0):
-            raise ValueError(f"radius={radius} must be finite and ≥ 0")
-        if r_poly < bound * (1 - 2 * slack):  # below the bound even after rounding
-            raise ValueError(
-                f"radius={r_poly:g} is smaller than the inputs' logit bound scale·max‖q‖·max‖k‖={bound:g}; "
-                f"pass radius ≥ {bound:g} or None"
-            )
-    approx = choose_approx(r_poly, eps, degree)
+    rho_q, rho_k, r_poly = polynomial_radius(q, k, s, radius)  # the one host sync before the loops
+    approx = choose_approx(r_poly, eps, degree, construction)
+    r_poly = approx.radius  # ≥ the bound (the minimal construction rounds the radius up)
     itemsize = q.dtype.itemsize
     default = _fused_block(d, dv, approx.degree, itemsize) if use == "fused" else \
         _default_block(batch, d, dv, approx.degree, itemsize)
@@ -309,7 +325,7 @@ def _approx_for(p: Problem, params: Mapping[str, Any]) -> ExpApprox:
     radius = params["radius"] if params["radius"] is not None else p.radius_bound()
     if radius is None:
         raise KernelRefusal("polynomial: the problem has no entry bound and no radius was given")
-    return choose_approx(float(radius), float(params["eps"]), params["degree"])
+    return choose_approx(float(radius), float(params["eps"]), params["degree"], params["construction"])
 
 
 def _impl(p: Problem, params: Mapping[str, Any]) -> str:
@@ -345,20 +361,36 @@ def _limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
     return []
 
 
-def _describe(p: Problem, params: Mapping[str, Any]) -> dict[str, Any]:
-    """Degree and rank the kernel will use (pass the inputs' realised radius as ``radius`` for the
-    exact figure; otherwise the problem's worst-case radius scale·d·B² is used)."""
-    approx = _approx_for(p, params)
+def _describe(p: Problem, params: Mapping[str, Any], inputs: tuple[Tensor, ...] | None = None,
+              rows: Tensor | None = None) -> dict[str, Any]:
+    """What the kernel uses: degree, rank, the radius P was built for and P's realised relative
+    error. Without ``inputs``, for the problem's worst-case radius scale·d·B² (the prediction);
+    with ``inputs`` (q, k, v) exactly what a call on them runs (realised radius), plus the
+    guarantee on them: ``err_bound`` (exact arithmetic) and ``rounding_bound`` (the inputs'
+    dtype, on query ``rows``; ditbench.attention.polybounds)."""
+    if inputs is None:
+        approx = _approx_for(p, params)
+        return {"degree": approx.degree, "rank": theory.feature_rank(p.d, approx.degree), "radius": approx.radius,
+                "approx_error": approx.relative_error, "impl": _impl(p, params)}
+    from .polybounds import guarantee
+
+    q, k, v = inputs[:3]
+    s = resolve_scale(p.scale, q.shape[-1])
+    _, _, r_poly = polynomial_radius(q, k, s, params["radius"])
+    approx = choose_approx(r_poly, float(params["eps"]), params["degree"], params["construction"])
+    impl = _impl(p, params)
+    block = _block(p, params, approx.degree, impl)
     return {"degree": approx.degree, "rank": theory.feature_rank(p.d, approx.degree), "radius": approx.radius,
-            "impl": _impl(p, params)}
+            "approx_error": approx.relative_error, "impl": impl,
+            **guarantee(q, k, v, s, approx, block=block, rows=rows)}
 
 
 POLYNOMIAL = register(Kernel(
     name="polynomial", fn=polynomial_attention, op="forward", exact=False,
     description="Alman–Song polynomial method: symmetric-monomial features, streamed (O((n+m)·r·dv))",
     params={"eps": 1e-3, "degree": None, "radius": None, "block_size": None, "memory_budget": None,
-            "impl": "auto"},
+            "impl": "auto", "construction": "minimax"},
     schema={"eps": EPS, "degree": DEGREE, "radius": RADIUS, "block_size": BLOCK_SIZE, "memory_budget": MEMORY_BUDGET,
-            "impl": Param("str", choices=IMPLS)},
+            "impl": Param("str", choices=IMPLS), "construction": CONSTRUCTION},
     cost=_cost, limits=_limits, describe=_describe,
 ))

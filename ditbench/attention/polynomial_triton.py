@@ -38,7 +38,7 @@ from .. import theory
 from .._checks import EPS, Param, check_eps, check_qkv, resolve_scale
 from ..errors import KernelRefusal, check_normalisers
 from .features import monomial_table, monomial_weights
-from .polynomial import RADIUS, choose_approx
+from .polynomial import CONSTRUCTION, RADIUS, choose_approx, polynomial_radius
 from .registry import Kernel, Problem, register
 
 MAX_D = 64
@@ -137,15 +137,18 @@ def query_apply(x: Tensor, w: Tensor, degree: int) -> Tensor:
 
 def polynomial_triton_attention(
     q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None, eps: float = 1e-3,
-    degree: int | None = None, radius: float | None = None,
+    degree: int | None = None, radius: float | None = None, construction: str = "minimax",
 ) -> Tensor:
     """softmax(scale·q kᵀ)·v by the polynomial method in two Triton kernels.
 
-    Shapes, ``scale``, ``eps``, ``degree`` and ``radius`` as :func:`polynomial_attention`
-    (``(..., n, d)``, ``(..., m, d)``, ``(..., m, dv)`` → ``(..., n, dv)``, float32, CUDA; CPU
-    tensors only under ``TRITON_INTERPRET=1``). Same guarantee ‖T − Att‖_max ≤ 2ε/(1−ε)·‖V‖_max in
-    exact arithmetic; NormaliserError (never NaN) when a normaliser is not positive and finite,
-    KernelRefusal for what it does not support (the reasons of :func:`unsupported_reasons`).
+    Shapes, ``scale``, ``eps``, ``degree``, ``radius`` and ``construction`` as
+    :func:`polynomial_attention` (``(..., n, d)``, ``(..., m, d)``, ``(..., m, dv)`` → ``(..., n, dv)``,
+    float32, CUDA; CPU tensors only under ``TRITON_INTERPRET=1``); the same P (one degree
+    selection, :func:`~ditbench.attention.polynomial.choose_approx`, at the same realised radius,
+    :func:`~ditbench.attention.polynomial.polynomial_radius`). Same guarantee
+    ‖T − Att‖_max ≤ 2ε/(1 + √(1 − ε²))·‖V‖_max in exact arithmetic; NormaliserError (never NaN)
+    when a normaliser is not positive and finite, KernelRefusal for what it does not support (the
+    reasons of :func:`unsupported_reasons`).
     """
     n, m, d, dv = check_qkv(q, k, v)
     if q.device.type != "cuda" and not _interpreting():
@@ -157,15 +160,9 @@ def polynomial_triton_attention(
         raise KernelRefusal("; ".join(reasons))
     batch_shape = torch.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
     batch = math.prod(batch_shape)
-    rho_q, rho_k = torch.stack([torch.linalg.vector_norm(q, dim=-1).amax(),
-                                torch.linalg.vector_norm(k, dim=-1).amax()]).tolist()  # one host sync
-    slack = 2 * (d + 2) * torch.finfo(q.dtype).eps  # as polynomial_attention: a true upper bound
-    bound = s * rho_q * rho_k * (1 + slack)
-    r_poly = bound if radius is None else float(radius)
-    if r_poly < bound * (1 - 2 * slack):
-        raise ValueError(f"radius={r_poly:g} is smaller than the inputs' logit bound {bound:g}; "
-                         f"pass radius ≥ {bound:g} or None")
-    approx = choose_approx(r_poly, eps, degree)
+    rho_q, rho_k, r_poly = polynomial_radius(q, k, s, radius)  # as polynomial_attention: a true upper bound
+    approx = choose_approx(r_poly, eps, degree, construction)
+    r_poly = approx.radius  # ≥ the bound (the minimal construction rounds the radius up)
     reasons = unsupported_reasons(d, dv, approx.degree, q.dtype)
     if reasons:
         raise KernelRefusal("; ".join(reasons))
@@ -193,7 +190,7 @@ def _approx_degree(p: Problem, params: Mapping[str, Any]) -> int:
     radius = params["radius"] if params["radius"] is not None else p.radius_bound()
     if radius is None:
         raise KernelRefusal("polynomial_triton: the problem has no entry bound and no radius was given")
-    return choose_approx(float(radius), float(params["eps"]), params["degree"]).degree
+    return choose_approx(float(radius), float(params["eps"]), params["degree"], params["construction"]).degree
 
 
 def _limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
@@ -209,17 +206,31 @@ def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
                                           block=BLOCK_T, fused=True)
 
 
-def _describe(p: Problem, params: Mapping[str, Any]) -> dict[str, Any]:
-    g = _approx_degree(p, params)
-    return {"degree": g, "rank": theory.feature_rank(p.d, g), "impl": "triton"}
+def _describe(p: Problem, params: Mapping[str, Any], inputs: tuple[Tensor, ...] | None = None,
+              rows: Tensor | None = None) -> dict[str, Any]:
+    """As the torch kernel's hook (ditbench.attention.polynomial): the worst-case prediction
+    without ``inputs``; with (q, k, v) the degree, rank and radius a call on them runs, and its
+    guarantee (``err_bound``, float32 ``rounding_bound`` on query ``rows``)."""
+    if inputs is None:
+        g = _approx_degree(p, params)
+        return {"degree": g, "rank": theory.feature_rank(p.d, g), "impl": "triton"}
+    from .polybounds import guarantee
+
+    q, k, v = inputs[:3]
+    s = resolve_scale(p.scale, q.shape[-1])
+    _, _, r_poly = polynomial_radius(q, k, s, params["radius"])
+    approx = choose_approx(r_poly, float(params["eps"]), params["degree"], params["construction"])
+    return {"degree": approx.degree, "rank": theory.feature_rank(p.d, approx.degree), "radius": approx.radius,
+            "approx_error": approx.relative_error, "impl": "triton",
+            **guarantee(q, k, v, s, approx, block=BLOCK_T, rows=rows)}
 
 
 POLYNOMIAL_TRITON = register(Kernel(
     name="polynomial_triton", fn=polynomial_triton_attention, op="forward", exact=False,
     description="polynomial method as two fused Triton kernels (features built in registers, tl.dot, float32)",
     dtypes=frozenset({torch.float32}), devices=frozenset({"cuda"}),
-    params={"eps": 1e-3, "degree": None, "radius": None},
-    schema={"eps": EPS, "radius": RADIUS,
+    params={"eps": 1e-3, "degree": None, "radius": None, "construction": "minimax"},
+    schema={"eps": EPS, "radius": RADIUS, "construction": CONSTRUCTION,
             "degree": Param("int", low=0, high=MAX_DEGREE, optional=True,
                             why="the Triton kernel unrolls the monomial products up to MAX_DEGREE")},
     cost=_cost, limits=_limits, describe=_describe,

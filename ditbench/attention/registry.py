@@ -73,8 +73,11 @@ class Kernel:
     cost: Callable[[Problem, Mapping[str, Any]], Cost] | None = None
     # Extra, kernel-specific refusals: return readable reasons (empty list = supported).
     limits: Callable[[Problem, Mapping[str, Any]], list[str]] | None = None
-    # Derived settings for a problem, e.g. {"degree": 6, "rank": 3003} (recorded beside each timing).
-    describe: Callable[[Problem, Mapping[str, Any]], Mapping[str, Any]] | None = None
+    # What the kernel uses, e.g. {"degree": 6, "rank": 3003, "radius": 4.1}, recorded beside each timing:
+    # ``describe(problem, params)`` predicts it (worst-case radius); ``describe(problem, params,
+    # inputs, rows)`` states what a call on those inputs runs (realised radius) and, where the kernel
+    # has one, its guarantee on the query ``rows`` (err_bound, rounding_bound).
+    describe: Callable[..., Mapping[str, Any]] | None = None
     # Registered kernel this one approximates when that is not softmax attention (measure also
     # scores the kernel against it, in the err_target_* columns).
     target: str | None = None

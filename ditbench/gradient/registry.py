@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from torch import Tensor
+
 from .. import theory
 from ..attention.registry import Kernel, Problem, register
 from ..errors import KernelRefusal
@@ -27,6 +29,27 @@ def _approx_for(p: Problem, params: Mapping[str, Any]) -> ExpApprox:
     if radius is None:
         raise KernelRefusal("the problem has no entry bound, so the logit radius (and degree) is unknown")
     return choose_approx(radius, float(params["eps"]), params["degree"])
+
+
+def _describe(kind: str) -> Any:
+    """describe hook: degree, rank (k1 = C(g + d, d) for both routes), the radius P was built for
+    and P's realised error — on the inputs (a1, a2, a3, x, y, e) when given (the logit radius the
+    routine itself computes), else for the problem's worst-case radius scale·d·B²."""
+    def describe(p: Problem, params: Mapping[str, Any], inputs: tuple[Tensor, ...] | None = None,
+                 rows: Tensor | None = None) -> dict[str, Any]:
+        if inputs is None:
+            approx = _approx_for(p, params)
+        else:
+            a1, a2, x = inputs[0], inputs[1], inputs[3]
+            scale = p.resolved_scale
+            approx = choose_approx(theory.logit_radius(a1 @ x, a2, scale), float(params["eps"]), params["degree"])
+        k1 = theory.feature_rank(p.d, approx.degree)
+        info: dict[str, Any] = {"degree": approx.degree, "rank": k1, "radius": approx.radius,
+                                "approx_error": approx.relative_error}
+        if kind == "lowrank":
+            info["ranks"] = theory.gradient_ranks(p.d, approx.degree)
+        return info
+    return describe
 
 
 def _lowrank_block(p: Problem, params: Mapping[str, Any], degree: int) -> int:
@@ -96,12 +119,12 @@ LOWRANK_GRADIENT = register(Kernel(
             "impl": "auto"},
     schema={"eps": EPS, "degree": DEGREE, "q_factor": Param("str", choices=("paper", "direct")),
             "block_size": BLOCK_SIZE, "memory_budget": MEMORY_BUDGET, "impl": Param("str", choices=IMPLS)},
-    cost=_lowrank_cost, limits=_lowrank_limits,
+    cost=_lowrank_cost, limits=_lowrank_limits, describe=_describe("lowrank"),
 ))
 POLYNOMIAL_AUTOGRAD_GRADIENT = register(Kernel(
     name="polynomial_autograd_gradient", fn=polynomial_autograd_gradient, op="backward", exact=False,
     description="autograd through the streamed polynomial forward (O(n·r·d) time, O(n·r) memory)",
     params={"eps": 1e-3, "degree": None, "block_size": None, "memory_budget": None},
     schema={"eps": EPS, "degree": DEGREE, "block_size": BLOCK_SIZE, "memory_budget": MEMORY_BUDGET},
-    cost=_poly_cost, limits=_poly_limits,
+    cost=_poly_cost, limits=_poly_limits, describe=_describe("autograd"),
 ))

@@ -27,6 +27,7 @@ import torch
 
 from ..attention import KERNELS, Problem
 from . import validate
+from .expr import parse_expression
 from .family import get_family
 from .spec import SweepSpec
 
@@ -160,6 +161,11 @@ def check_spec(spec: SweepSpec) -> None:
         if bad:
             raise ValueError(f"{spec.experiment}: params.{kernel} {bad}: kernel {kernel!r} does not accept "
                              f"{'them' if len(bad) > 1 else 'it'}; it accepts {sorted(own) or 'no parameters'}")
+    for name, _ in spec.per_n:
+        if name != "d" and name not in accepted:
+            known = sorted(accepted) or "none"
+            raise ValueError(f"{spec.experiment}: per_n.{name} is accepted by none of the kernels "
+                             f"{list(spec.kernels)}; per_n takes d or a kernel parameter ({known})")
     validate.check_params(spec)  # values against each kernel's schema (ditbench.measure.validate)
     validate.check_size(spec)  # the case count, before anything is expanded
     for geometry in geometries(spec):
@@ -184,8 +190,9 @@ def expand(spec: SweepSpec, *, threads: int, device: str | None = None) -> list[
     cases: dict[str, Case] = {}
     for kernel_name, dtype, seed in itertools.product(spec.kernels, spec.dtype, spec.seeds):
         kernel = KERNELS[kernel_name]
-        for params in _param_product(spec.grid_for(kernel_name, kernel.params)):
+        for base_params in _param_product(spec.grid_for(kernel_name, kernel.params)):
             for pass_index, g in itertools.product(range(spec.passes), shapes):
+                params = _with_per_n(spec, kernel.params, base_params, g)
                 case = Case(
                     experiment=spec.experiment, kernel=kernel_name, op=spec.op, n=g.n, m=g.m, d=g.d, dv=g.dv,
                     bound=g.bound, bound_spec=g.bound_spec, scale=g.scale, scale_spec=g.scale_spec,
@@ -209,6 +216,19 @@ def run_time(spec: SweepSpec, n: int) -> float:
     if spec.min_run_time_n is None or n >= spec.min_run_time_n:
         return spec.min_run_time
     return min(spec.min_run_time, max(SHORTEST_RUN_TIME, spec.min_run_time * n / spec.min_run_time_n))
+
+
+def _with_per_n(spec: SweepSpec, accepted: Mapping[str, Any], params: tuple[tuple[str, Any], ...],
+                g: Geometry) -> tuple[tuple[str, Any], ...]:
+    """``params`` plus the kernel parameters that ``per_n`` gives as expressions of n, m, d."""
+    extra = {}
+    for name, text in spec.per_n:
+        if name != "d" and name in accepted:
+            try:
+                extra[name] = parse_expression(text)(n=g.n, m=g.m, d=g.d)
+            except ValueError as err:
+                raise ValueError(f"{spec.experiment}: per_n.{name}: {err}") from None
+    return tuple(sorted({**dict(params), **extra}.items())) if extra else params
 
 
 def _param_product(grid: Mapping[str, tuple[Any, ...]]) -> Iterator[tuple[tuple[str, Any], ...]]:

@@ -21,6 +21,10 @@ could not finish comes back as a ``failed`` row whose ``failure`` says why (time
   crash. Its peak-RSS figure is the worker's own, undisturbed by the runner.
 - :class:`InProcessExecutor`: runs cases in this process, for tests and debugging (no timeout,
   no crash isolation).
+- :class:`PoolExecutor`: ``workers`` :class:`WorkerExecutor` processes on this machine, each
+  running one case at a time, for workloads whose points are independent and whose result is not
+  a timing (the ``stats`` trainings). Points that run side by side share the machine, so their
+  times are not headline figures; meta.json records the executor and its worker count.
 - :class:`~.dask_executor.DaskExecutor`: a Dask distributed cluster, one case at a time per
   worker process, each case inside a :class:`WorkerExecutor` on that worker.
 """
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import queue
 import select
 import signal
 import subprocess
@@ -35,6 +40,7 @@ import sys
 from abc import ABC, abstractmethod
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from .budget import Rates
@@ -244,6 +250,95 @@ class WorkerExecutor(SerialExecutor):
         self._kill()
 
 
+class PoolExecutor(Executor):
+    """``workers`` persistent :class:`WorkerExecutor` processes on this machine, one case each at a
+    time; a :class:`~concurrent.futures.ThreadPoolExecutor` thread per worker waits on its pipe.
+
+    Each worker keeps everything a :class:`WorkerExecutor` gives (killing timeouts, crash
+    isolation, its own peak RSS) and budgets memory against ``1/workers`` of this machine's RAM.
+    Rows name their worker (``pool-0``, ``pool-1``, …).
+
+    Args:
+        workers: worker processes (≥ 1); with ``threads`` torch threads per case, keep
+            ``workers × threads`` within the cores, or the workers slow each other down.
+        imports, start_timeout_s: as for :class:`WorkerExecutor`.
+    """
+
+    name = "pool"
+
+    def __init__(self, workers: int = 2, imports: Sequence[str] = (), start_timeout_s: float = 120.0) -> None:
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers={workers!r} must be an integer ≥ 1")
+        self.workers = workers
+        self.imports = tuple(imports)
+        self.start_timeout_s = start_timeout_s
+        self._all: list[WorkerExecutor] = []
+
+    @property
+    def capacity(self) -> int:
+        return self.workers
+
+    def start(self, rates: Rates | None = None) -> None:
+        self.close()
+        share = _memory_bytes()
+        limit = share / self.workers if share else None
+        self._all = [WorkerExecutor(self.imports, self.start_timeout_s, memory_limit=limit, worker=f"pool-{i}")
+                     for i in range(self.workers)]
+        self._idle: queue.SimpleQueue[WorkerExecutor] = queue.SimpleQueue()
+        for worker in self._all:
+            worker.start(rates)
+            self._idle.put(worker)
+        self._threads: ThreadPoolExecutor | None = ThreadPoolExecutor(max_workers=self.workers,
+                                                                      thread_name_prefix="ditbench-pool")
+        self._pending: dict[Future[tuple[Row, Machine]], Case] = {}
+        self._machines: dict[tuple[str, str, int], Machine] = {}
+
+    def _run(self, case: Case) -> tuple[Row, Machine]:
+        worker = self._idle.get()  # never blocks long: at most `workers` cases are in flight
+        try:
+            return worker.run(case), worker.machine(case)
+        finally:
+            self._idle.put(worker)
+
+    def submit(self, cases: Sequence[Case]) -> None:
+        if self._threads is None:
+            raise RuntimeError("PoolExecutor.submit before start() (or after close())")
+        for case in cases:
+            self._pending[self._threads.submit(self._run, case)] = case
+
+    def completed(self) -> Iterator[tuple[Case, Row]]:
+        while self._pending:
+            done, _ = wait(list(self._pending), return_when=FIRST_COMPLETED)
+            for future in done:
+                case = self._pending.pop(future)
+                row, machine = future.result()  # run() returns failed rows; only a worker that cannot start raises
+                self._machines[(machine.worker, machine.device, machine.threads)] = machine
+                yield case, row
+
+    def machines(self) -> list[Machine]:
+        return list(getattr(self, "_machines", {}).values())
+
+    def describe(self) -> dict[str, Any]:
+        return {"name": self.name, "workers": self.workers,
+                "restarts": sum(worker.restarts for worker in self._all)}
+
+    def close(self) -> None:
+        for worker in self._all:  # killing a busy worker ends its thread's wait with a failed row
+            worker.close()
+        threads = getattr(self, "_threads", None)
+        if threads is not None:
+            threads.shutdown(wait=True, cancel_futures=True)
+            self._threads = None
+
+
+def _memory_bytes() -> float | None:
+    """This machine's physical memory (None where the OS does not say)."""
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
 def _send(proc: subprocess.Popen[bytes], message: object) -> None:
     assert proc.stdin is not None
     pickle.dump(message, proc.stdin, protocol=pickle.HIGHEST_PROTOCOL)
@@ -279,7 +374,12 @@ def _dask_executor(**options: Any) -> Executor:
     return DaskExecutor(**options)
 
 
-# name → factory taking keyword options, for the CLI's --executor choices (dask: scheduler, workers).
+# name → factory taking keyword options, for the CLI's --executor choices (dask: scheduler,
+# workers; pool: workers).
 EXECUTORS: dict[str, Callable[..., Executor]] = {
-    "worker": WorkerExecutor, "in-process": InProcessExecutor, "dask": _dask_executor,
+    "worker": WorkerExecutor, "in-process": InProcessExecutor, "pool": PoolExecutor, "dask": _dask_executor,
+}
+# The options each executor takes from the command line (or a preset's [defaults]).
+EXECUTOR_OPTIONS: dict[str, tuple[str, ...]] = {
+    "worker": (), "in-process": (), "pool": ("workers",), "dask": ("scheduler", "workers"),
 }

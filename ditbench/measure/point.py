@@ -60,12 +60,15 @@ def base_row(case: Case) -> dict[str, Any]:
 
 
 def _describe(kernel: Kernel | None, case: Case, params: Mapping[str, Any]) -> dict[str, Any]:
-    """degree and rank: from an optional ``kernel.describe(problem, params)`` hook, else from params.
-    The hook is not consulted where the kernel refuses the problem (it may raise there, e.g. the
-    polynomial kernel when no degree reaches eps)."""
+    """The prediction of degree and rank (worst-case radius scale·d·B²): from an optional
+    ``kernel.describe(problem, params)`` hook, else from params; a measured row replaces them with
+    what ran on its inputs (ditbench.measure.workloads.realised). The hook is not consulted where
+    the kernel refuses the problem (it may raise there, e.g. the polynomial kernel when no degree
+    reaches eps)."""
     if kernel is not None and kernel.describe is not None and not kernel.unsupported_reasons(case.problem(), params):
         info = dict(kernel.describe(case.problem(), params))
-        return {"degree": info.get("degree"), "rank": info.get("rank"), "impl": info.get("impl")}
+        return {"degree": info.get("degree"), "rank": info.get("rank"), "impl": info.get("impl"),
+                "poly_radius": info.get("radius")}
     rank = next((params[name] for name in _RANK_PARAMS if params.get(name) is not None), None)
     return {"degree": params.get("degree"), "rank": rank, "impl": None}
 

@@ -66,6 +66,10 @@ class SweepSpec:
     kernel_params: tuple[tuple[str, tuple[tuple[str, tuple[Any, ...]], ...]], ...] = ()
     workload: str = "attention"  # workload family (ditbench.measure.family): what wraps the kernel call
     setting: tuple[tuple[str, tuple[Any, ...]], ...] = ()  # the workload's own axes, e.g. (("model", ("DiT-S/8",)),)
+    # Axes that follow n, as expressions of n, m (and d for kernel parameters), evaluated per point:
+    # (("d", "round(log2(n)/2)"), ("eps", "n**-0.5")) — the theorem's regime d = Θ(log n), ε = n^−a.
+    # "d" replaces the d axis (and dv when dv is not given); any other name is a kernel parameter.
+    per_n: tuple[tuple[str, str], ...] = ()
     dtype: tuple[str, ...] = ("float32",)
     device: str = "cpu"
     seeds: tuple[int, ...] = (0,)
@@ -122,6 +126,10 @@ class SweepSpec:
             if name in raw:
                 kwargs[name] = tuple(_as_list(name, raw[name]))
         kwargs["params"], kwargs["kernel_params"] = _split_params(raw.get("params", {}), kwargs["kernels"])
+        per_n = raw.get("per_n", {})
+        if not isinstance(per_n, Mapping) or not all(isinstance(v, str) for v in per_n.values()):
+            raise ValueError(f"per_n={per_n!r} must be a table of expressions, e.g. {{d = \"round(log2(n)/2)\"}}")
+        kwargs["per_n"] = tuple(sorted(per_n.items()))
         return cls(**kwargs)
 
     def to_dict(self) -> dict[str, Any]:
@@ -138,6 +146,10 @@ class SweepSpec:
                     kernel: {k: list(v) for k, v in grid} for kernel, grid in self.kernel_params}
             elif f.name == "setting":
                 value = {k: list(v) for k, v in value}
+            elif f.name == "per_n":
+                if not value:
+                    continue
+                value = dict(value)
             elif isinstance(value, tuple):
                 value = list(value)
             out[f.name] = value
@@ -159,6 +171,42 @@ class SweepSpec:
 
 
 @dataclass(frozen=True)
+class RunDefaults:
+    """A preset's ``[defaults]`` table: the ``ditbench run`` options it was designed for
+    (``threads``, ``executor``, ``workers``); options given on the command line win."""
+
+    threads: int | None = None
+    executor: str | None = None
+    workers: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("threads", "workers"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"[defaults] {name} = {value!r} must be an integer ≥ 1")
+        if self.executor is not None and self.executor not in EXECUTOR_NAMES:
+            raise ValueError(f"[defaults] executor = {self.executor!r}; allowed: {', '.join(EXECUTOR_NAMES)}")
+        if self.workers is not None and self.executor not in ("pool", "dask"):
+            raise ValueError("[defaults] workers needs executor = \"pool\" or \"dask\"")
+
+    @classmethod
+    def from_dict(cls, raw: Any) -> RunDefaults:
+        if not isinstance(raw, Mapping):
+            raise ValueError(f"[defaults] must be a table; got {type(raw).__name__}")
+        unknown = set(raw) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown [defaults] key(s) {sorted(unknown)}; allowed: threads, executor, workers")
+        return cls(**raw)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+
+
+# The executors a preset may name (ditbench.measure.executor.EXECUTORS, kept here without its imports).
+EXECUTOR_NAMES = ("worker", "in-process", "pool", "dask")
+
+
+@dataclass(frozen=True)
 class Preset:
     """A named list of sweeps (one per experiment), e.g. ``smoke``, ``default``, ``full``."""
 
@@ -166,9 +214,13 @@ class Preset:
     specs: tuple[SweepSpec, ...]
     description: str = ""
     source: str = field(default="", compare=False)  # file it came from, for meta.json
+    defaults: RunDefaults = field(default_factory=RunDefaults)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "description": self.description, "sweep": [s.to_dict() for s in self.specs]}
+        out: dict[str, Any] = {"name": self.name, "description": self.description}
+        if self.defaults.to_dict():
+            out["defaults"] = self.defaults.to_dict()
+        return {**out, "sweep": [s.to_dict() for s in self.specs]}
 
 
 def load_preset_text(text: str, *, name: str, source: str = "") -> Preset:
@@ -179,10 +231,14 @@ def load_preset_text(text: str, *, name: str, source: str = "") -> Preset:
         raise ValueError(f"{source or name}: invalid TOML: {err}") from None
     except RecursionError:  # tomllib recurses once per nested array or table
         raise ValueError(f"{source or name}: TOML nested too deeply to be a sweep file") from None
-    unknown = set(raw) - {"description", "sweep", "name"}
+    unknown = set(raw) - {"description", "sweep", "name", "defaults"}
     if unknown:
         raise ValueError(f"{source or name}: unknown top-level key(s) {sorted(unknown)}; "
-                         f"allowed: description, name, [[sweep]]")
+                         f"allowed: description, name, [defaults], [[sweep]]")
+    try:
+        defaults = RunDefaults.from_dict(raw.get("defaults", {}))
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{source or name}: {err}") from None
     sweeps = raw.get("sweep")
     if not isinstance(sweeps, list) or not sweeps:
         raise ValueError(f"{source or name}: needs at least one [[sweep]] table")
@@ -193,7 +249,7 @@ def load_preset_text(text: str, *, name: str, source: str = "") -> Preset:
         except ValueError as err:
             raise ValueError(f"{source or name}: [[sweep]] #{i + 1} ({table.get('experiment', '?')}): {err}") from None
     return Preset(name=str(raw.get("name", name)), specs=tuple(specs), description=str(raw.get("description", "")),
-                  source=source)
+                  source=source, defaults=defaults)
 
 
 def load_config(path: str | Path) -> Preset:
@@ -207,6 +263,8 @@ def load_config(path: str | Path) -> Preset:
 def dump_toml(preset: Preset) -> str:
     """Write ``preset`` as TOML that :func:`load_preset_text` reads back to an equal preset."""
     lines = [f"name = {_toml_value(preset.name)}", f"description = {_toml_value(preset.description)}"]
+    if preset.defaults.to_dict():
+        lines += ["", "[defaults]"] + [f"{key} = {_toml_value(v)}" for key, v in preset.defaults.to_dict().items()]
     for spec in preset.specs:
         lines += ["", "[[sweep]]"]
         lines += [f"{key} = {_toml_value(value)}" for key, value in spec.to_dict().items()]
@@ -376,6 +434,13 @@ def _validate(spec: SweepSpec) -> None:
     need(len(set(spec.kernels)) == len(spec.kernels), f"kernels {list(spec.kernels)} repeat a name")
     need(all(isinstance(v, tuple) and v for _, v in spec.params),
          f"params values must be non-empty lists: {spec.params!r}")
+    for name, text in spec.per_n:
+        try:
+            parse_expression(text)
+        except ValueError as err:
+            raise ValueError(f"{spec.experiment}: per_n.{name} = {text!r}: {err}") from None
+        need(name not in {p for p, _ in spec.params} | {p for _, g in spec.kernel_params for p, _ in g},
+             f"per_n.{name} is also given in params; give it in one place")
     for kernel, grid in spec.kernel_params:
         need(kernel in spec.kernels, f"params.{kernel} is a per-kernel table, but {kernel!r} is not in kernels "
                                      f"{list(spec.kernels)}")

@@ -69,6 +69,50 @@ def uniform_(shape: tuple[int, ...], bound: float, gen: torch.Generator) -> Tens
     return (torch.rand(*shape, generator=gen, dtype=torch.float64) * 2 - 1) * bound
 
 
+def planted_(n: int, m: int, d: int, bound: float, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """Large-margin planted matches, the shape of the SETH hardness reductions: q = B·S with S
+    random signs (n, d); key π(i) of a random permutation π is B·S_i, query i's own match, at the
+    largest logit inputs in [−B, B]^d allow (scale·d·B²), while every other pair's logit is a
+    sum of d random ±scale·B² (spread scale·B²·√d). With scale·d·B² = c²·ln n the match carries
+    about n^{c²} of weight against n·O(1): far from uniform attention once c ≳ 1 (with small d only
+    2^d sign patterns exist, so queries sharing one share their matches: ties at the top). Keys beyond
+    min(n, m) are U[−B, B]. float64 on CPU; returns q (n, d), k (m, d)."""
+    signs = torch.randint(0, 2, (n, d), generator=gen, dtype=torch.float64) * 2 - 1  # (n, d)
+    q = signs * bound  # (n, d)
+    k = uniform_((m, d), bound, gen)  # (m, d)
+    planted = min(n, m)
+    perm = torch.randperm(m, generator=gen)[:planted]  # (planted,) key slot of query i's match
+    k[perm] = signs[:planted] * bound
+    return q, k
+
+
+def realised(case: Any, inputs: tuple[Tensor, ...], rows: Tensor | None) -> dict[str, Any]:
+    """What the kernel ran on these inputs, from its ``describe(problem, params, inputs, rows)`` hook:
+    degree, rank, poly_radius (the radius its polynomial was built for), approx_error, and where
+    the kernel states them err_bound / rounding_bound (the float-rounding term on the checked rows)
+    with a ``warning`` when that term exceeds the exact-arithmetic bound. Replaces base_row's
+    prediction, which used the worst-case radius scale·d·B². ``case``: a measure Case."""
+    kernel = KERNELS[case.kernel]
+    if kernel.describe is None:
+        return {}
+    info = dict(kernel.describe(case.problem(), kernel.resolved_params(case.kwargs), inputs, rows))
+    names = (("degree", "degree"), ("rank", "rank"), ("poly_radius", "radius"), ("approx_error", "approx_error"),
+             ("impl", "impl"), ("err_bound", "err_bound"), ("rounding_bound", "rounding_bound"))
+    out: dict[str, Any] = {name: info[key] for name, key in names if key in info}
+    out["warning"] = rounding_warning(case.dtype, out.get("err_bound"), out.get("rounding_bound"))
+    return out
+
+
+def rounding_warning(dtype: str, err_bound: float | None, rounding: float | None) -> str:
+    """Text for the row's ``warning`` column: non-empty where the kernel's rounding term in ``dtype``
+    exceeds its exact-arithmetic bound (the ε-guarantee then does not hold in that precision)."""
+    if err_bound is None or rounding is None or not rounding > err_bound:
+        return ""
+    hint = " (holds only in float64)" if dtype != "float64" else ""
+    return (f"{dtype} rounding term {rounding:.2g} exceeds the eps-bound {err_bound:.2g}: "
+            f"the a-priori guarantee is not established in {dtype}{hint}")
+
+
 def reference_rows(n: int, limit: int, seed: int) -> Tensor | None:
     """Sorted seeded random subset of ``limit`` of the ``n`` query rows, or None when limit ≥ n (all rows)."""
     if limit >= n:

@@ -291,7 +291,7 @@ SWEEP_AXES = {"degree": ("polynomial degree g", "linear"), "eps": ("target relat
 
 def accuracy_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
     """Per (series, n, swept value) medians of approximate forward rows with 0 < eps < 1, the
-    a-priori bound 2ε/(1−ε)·‖V‖_max (column ``err_bound``, written by measure) and the tightness
+    a-priori bound 2ε/(1+√(1−ε²))·‖V‖_max (column ``err_bound``, written by measure) and the tightness
     err_max / bound; returns (points, swept column): ``degree`` when every row records it, else ``eps``.
 
     Only (series, n) with ≥ 2 swept values:
@@ -316,7 +316,7 @@ def accuracy_points(rows: pd.DataFrame) -> tuple[pd.DataFrame, str]:
 
 
 def accuracy_figure(rows: pd.DataFrame) -> go.Figure | None:
-    """Measured err_max, the bound 2ε/(1−ε)·‖V‖_max and err_uniform vs degree (or target ε) on the
+    """Measured err_max, the bound 2ε/(1+√(1−ε²))·‖V‖_max and err_uniform vs degree (or target ε) on the
     left; the tightness ratio err_max / bound on the right (≤ 1 means the bound holds)."""
     p, sweep = accuracy_points(rows)
     if p.empty:
@@ -333,7 +333,7 @@ def accuracy_figure(rows: pd.DataFrame) -> go.Figure | None:
         hover = f"{sweep} %{{x:.3g}} %{{text}}<br>" + "%{y:.3g}<extra></extra>"
         fig.add_trace(go.Scatter(x=x, y=s["err_max"], mode="lines+markers", name=f"{name} err_max",
                                  line=dict(color=color), text=info, hovertemplate=hover), 1, 1)
-        fig.add_trace(go.Scatter(x=x, y=s["bound_err"], mode="lines", name=f"{name} bound 2ε/(1−ε)·‖V‖max",
+        fig.add_trace(go.Scatter(x=x, y=s["bound_err"], mode="lines", name=f"{name} bound 2ε/(1+√(1−ε²))·‖V‖max",
                                  line=dict(color=color, dash="dash")), 1, 1)
         if s["err_uniform"].notna().any():
             fig.add_trace(go.Scatter(x=x, y=s["err_uniform"], mode="lines", name=f"{name} uniform baseline",

@@ -96,4 +96,5 @@ NYSTROM = register(Kernel(
     params={"landmarks": 64, "pinv_iterations": 6}, cost=_cost,
     schema={"landmarks": Param("int", low=1), "pinv_iterations": Param("int", low=1)},
     limits=lambda p, params: _reasons(p.n, p.m, params["landmarks"], params["pinv_iterations"]),
+    describe=lambda p, params, inputs=None, rows=None: {"rank": params["landmarks"]},  # what ran: the feature count
 ))

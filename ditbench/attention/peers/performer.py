@@ -108,4 +108,5 @@ PERFORMER = register(Kernel(
     description="Performer FAVOR+ (positive orthogonal random features); approximates softmax attention",
     params={"features": 256, "seed": 0}, schema={"features": Param("int", low=1), "seed": SEED}, cost=_cost,
     limits=lambda p, params: _reasons(params["features"], params["seed"]),
+    describe=lambda p, params, inputs=None, rows=None: {"rank": params["features"]},  # what ran: the feature count
 ))

@@ -148,4 +148,5 @@ POLYSKETCH = register(Kernel(
     params={"sketch_size": 32, "seed": 0}, schema={"sketch_size": Param("int", low=1), "seed": SEED},
     cost=_polysketch_cost, target="poly4_exact",
     limits=lambda p, params: _reasons(params["sketch_size"], params["seed"]),
+    describe=lambda p, params, inputs=None, rows=None: {"rank": params["sketch_size"] ** 2},  # what ran: r² features
 ))

@@ -30,23 +30,48 @@ from ..cases import Case, Geometry
 from ..expr import parse_expression
 from ..family import Family
 from ..spec import SweepSpec
-from ..workloads import Check, Prepared, Target, error_metrics, reference_rows, target_of, uniform_
+from ..workloads import (Check, Prepared, Target, error_metrics, planted_, realised, reference_rows, target_of,
+                         uniform_)
 
 
 ##################################################################################################
 # sizes: the spec's own axes
 ##################################################################################################
+# Input distributions (setting.inputs): U[−B, B] entries, or planted large-margin matches
+# (ditbench.measure.workloads.planted_: E2's hard inputs, far from uniform attention).
+INPUTS = ("uniform", "planted")
+
+
 def geometries(spec: SweepSpec) -> Iterator[Geometry]:
-    """The spec's own axes (n innermost, so the smallest points of every setting finish first)."""
-    for d, bound_text, scale_text in itertools.product(spec.d, spec.bound, spec.scale):
-        for dv in spec.dv or (d,):
+    """The spec's own axes (n innermost, so the smallest points of every setting finish first);
+    ``per_n.d`` replaces the d axis by an expression of n."""
+    bad = [v for k, vals in spec.setting for v in vals if k == "inputs" and v not in INPUTS]
+    if bad:
+        raise ValueError(f"{spec.experiment}: setting.inputs {bad} not allowed; allowed values: {list(INPUTS)}")
+    d_expr = dict(spec.per_n).get("d")
+    settings = [tuple(zip([k for k, _ in spec.setting], combo))
+                for combo in itertools.product(*(v for _, v in spec.setting))]
+    for setting, d_axis, bound_text, scale_text in itertools.product(
+            settings, (None,) if d_expr else spec.d, spec.bound, spec.scale):
+        for dv_axis in spec.dv or (None,):
             for m_value in spec.m or (None,):
                 for n in spec.n:
                     m = n if m_value is None else m_value
+                    d = d_axis if d_expr is None else _per_n_dim(d_expr, n, m, spec.experiment)
+                    dv = d if dv_axis is None else dv_axis
                     values = {"n": n, "m": m, "d": d}
                     yield Geometry(n=n, m=m, d=d, dv=dv,
                                    bound=_evaluate("bound", bound_text, values, spec.experiment), bound_spec=bound_text,
-                                   scale=_evaluate("scale", scale_text, values, spec.experiment), scale_spec=scale_text)
+                                   scale=_evaluate("scale", scale_text, values, spec.experiment), scale_spec=scale_text,
+                                   setting=setting)
+
+
+def _per_n_dim(text: str, n: int, m: int, experiment: str) -> int:
+    value = _evaluate("per_n.d", text, {"n": n, "m": m, "d": 0}, experiment)
+    d = int(round(value))
+    if d < 1:
+        raise ValueError(f"{experiment}: per_n.d = {text!r} is {value:g} at n={n}; it must round to an integer ≥ 1")
+    return d
 
 
 def _evaluate(field_name: str, text: str, values: Mapping[str, int], experiment: str) -> float:
@@ -60,11 +85,15 @@ def _evaluate(field_name: str, text: str, values: Mapping[str, int], experiment:
 # forward: out = softmax(scale·q kᵀ) v
 ##################################################################################################
 def forward_inputs(case: Case) -> tuple[Tensor, Tensor, Tensor]:
-    """q (n, d), k (m, d) ~ U[−B, B]; v (m, dv) ~ U[−value_bound, value_bound]; case dtype/device."""
+    """q (n, d), k (m, d) ~ U[−B, B] (or ``planted_`` for setting inputs = "planted");
+    v (m, dv) ~ U[−value_bound, value_bound]; case dtype/device."""
     gen = torch.Generator().manual_seed(case.seed)
     assert case.bound is not None  # synthetic families always draw with an entry bound
-    q = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
-    k = uniform_((case.m, case.d), case.bound, gen)  # (m, d)
+    if case.settings.get("inputs", "uniform") == "planted":
+        q, k = planted_(case.n, case.m, case.d, case.bound, gen)
+    else:
+        q = uniform_((case.n, case.d), case.bound, gen)  # (n, d)
+        k = uniform_((case.m, case.d), case.bound, gen)  # (m, d)
     v = uniform_((case.m, case.dv), case.value_bound, gen)  # (m, dv)
     return tuple(x.to(device=case.device, dtype=case.torch_dtype) for x in (q, k, v))  # type: ignore[return-value]
 
@@ -221,7 +250,7 @@ def prepare(case: Case) -> Prepared:
         if rows is not None:
             metrics["ref_rows"] = int(rows.numel())
         return {**metrics, "radius": op.radius(case, inputs), "err_bound": _error_bound(case, reference),
-                "ref_s": ref_s}
+                "ref_s": ref_s, **realised(case, inputs, reference.rows)}
 
     return Prepared(call=call, score=score)
 
@@ -237,10 +266,10 @@ CHECKS_KEPT = 4096
 
 def reference_key(case: Case) -> tuple:
     """What determines a case's :class:`Check`: its inputs (sizes, entry bound, scale, dtype, device,
-    seed, value bound), the rows checked (ref_rows) and the kernel's target, if any — not the
-    kernel itself, its parameters or the pass."""
+    seed, value bound, the family's setting such as planted inputs), the rows checked (ref_rows)
+    and the kernel's target, if any — not the kernel itself, its parameters or the pass."""
     return (case.op, case.n, case.m, case.d, case.dv, case.bound, case.scale, case.dtype, case.device, case.seed,
-            case.value_bound, case.ref_rows, target_of(case.kernel) if case.op == "forward" else None)
+            case.value_bound, case.setting, case.ref_rows, target_of(case.kernel) if case.op == "forward" else None)
 
 
 def _remember(key: tuple, reference: Check) -> None:
@@ -250,7 +279,8 @@ def _remember(key: tuple, reference: Check) -> None:
 
 
 def _error_bound(case: Case, reference: Check) -> float | None:
-    """The a-priori 2ε/(1−ε)·‖V‖_max of an approximate forward kernel with a target 0 < eps < 1."""
+    """The a-priori 2ε/(1+√(1−ε²))·‖V‖_max of an approximate forward kernel with a target 0 < eps < 1
+    (a kernel whose describe hook states its realised bound overrides it: ``realised``)."""
     kernel = KERNELS[case.kernel]
     eps = kernel.resolved_params(case.kwargs).get("eps")
     if case.op != "forward" or kernel.exact or eps is None or not 0 < float(eps) < 1:
@@ -296,7 +326,8 @@ def reference_flops(case: Case) -> float:
 
 
 FAMILY = Family(
-    name="attention", description="synthetic q, k ~ U[−B, B], v: one attention call (E1–E4, E6)",
+    name="attention", description="synthetic q, k ~ U[−B, B] (or planted matches), v: one attention call (E1–E4, E6)",
     geometries=geometries, prepare=prepare, cost=cost, overhead_bytes=overhead_bytes,
     reference_flops=reference_flops,
+    setting={"inputs": False},  # "uniform" (default) | "planted"
 )

@@ -1,0 +1,156 @@
+"""E2 (phase transition): per-n axes in sweep specs, planted hard inputs, and the report's E2 views
+on synthetic rows with a known answer."""
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from ditbench.measure.cases import expand
+from ditbench.measure.presets import get_preset
+from ditbench.measure.spec import SweepSpec
+from ditbench.measure.families.attention import forward_inputs
+from ditbench.measure.workloads import planted_
+from ditbench.report import phase
+
+
+def _spec(**kw):
+    raw = dict(experiment="E2-regime", kernels=["polynomial"], n={"start": 1024, "stop": 16384, "factor": 2},
+               bound=["0.5*sqrt(log(n))"], scale="1/d", per_n={"d": "log2(n)/2", "eps": "n**-0.5"})
+    raw.update(kw)
+    return SweepSpec.from_dict(raw)
+
+
+def test_per_n_gives_d_and_eps_as_functions_of_n():
+    cases = expand(_spec(), threads=1)
+    got = {c.n: (c.d, c.dv, c.kwargs["eps"]) for c in cases}
+    assert got == {n: (int(round(math.log2(n) / 2)), int(round(math.log2(n) / 2)), n**-0.5)
+                   for n in (1024, 2048, 4096, 8192, 16384)}
+    assert cases[0].scale == pytest.approx(1 / cases[0].d)  # scale = 1/d sees the per-n d
+    assert _spec().to_dict()["per_n"] == {"d": "log2(n)/2", "eps": "n**-0.5"}
+    assert SweepSpec.from_dict(_spec().to_dict()) == _spec()
+
+
+@pytest.mark.parametrize("per_n, match", [
+    ({"d": "log2(q)"}, r"per_n.d = 'log2\(q\)'"),
+    ({"features": "n"}, "per_n.features is accepted by none of the kernels"),
+    ({"d": "0*n"}, "must round to an integer ≥ 1"),
+])
+def test_per_n_refusals_name_the_field(per_n, match):
+    with pytest.raises(ValueError, match=match):
+        expand(_spec(per_n=per_n), threads=1)
+
+
+def test_per_n_and_params_may_not_both_give_a_parameter():
+    with pytest.raises(ValueError, match="per_n.eps is also given in params"):
+        _spec(params={"eps": [1e-3]})
+
+
+def test_inputs_setting_is_checked():
+    with pytest.raises(ValueError, match=r"setting.inputs \[.bogus.\] not allowed"):
+        expand(_spec(setting={"inputs": "bogus"}), threads=1)
+
+
+def test_planted_inputs_are_bounded_large_margin_matches():
+    gen = torch.Generator().manual_seed(3)
+    n, d, bound = 512, 4, 2.0
+    q, k = planted_(n, n, d, bound, gen)
+    assert float(q.abs().max()) <= bound and float(k.abs().max()) <= bound
+    logits = q @ k.T / d  # (n, n), scale 1/d
+    top = logits.max(dim=1)
+    assert torch.allclose(top.values, torch.full((n,), bound**2, dtype=torch.float64))  # scale·d·B², the largest
+    # query i's own match is among its best keys (with d = 4 only 16 sign patterns exist, so a
+    # pattern's queries share their matches: ties at the top, still far from uniform)
+    own = logits.argmax(dim=1)
+    assert torch.allclose(logits[torch.arange(n), own], torch.full((n,), bound**2, dtype=torch.float64))
+    # Far from uniform: the n/16 keys of a row's own pattern sit at logit B² = 4 and the rest
+    # spread around 0 (mean e^x over one-or-more sign flips ≈ 1.5), so their share of the mass is
+    # ≈ 54.6/(54.6 + 15·1.5) ≈ 0.7; on U[−B, B] inputs the top n/16 keys hold far less.
+    qu, ku = ((torch.rand(n, d, generator=gen, dtype=torch.float64) * 2 - 1) * bound for _ in range(2))
+    share = [float(torch.softmax(a @ b.T / d, dim=1).sort(dim=1, descending=True).values[:, : n // 16].sum(1).mean())
+             for a, b in ((q, k), (qu, ku))]
+    assert share[0] > 0.5 and share[0] > 2 * share[1]
+
+
+def test_planted_setting_reaches_the_case():
+    spec = SweepSpec.from_dict(dict(experiment="E2-hard", kernels=["polynomial"], n=[256], d=4, bound=[1.5],
+                                    scale="1/d", setting={"inputs": "planted"}))
+    case = expand(spec, threads=1)[0]
+    assert case.settings == {"inputs": "planted"}
+    q, k, _ = forward_inputs(case)
+    assert torch.allclose(q.abs(), torch.full_like(q, 1.5))
+
+
+def test_phase_preset_loads_with_its_three_experiments():
+    preset = get_preset("phase")
+    assert [s.experiment for s in preset.specs] == ["E2-regime", "E2-crossover", "E2-hard"]
+    regime = preset.specs[0]
+    assert len(regime.bound) >= 4 and dict(regime.per_n)["eps"] == "n**-0.5"
+
+
+##################################################################################
+#                        Report views on synthetic rows                          #
+##################################################################################
+
+NS = [1024, 2048, 4096, 8192, 16384]
+RATE = 2e-9  # seconds per predicted FLOP
+
+
+def _rows() -> pd.DataFrame:
+    rows = []
+    for c, k_work in ((0.25, 1.1), (0.5, 1.3), (0.75, 1.6), (1.0, 1.9)):
+        for n in NS:
+            work = 1e6 * (n / 1024) ** k_work  # predicted FLOPs with a known exponent
+            for rep in range(3):
+                rows.append(dict(experiment="E2-regime", kernel="polynomial", op="forward", status="ok", n=n,
+                                 d=int(round(math.log2(n) / 2)), bound=c * math.sqrt(math.log(n)),
+                                 bound_spec=f"{c}*sqrt(log(n))", setting="", predicted_flops=work,
+                                 median_s=RATE * work * (1 + 0.01 * (rep - 1)), degree=4, rank=100,
+                                 err_max=1e-4, err_uniform=1e-3, reason=""))
+    for b, (a_poly, k_poly) in {0.5: (1e-6, 1.0), 2.0: (1e-5, 1.0)}.items():
+        for n in NS:
+            for kernel, t in (("polynomial", a_poly * n**k_poly), ("sdpa", 1e-9 * n**2)):
+                rows.append(dict(experiment="E2-crossover", kernel=kernel, op="forward", status="ok", n=n, d=4,
+                                 bound=b, bound_spec=str(b), setting="", predicted_flops=1e6, median_s=t,
+                                 degree=4, rank=70, err_max=1e-5, err_uniform=1e-3, reason=""))
+    for n in NS[:3]:
+        rows.append(dict(experiment="E2-hard", kernel="polynomial", op="forward", status="ok", n=n, d=4,
+                         bound=1.0, bound_spec="1.0*sqrt(log(n))", setting=json.dumps({"inputs": "planted"}),
+                         predicted_flops=1e7, median_s=1e-2, degree=9, rank=715, err_max=1e-4, err_uniform=0.5,
+                         reason=""))
+    rows.append(dict(experiment="E2-hard", kernel="polynomial", op="forward", status="skipped", n=16384, d=4,
+                     bound=1.0, bound_spec="1.0*sqrt(log(n))", setting="", predicted_flops=None, median_s=None,
+                     degree=None, rank=None, err_max=None, err_uniform=None, reason="predicted 40 s > budget"))
+    return pd.DataFrame(rows)
+
+
+def test_exponent_rows_recover_the_known_work_exponent():
+    e = phase.exponent_rows(_rows())
+    e = e[e["experiment"] == "E2-regime"]
+    assert list(e["c"]) == [0.25, 0.5, 0.75, 1.0]
+    assert np.allclose(e["predicted"], [1.1, 1.3, 1.6, 1.9], atol=1e-9)
+    assert np.allclose(e["exponent"], e["predicted"], atol=0.02)  # time = RATE·work: measured = predicted
+    slack = 1e-9  # the synthetic medians are exactly RATE·work: the interval may collapse to k itself
+    assert (e["ci_low"] - slack <= e["predicted"]).all() and (e["predicted"] <= e["ci_high"] + slack).all()
+
+
+def test_crossover_rows_find_n_star_per_constant_bound():
+    x = phase.crossover_rows(_rows()).set_index("bound")
+    # a·n = 1e-9·n² at n* = a·1e9: 1000 (below the range) and 10,000 (inside it)
+    assert x.loc[0.5, "n_star"] == pytest.approx(1e3, rel=1e-6) and x.loc[0.5, "status"] == "crosses-below-range"
+    assert x.loc[2.0, "n_star"] == pytest.approx(1e4, rel=1e-6) and x.loc[2.0, "status"] == "crosses"
+
+
+def test_views_and_notes_build():
+    rows = _rows()
+    for build in (phase.work_figure, phase.exponent_figure, phase.crossover_figure, phase.hard_figure):
+        assert build(rows) is not None
+    assert "E2-hard polynomial B=1.0*sqrt(log(n)): 1 skipped (n = 16384): predicted 40 s" in phase.skipped_note(rows)
+    table = phase.summary_table(rows)
+    assert list(table.loc[table["experiment"] == "E2-regime", "cost model k"]) == ["1.100", "1.300", "1.600", "1.900"]
+    assert phase.c_of("0.75*sqrt(log(n))") == 0.75 and phase.c_of("1") is None
+    assert phase.work_figure(pd.DataFrame()) is None and phase.exponent_figure(rows.iloc[:0]) is None
