@@ -1,4 +1,4 @@
-"""Thin command-line front end: ``ditbench run | fit | report | criteria``.
+"""Thin command-line front end: ``ditbench run | fit | report | criteria | compare``.
 
 Each subcommand lives in the module that owns its concept and exposes
 ``add_arguments(parser)`` and ``main(args) -> int`` (and optionally ``kept(args) -> str | None``,
@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit": ("ditbench.fit.cli", "fit complexity exponents to results (CSV, asv or pytest-benchmark)"),
     "report": ("ditbench.report.cli", "build the HTML report site from result directories"),
     "criteria": ("ditbench.dit.cli", "check a latent DiT against the almost-linear criteria"),
+    "compare": ("ditbench.compare.cli", "compare two revisions or results directories: per-size ratios, exponents"),
 }
 
 EXIT_USAGE = 2  # the user's input is wrong

@@ -128,7 +128,8 @@ RESULTS: tuple[Column, ...] = (
     _c("nonfinite", "int", "count of non-finite output values (they count as infinite error)"),
     _c("ref_rows", "int", "query rows on which the float64 reference was computed (n when all)"),
     _c("calls_per_block", "int", "calls averaged in each timed block (repeats blocks in all)"),
-    _c("timer", "text", "blocked | adaptive (Timer autorange) | cuda_events (CUDA events, L2 flushed)"),
+    _c("timer", "text", "blocked | adaptive (Timer autorange) | cpu (blocked, process CPU-time clock) | "
+       "cuda_events (CUDA events, L2 flushed)"),
     _c("mem_method", "text", "how peak_bytes was measured: vmhwm | cuda_max_allocated | unavailable"),
     _c("predicted_flops", "float", "the cost model's FLOPs for one call (ditbench.theory)"),
     _c("predicted_bytes", "float", "the cost model's peak bytes for one call"),

@@ -7,6 +7,7 @@ import argparse
 import json
 import time
 
+import pandas as pd
 import pytest
 
 import fake_kernels
@@ -107,3 +108,22 @@ def test_workers_need_an_executor_that_takes_them_and_pool_notes_warn():
     args = args_for("--preset", "stats")
     run_cli.apply_defaults(args, get_preset("stats"))
     assert not any("side by side" in n for n in run_cli.pool_notes(args, get_preset("stats")))
+
+
+@pytest.mark.slow
+def test_stats_points_give_the_same_results_in_a_pool_as_one_by_one(tmp_path):
+    # The stats preset's claim: seeded one-thread trainings do not depend on what runs beside them.
+    from ditbench.measure import WorkerExecutor
+
+    p = Preset(name="s", specs=(SweepSpec.from_dict({
+        "experiment": "E7", "workload": "stats", "kernels": ["sdpa"], "seeds": [0], "min_run_time": 0.01,
+        "setting": {"network": ["latent", "ambient"], "train_samples": 200, "ambient_dim": 8, "latent_dim": 2,
+                    "steps": 20}}),))
+    metrics = ["network", "score_err", "score_err_on", "score_err_off", "train_loss", "sample_mmd"]
+    frames = []
+    for name, executor in (("pool", PoolExecutor(workers=2)), ("serial", WorkerExecutor())):
+        with executor:
+            frame = run_sweep(p, tmp_path / name, threads=1, executor=executor, rates=RATES, progress=False)
+        assert (frame["status"] == "ok").all(), frame["reason"].tolist()
+        frames.append(frame[metrics].sort_values("network").reset_index(drop=True))
+    pd.testing.assert_frame_equal(frames[0], frames[1], check_exact=True)

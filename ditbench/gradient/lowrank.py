@@ -18,7 +18,12 @@ memory O(block·k2·d + k1·k2·d). Features are rebuilt per block rather than s
 ``impl="fused"`` (chosen by ``"auto"`` on CPU without autograd when the extension builds) runs the
 two key passes — Ψ(A2)ᵀ[1, h, A2] and G_V — as fused feature products
 (:func:`ditbench.attention.fused.key_summary`: each feature tile built and consumed in cache,
-Ψ's weights applied once to the (k1, ·) result); the query pass stays in torch.
+Ψ's weights applied once to the (k1, ·) result). With ``q_factor="direct"`` the query pass is
+fused too: one :func:`~ditbench.attention.fused.query_apply` gives Φ(A1X)·[Ψᵀ1, V1ᵀh] (the
+normalisers and c̃ = U1V1ᵀh), from which U2 = c̃ − E and r̃ = ⟨c̃, U2⟩ follow per row, and one
+``key_summary`` over the query rows gives G_U and A1ᵀdiag(r̃)U1 (Φ = M·diag(φ_w), U1 = Φ/den).
+With ``q_factor="paper"`` U2 = [U1, E] holds the features themselves, so G_U is a product of
+features with features (k1 × k1·d) that the fused ops do not form; that query pass stays in torch.
 """
 from __future__ import annotations
 
@@ -178,7 +183,25 @@ def lowrank_gradient(
     g_u = h.new_zeros(k1, k2 * d)  # (k1, k2·d)
     a1ru1 = h.new_zeros(d, k1)  # (d, k1)
     den_min = []
-    for i in range(0, n, block):
+    fused_rows = n if use == "fused" and q_factor == "direct" else 0
+    if fused_rows:
+        phi_w = psi_w * torch.sign(b)[degrees].to(g.dtype)  # (k1,) Φ = M(gain·x)·diag(φ_w)
+        w = phi_w[:, None] * torch.cat([psi_sum[:, None], v1h], dim=1)  # (k1, 1 + d)
+        chunk = max(1, TILE_BYTES // ((d * d + 2 * d + 1) * itemsize))  # rows of (d² + d) values per call
+        for i in range(0, n, chunk):
+            qb, a1b, eb = qx[i : i + chunk], a1[i : i + chunk], e[i : i + chunk]  # (b, d) each
+            y_b = fused.query_apply(qb[None], w[None], gain, approx.degree)[0]  # (b, 1 + d) Φ·[Ψᵀ1, V1ᵀh]
+            den = y_b[:, 0]  # (b,)
+            den_min.append(den.amin())
+            c = y_b[:, 1:] / den[:, None]  # (b, d) c̃ = U1V1ᵀh
+            u2 = c - eb  # (b, d) U2 (direct)
+            r = (c * u2).sum(dim=1)  # (b,) r̃ = U1(V1ᵀV2)U2ᵀ with V1ᵀV2 = V1ᵀh
+            vals = torch.cat([(u2[:, :, None] * a1b[:, None, :]).flatten(1), a1b * r[:, None]], dim=1)  # (b, d² + d)
+            z = fused.key_summary(qb[None], (vals / den[:, None])[None], gain, approx.degree)[0]  # (k1, d² + d)
+            z = z * phi_w[:, None]  # Σ_i U1[i] ⊗ vals_i
+            g_u += z[:, : d * d]
+            a1ru1 += z[:, d * d :].t()
+    for i in range(fused_rows, n, block):
         phi = feats.phi(qx[i : i + block])  # (b, k1)
         den = phi @ psi_sum  # (b,) = Σ_j P(logit_ij)
         den_min.append(den.amin())

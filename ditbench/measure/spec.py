@@ -37,7 +37,7 @@ from .family import Family, get_family
 
 DTYPES = ("float32", "float64", "float16", "bfloat16")
 DEVICES = ("cpu", "cuda")
-TIMERS = ("blocked", "adaptive")  # torch.utils.benchmark.Timer.blocked_autorange / adaptive_autorange
+TIMERS = ("blocked", "adaptive", "cpu")  # Timer.blocked_autorange / adaptive_autorange; cpu: blocked, CPU-time clock
 # Explicit n lists must be geometric (the exponent fit needs evenly spaced log n); ratios may
 # differ by rounding to integers, e.g. round(2^(k/2)): 2^(1/2) rounded at n ≥ 64 stays within 2 %.
 GEOMETRIC_RTOL = 0.05

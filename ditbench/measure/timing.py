@@ -9,6 +9,7 @@ there are enough blocks for an IQR to mean something.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,7 @@ import numpy as np
 from torch.utils import benchmark
 
 
-TIMER_METHODS = ("blocked", "adaptive", "cuda_events")
+TIMER_METHODS = ("blocked", "adaptive", "cpu", "cuda_events")
 
 
 @dataclass(frozen=True)
@@ -56,11 +57,15 @@ def time_call(fn: Callable[[], Any], *, threads: int, min_run_time: float, metho
               min_repeats: int = 3, label: str = "") -> Timing:
     """Time ``fn()``. ``method``: "blocked" (blocked_autorange), "adaptive" (adaptive_autorange,
     which stops once the IQR is within 10 % of the median or after 10·min_run_time) or
-    "cuda_events" (:func:`cuda_event_timing`: device time, L2 flushed between calls)."""
+    "cuda_events" (:func:`cuda_event_timing`: device time, L2 flushed between calls) or "cpu"
+    (blocked_autorange on ``time.process_time``: the process's CPU seconds per call, which on a
+    shared machine leaves out the time neighbours hold the core; with one thread it is the call's
+    own work — ``ditbench compare``'s default sweep and the asv suite use it, docs/benchmarks.md)."""
     if method == "cuda_events":
         return cuda_event_timing(fn, min_run_time=min_run_time, min_repeats=min_repeats)
-    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, label=label)
-    if method == "blocked":
+    clock = time.process_time if method == "cpu" else benchmark.utils.timer.timer  # the Timer's own default
+    timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, label=label, timer=clock)
+    if method in ("blocked", "cpu"):
         result = timer.blocked_autorange(min_run_time=min_run_time)
     elif method == "adaptive":
         result = timer.adaptive_autorange(threshold=0.1, min_run_time=min_run_time, max_run_time=10 * min_run_time)
