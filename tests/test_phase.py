@@ -85,11 +85,32 @@ def test_planted_setting_reaches_the_case():
     assert torch.allclose(q.abs(), torch.full_like(q, 1.5))
 
 
-def test_phase_preset_loads_with_its_three_experiments():
-    preset = get_preset("phase")
-    assert [s.experiment for s in preset.specs] == ["E2-regime", "E2-crossover", "E2-hard"]
-    regime = preset.specs[0]
-    assert len(regime.bound) >= 4 and dict(regime.per_n)["eps"] == "n**-0.5"
+@pytest.mark.parametrize("name", ["phase", "default"])
+def test_phase_and_default_presets_carry_the_three_e2_experiments(name):
+    e2 = [s for s in get_preset(name).specs if s.experiment.startswith("E2")]
+    assert [s.experiment for s in e2] == ["E2-regime", "E2-crossover", "E2-hard"]
+    regime, cross, hard = e2
+    assert len(regime.bound) >= 4 and all(phase.c_of(b) is not None for b in regime.bound)  # ≥ 4 values of c
+    assert dict(regime.per_n) == {"d": "log2(n)/2", "eps": "n**-0.5"}  # the theorem's regime
+    assert len(regime.n) >= 4 and len(cross.n) >= 4 and set(cross.kernels) == {"polynomial", "sdpa"}
+    assert len(cross.bound) >= 3 and all(phase.c_of(b) is None for b in cross.bound)  # constant B: a curve
+    assert "uniform" in hard.kernels and dict(hard.setting)["inputs"] == ("planted",)
+
+
+def test_per_n_axes_do_not_split_the_default_fit_groups():
+    """d = log2(n)/2 and ε = n^−1/2 change with n by design: one fit per c, not one per n; a d swept
+    at every n (two values per size) stays a key."""
+    from ditbench.fit.table import default_group_columns, fit_table
+
+    rows = _rows()
+    rows = rows[rows["experiment"] == "E2-regime"].assign(
+        dv=lambda r: r["d"], eps=lambda r: r["n"] ** -0.5, params=lambda r: [json.dumps({"eps": e}) for e in r["eps"]])
+    keys = default_group_columns(rows)
+    assert not {"d", "dv", "eps", "params"} & set(keys) and "bound_spec" in keys
+    fits = fit_table(rows)
+    assert len(fits) == 4 and (fits["sizes"] == len(NS)).all()  # every size in each c's fit
+    swept = pd.concat([rows.assign(d=4, dv=4), rows.assign(d=8, dv=8)])
+    assert {"d", "dv"} <= set(default_group_columns(swept))
 
 
 ##################################################################################
@@ -154,3 +175,21 @@ def test_views_and_notes_build():
     assert list(table.loc[table["experiment"] == "E2-regime", "cost model k"]) == ["1.100", "1.300", "1.600", "1.900"]
     assert phase.c_of("0.75*sqrt(log(n))") == 0.75 and phase.c_of("1") is None
     assert phase.work_figure(pd.DataFrame()) is None and phase.exponent_figure(rows.iloc[:0]) is None
+
+
+def test_run_page_shows_the_phase_section_for_e2_rows(tmp_path):
+    """A run with only the new E2 experiments (as the default preset writes them) gets the phase
+    section with its four views and the statement of what the data cannot show."""
+    from ditbench.report import build_report
+
+    run = tmp_path / "results" / "e2"
+    run.mkdir(parents=True)
+    _rows().to_csv(run / "results.csv", index=False)
+    (run / "meta.json").write_text(json.dumps({"preset": "default", "threads": 2}))
+    build_report([run], tmp_path / "site")
+    page = (tmp_path / "site" / "runs" / "e2.html").read_text(encoding="utf-8")
+    assert '<section id="phase"' in page
+    for title in ("time against the cost model", "fitted exponent against c", "crossover n*(B)",
+                  "planted large-margin inputs"):
+        assert title in page, title
+    assert "What they cannot show: a lower bound." in page

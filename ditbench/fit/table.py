@@ -6,10 +6,11 @@ settings, and foreign timing columns) and the ``err_`` prefix — with two refin
 
 * **spec columns win**: if ``X_spec`` is present (e.g. ``bound_spec = "0.5*sqrt(ln n)"``), group
   by it and not by ``X``, whose numeric value then changes with n by design;
-* **n-derived columns are not keys**: ``bound``, ``degree``, ``rank`` and ``scale`` are dropped
-  from the default when, within the groups formed by the other keys, they take one value per n
-  but several values across n (a degree chosen per n for a target ε, B = c·√ln n written
-  without a spec column). Grouping by them would split one scaling curve into one point each.
+* **n-derived columns are not keys**: ``bound``, ``degree``, ``rank``, ``scale``, ``d``, ``dv``,
+  ``eps`` and ``params`` are dropped from the default when, within the groups formed by the other
+  keys, they take one value per n but several values across n (a degree chosen per n for a target
+  ε, B = c·√ln n written without a spec column, a sweep's ``per_n`` axes such as d = log2(n)/2 and
+  ε = n^−1/2). Grouping by them would split one scaling curve into one point each.
 
 ``by=[...]`` overrides all of this, except that the identity columns of a timing source —
 :data:`IDENTITY_KEYS`, ``commit`` and ``benchmark`` of asv results — are always added when they
@@ -38,7 +39,7 @@ from .power_law import InsufficientDataError, fit_power_law
 from .regime import INSUFFICIENT_DATA
 
 IDENTITY_KEYS: tuple[str, ...] = ("commit", "benchmark")
-N_DERIVED_CANDIDATES: tuple[str, ...] = ("bound", "degree", "rank", "scale")
+N_DERIVED_CANDIDATES: tuple[str, ...] = ("bound", "degree", "rank", "scale", "d", "dv", "eps", "params")
 # The fit's own values, as in fits.csv (ditbench.schema.FITS owns every fits.csv column).
 FIT_COLUMNS: tuple[str, ...] = FIT_VALUE_COLUMNS
 NUMERIC_FIT_COLUMNS: tuple[str, ...] = tuple(c for c in FIT_COLUMNS if FITS_BY_NAME[c].dtype == "float")
