@@ -175,6 +175,11 @@ RESULTS: tuple[Column, ...] = (
     _c("rate_method", "text", "measured (median of the worker's calibration repeats) | assumed (given)"),
     _c("predicted_s", "float", "predicted seconds per call: predicted_flops / rate_flops_per_s"),
     _c("time_budget_s", "float", "the case's time budget: skipped (failure budget) when predicted_s exceeds it"),
+    _c("predicted_point_s", "float", "predicted seconds of the whole point: predicted_ref_flops / rate_flops_per_s "
+       "+ predicted_s·(2 + min_repeats) + min_run_time (reference, warm-up, block-size estimate, timing)"),
+    _c("timeout_s", "float", "the case's wall-clock limit: skipped (failure budget) when predicted_point_s exceeds it"),
+    _c("min_run_time", "float", "seconds of timed calls the Timer aims for at this point (shorter at small n)"),
+    _c("min_repeats", "int", "least number of timed blocks"),
     _c("memory_need_bytes", "float", "predicted bytes of the call plus the measurement's own (inputs, reference)"),
     _c("memory_limit_bytes", "float", "memory_fraction × the worker's free memory: skipped when the need exceeds it"),
     *STATS,

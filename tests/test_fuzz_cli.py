@@ -76,14 +76,14 @@ def test_a_malformed_spec_exits_2_naming_the_value_before_anything_runs(tmp_path
         config_text = SWEEP.format(extra=extra)
     config, out = tmp_path / "bad.toml", tmp_path / "out"
     config.write_text(config_text)
-    start = time.perf_counter()
     code, err = _run(["run", "--config", str(config), "--out", str(out), "--executor", "in-process", "--quiet",
                       "--no-report"], capsys)
     _say(case, code, err)
     assert code == 2, err
     assert len(err.strip().splitlines()) == 1 and message in err, err
     assert not out.exists(), "a refused spec must not create the output directory"
-    assert time.perf_counter() - start < 60, "refused too slowly"
+    # (No wall-clock assertion: the endless grid is refused from its case count, computed without
+    # expanding it; a planner that expanded it would hang here and fail CI by its timeout.)
 
 
 def _write(path: Path, text: str) -> Path:

@@ -163,6 +163,6 @@ def test_cli_refuses_cluster_options_that_do_not_fit(capsys):
     assert ditbench_main(["run", "--preset", "smoke", "--executor", "dask", "--no-report"]) == 2
     assert "--executor dask needs --scheduler" in capsys.readouterr().err
     assert ditbench_main(["run", "--preset", "smoke", "--workers", "2", "--no-report"]) == 2
-    assert "--workers needs --executor dask" in capsys.readouterr().err
+    assert "--workers needs --executor pool or --executor dask" in capsys.readouterr().err
     with pytest.raises(ValueError, match="workers=0 must be ≥ 1"):
         DaskExecutor(workers=0)

@@ -17,9 +17,12 @@ from ditbench.measure.budget import Rates
 from ditbench.measure.point import measure_case
 from ditbench.measure.families.attention import forward_inputs
 from ditbench.measure.workloads import reference_rows
-from tolerances import assert_close
+from ditbench.attention.peers.polysketch import sketch_matrices
+from ditbench.dit.workload import WorkloadSpec
+from test_dit_workload import float32_network_bound
+from test_peers_polysketch import _poly4_tolerance, sketch_reference
+from tolerances import assert_close, gamma, max_abs, unit_roundoff
 
-F32_EPS = torch.finfo(torch.float32).eps
 RATES = Rates(flops_per_s=1e9, method="assumed")  # fixed, so skips do not depend on machine load
 FAST = {"min_run_time": 0.001, "min_repeats": 2}
 
@@ -95,9 +98,19 @@ def test_e6_mini_sweep_scores_polysketch_against_softmax_and_poly4(tmp_path):
         assert reference_rows(case.n, case.ref_rows, case.seed) is None  # n ≤ ref_rows: every row checked
         target = KERNELS["poly4_exact"](q.double(), k.double(), v.double(), scale=case.scale)  # (n, dv)
         out = KERNELS["polysketch"](q, k, v, scale=case.scale, **case.kwargs).double()  # deterministic (seeded)
-        # Same float64 arithmetic as the engine on the same tensors: equal up to summation order.
-        assert row.err_target_max == pytest.approx(float((out - target).abs().max()), rel=1e-12)
-        assert row.err_target_uniform == pytest.approx(float((v.double().mean(0) - target).abs().max()), rel=1e-12)
+        # The engine ran the same kernels on the same tensors, perhaps in another summation order: each
+        # max-norm error moves by at most both evaluations' rounding bounds of what it compares.
+        # The float32 sketch (worst-case bounds are vacuous at r² = 1024 in float32) by the naive
+        # same-precision baseline rule: the engine's evaluation errs by ≤ 2× this one's against the
+        # float64 attention of the same sketch, so the two differ by ≤ 3× this one's error.
+        g1, g2 = sketch_matrices(case.d, case.kwargs["sketch_size"], case.kwargs.get("seed", 0), like=q)
+        sketch_slack = 3 * float((out - sketch_reference(q, k, v, g1, g2)).abs().max())
+        target_slack = 2 * _poly4_tolerance(q, k, v)
+        mean_slack = 2 * (gamma(case.m) + unit_roundoff()) * max_abs(v)  # a float64 mean of m rows
+        assert_close(row.err_target_max, float((out - target).abs().max()), atol=sketch_slack + target_slack,
+                     what="err_target_max")
+        assert_close(row.err_target_uniform, float((v.double().mean(0) - target).abs().max()),
+                     atol=mean_slack + target_slack, what="err_target_uniform")
         # Triangle inequality in the max norm on the same rows: softmax error of the sketch and of
         # its target differ by at most the sketch's error against the target.
         exact4 = frame[(frame["kernel"] == "poly4_exact") & (frame["n"] == row.n)].iloc[0]
@@ -126,9 +139,9 @@ def test_e5_mini_case_gives_ok_rows_with_errors_against_float64_exact(tmp_path, 
     assert json.loads(frame["setting"][0]) == {"batch": 1, "blocks": 1, "model": "DiT-S/8"}
     assert (frame["median_s"] > 0).all() and (frame["predicted_flops"] > 0).all()
     rows = {r.kernel: r for r in frame.itertuples()}
-    # A float32 network of ≲ 10 chained products of length ≤ 1536: relative error ≤ 1536·eps32 each
-    # (Higham γ_n), the same bound as tests/test_dit_workload.py.
-    assert rows["sdpa"].err_max_rel <= 10 * 1536 * F32_EPS
+    # The float32 network's rounding bound of tests/test_dit_workload.py (γ of the chain's total length).
+    bound = float32_network_bound(WorkloadSpec(model="DiT-S/8", image_size=128, blocks=1, op=op))
+    assert_close(rows["sdpa"].err_max_rel, 0.0, atol=bound, what="sdpa float32 network vs float64")
     assert rows["sdpa"].err_vs_uniform < 1e-2 and rows["sdpa"].nonfinite == 0
     # The uniform run repeats the uniform baseline's computation: equal up to a float32 rounding
     # difference of the network, bounded by 4× the exact kernel's measured float32 error.

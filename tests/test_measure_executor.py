@@ -95,6 +95,10 @@ def test_timeout_rule_reads_the_failure_column_not_the_reason():
     assert rule.reason(large) == "n=32 of this setting timed out; a larger n would too"
     assert rule.reason(small) is None and rule.reason(other) is None
     assert setting_of(small) == setting_of(large) != setting_of(other)
+    # With passes, the other passes of the point that timed out are skipped too.
+    first, again = plan(preset({"kernels": ["uniform"], "n": [32], "passes": 2}), threads=1)
+    rule.observe(first, {"status": "failed", "reason": "", "failure": "timeout"})
+    assert rule.reason(again) == "n=32 of this setting timed out in another pass; this one would too"
 
 
 def test_take_next_prefers_settings_with_nothing_in_flight():

@@ -32,7 +32,7 @@ def _case(**kw) -> Case:
 def test_identity_is_every_field_but_the_how_ones():
     how_fields = {f.name for f in dataclasses.fields(Case) if f.metadata.get("identity") is False}
     assert how_fields == {"scale_spec", "ref_rows", "min_run_time", "timer", "min_repeats", "timeout_s",
-                          "time_budget_s", "memory_fraction"}
+                          "time_budget_s", "memory_fraction", "passes"}
     assert set(Case.IDENTITY) == {f.name for f in dataclasses.fields(Case)} - how_fields
     assert _case(min_run_time=5.0, timeout_s=1.0).case_id == _case().case_id
     changes = (("seed", 1), ("threads", 2), ("bound_spec", "2"), ("value_bound", 2.0), ("setting", (("a", 1),)))

@@ -13,6 +13,7 @@ import torch
 from ditbench.attention import KERNELS, Problem
 from ditbench.attention.peers import NormaliserError
 from ditbench.theory import Cost
+from tolerances import assert_close, unit_roundoff
 
 PEERS = ["performer", "hyperattention", "nystrom", "polysketch", "poly4_exact"]
 # z for two-sided checks: P(|N(0,1)| > 4) ≈ 6e-5, so a correct kernel fails ~never over all checks.
@@ -96,6 +97,16 @@ def _inputs(n=33, m=47, d=6, dv=5, dtype=torch.float64, seed=0):
 
 
 # Small-input parameters that exercise each method's approximate path (not its exact fallback).
+def own_rounding(name, q, k, v, dtype, **kw) -> float:
+    """The kernel's own rounding error in ``dtype`` on these inputs, measured as a naive baseline:
+    ‖K_float32(x) − K_float64(x)‖_max on x rounded to float32 (its random matrices rounded the
+    same way), rescaled by u(dtype)/u(float32) for float64 (first-order rounding errors are linear in
+    u). This includes what the kernel's own conditioning (Nyström's pseudo-inverse) does to them."""
+    x32 = [t.float() for t in (q, k, v)]
+    err32 = float((KERNELS[name](*x32, **kw).double() - KERNELS[name](*(t.double() for t in x32), **kw)).abs().max())
+    return err32 * unit_roundoff(dtype) / unit_roundoff(torch.float32)
+
+
 SMALL = {
     "performer": {"features": 16},
     "hyperattention": {"block_size": 8, "samples": 8, "min_seq_len": 0},
@@ -115,7 +126,10 @@ def test_broadcast_shapes_dtype_and_finite(name, dtype):
     # Broadcasting must equal running each batch element separately.
     one = KERNELS[name](q[1, 2], k[0, 2], v[2], scale=0.4, **SMALL[name])
     if name != "hyperattention":  # its samples are drawn per batch element, so they differ by position
-        torch.testing.assert_close(out[1, 2], one, rtol=0, atol=64 * torch.finfo(dtype).eps)
+        # Batched and sliced runs differ only in summation order: each within 2× the kernel's own
+        # rounding (the baseline rule), so they differ by ≤ 4× it.
+        tol = 4 * own_rounding(name, q[1, 2], k[0, 2], v[2], dtype, scale=0.4, **SMALL[name])
+        assert_close(out[1, 2], one, atol=tol, what=f"{name} broadcast vs sliced")
 
 
 @pytest.mark.parametrize("name", PEERS)
@@ -211,17 +225,11 @@ def test_cost_formula_matmul_part_matches_flop_counter(name):
 @pytest.mark.parametrize("name", PEERS)
 def test_cuda_matches_cpu_with_the_same_seed(name):
     # Random matrices and samples are drawn on the CPU in float64 and moved, so the device changes
-    # only the summation order: a few ulps per accumulated term (m = 47), times κ(A) for Nyström,
-    # whose pseudo-inverse amplifies relative perturbations by the landmark matrix's condition number.
-    from ditbench.attention.peers.nystrom import segment_means
-
+    # only the summation order: each side within 2× the kernel's own float64 rounding (the baseline
+    # rule; it includes κ(A) for Nyström's pseudo-inverse), so they differ by ≤ 4× it.
     q, k, v = _inputs()
     cpu = KERNELS[name](q, k, v, scale=0.4, **SMALL[name])
     gpu = KERNELS[name](q.cuda(), k.cuda(), v.cuda(), scale=0.4, **SMALL[name])
-    amplification = 1.0
-    if name == "nystrom":
-        ql, kl = segment_means(q, 8), segment_means(k, 8)
-        amplification = float(torch.linalg.cond(torch.softmax(0.4 * ql @ kl.transpose(-1, -2), -1)).max())
     assert gpu.device.type == "cuda"
-    tol = 64 * torch.finfo(torch.float64).eps * 47 * amplification
-    torch.testing.assert_close(gpu.cpu(), cpu, rtol=0, atol=tol)
+    tol = 4 * own_rounding(name, q, k, v, torch.float64, scale=0.4, **SMALL[name])
+    assert_close(gpu.cpu(), cpu, atol=tol, what=f"{name} cuda vs cpu")

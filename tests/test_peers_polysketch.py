@@ -3,6 +3,8 @@ gives non-negative degree-4 weights, the kernel computes exactly the attention i
 and it converges to poly4_exact (itself checked against a float64 materialised reference)."""
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 
@@ -15,7 +17,6 @@ from ditbench.attention.peers.polysketch import sketch_matrices
 from test_peers_common import Z, assert_slope, mean_ci
 from tolerances import assert_close, gamma, unit_roundoff, weighted_mean_bound
 
-F64_EPS = torch.finfo(torch.float64).eps
 F32_EPS = torch.finfo(torch.float32).eps
 
 
@@ -86,6 +87,42 @@ def _poly4_tolerance(q, k, v, dtype=torch.float64) -> float:
     return weighted_mean_bound(s**4, dw, v, dtype)
 
 
+def _sketch_weights(q, k, g1, g2):
+    return (degree2_sketch(_unit(q), g1, g2) @ degree2_sketch(_unit(k), g1, g2).T) ** 2  # (n, m) ≥ 0
+
+
+def sketch_reference(q, k, v, g1, g2):
+    """The attention the sketch G₁, G₂ defines, materialised in float64 ``(n, dv)``."""
+    w = _sketch_weights(q.double(), k.double(), g1.double(), g2.double())  # (n, m)
+    return (w @ v.double()) / w.sum(-1, keepdim=True)
+
+
+def sketch_tolerance(q, k, v, g1, g2, dtype=torch.float64) -> torch.Tensor:
+    """Per-element ``(n, dv)`` rounding bound of polysketch attention in ``dtype``, the kernel's
+    linear form Φ(Q̂)·(Φ(K̂)ᵀ[V, 1]) or the materialised (φ(q̂)ᵀφ(k̂))²-weighted means alike.
+
+    Magnitudes: φ(x) = (xG₁ ∘ xG₂)/√r errs by ≤ (2γ_d + 2γ_{d+2} + 2u)·(|x̂||G₁| ∘ |x̂||G₂|)/√r
+    (two length-d dots of a unit row that itself errs by γ_{d+2}, a product, a division), so each
+    of the r² features φᵢφⱼ, and each weight, errs by ≤ δ = 4·that relative to M_ij = (Σ_f |φ(q̂)|_f
+    |φ(k̂)|_f)² in those magnitudes; the sums over r² features and m keys add γ_{r²+m+3}·M. With
+    numerator and denominator off by a and b: |Δ(N/D)| ≤ (a + |N/D|·b)/(D − b) + u·|N/D|."""
+    d, r, m = q.shape[-1], g1.shape[-1], k.shape[-2]
+    q64, k64, v64 = q.double(), k.double(), v.double()
+    g1a, g2a = g1.double().abs(), g2.double().abs()
+    mag_q = (_unit(q64).abs() @ g1a) * (_unit(q64).abs() @ g2a) / math.sqrt(r)  # (n, r)
+    mag_k = (_unit(k64).abs() @ g1a) * (_unit(k64).abs() @ g2a) / math.sqrt(r)  # (m, r)
+    big_m = (mag_q @ mag_k.T) ** 2  # (n, m) ≥ every weight's magnitude
+    u = unit_roundoff(dtype)
+    rel = 4 * (2 * gamma(d, dtype) + 2 * gamma(d + 2, dtype) + 2 * u) + gamma(r * r + m + 3, dtype)
+    w = _sketch_weights(q64, k64, g1.double(), g2.double())  # (n, m)
+    den = w.sum(-1, keepdim=True)  # (n, 1)
+    out = (w @ v64) / den  # (n, dv)
+    a, b = rel * (big_m @ v64.abs()), rel * big_m.sum(-1, keepdim=True)  # (n, dv), (n, 1)
+    if bool((b >= den).any()):
+        raise ValueError("sketch_tolerance is vacuous: a row's weight errors reach its total weight")
+    return (a + out.abs() * b) / (den - b) + u * out.abs()
+
+
 def _poly4_reference(q, k, v):
     w = (_unit(q.double()) @ _unit(k.double()).T) ** 4  # (n, m)
     return (w @ v.double()) / w.sum(-1, keepdim=True)
@@ -119,11 +156,10 @@ def test_polysketch_equals_the_attention_its_sketch_defines(tile, monkeypatch):
         monkeypatch.setattr(_common, "TILE_ELEMENTS", tile)
     q, k, v = _inputs(40, 50)
     g1, g2 = sketch_matrices(6, 8, seed=4, like=q)
-    w = (degree2_sketch(_unit(q), g1, g2) @ degree2_sketch(_unit(k), g1, g2).T) ** 2  # (n, m) ≥ 0
-    ref = (w @ v) / w.sum(-1, keepdim=True)
+    ref = sketch_reference(q, k, v, g1, g2)
     out = polysketch_attention(q, k, v, sketch_size=8, seed=4)
-    # Non-negative weights, r² = 64 feature products per weight, m = 50 terms per mean.
-    assert (out - ref).abs().max() <= 64 * F64_EPS * (64 + 50)
+    # Both evaluations within sketch_tolerance of the exact sketch attention (r² = 64 features, m = 50).
+    assert_close(out, ref, atol=2 * sketch_tolerance(q, k, v, g1, g2), what="polysketch vs its sketch")
 
 
 def test_polysketch_converges_to_poly4_exact_as_r_grows():

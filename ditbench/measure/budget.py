@@ -78,6 +78,20 @@ def measurement_bytes(case: Case) -> float:
     return get_family(case.workload).overhead_bytes(case)
 
 
+def reference_flops(case: Case) -> float:
+    """float32-equivalent FLOPs of the point's float64 accuracy check (0 where the family has no
+    model): part of every point's prediction, so a point whose reference alone would exceed its
+    timeout is skipped with that reason instead of timing out."""
+    model = get_family(case.workload).reference_flops
+    return 0.0 if model is None else float(model(case))
+
+
+def point_seconds(case: Case, call_s: float, reference_s: float) -> float:
+    """Predicted wall time of one point: the reference, the warm-up call, and the timing (at least
+    ``min_repeats`` calls, at least ``min_run_time``, plus the Timer's block-size estimate)."""
+    return reference_s + call_s * (2 + case.min_repeats) + case.min_run_time
+
+
 def budget_reasons(case: Case, rates: Rates, memory_available: float) -> list[str]:
     """Why ``case`` should be skipped rather than run (empty list = run it)."""
     reasons = []
@@ -94,6 +108,12 @@ def budget_reasons(case: Case, rates: Rates, memory_available: float) -> list[st
     if seconds > case.time_budget_s:
         reasons.append(f"predicted {seconds:.3g} s per call ({cost.flops:.3g} FLOP at {rates.flops_per_s:.3g} FLOP/s, "
                        f"{rates.method}) exceeds the time budget of {case.time_budget_s:g} s")
+    ref = reference_flops(case)
+    point_s = point_seconds(case, seconds, rates.seconds(ref))
+    if point_s > case.timeout_s and seconds <= case.time_budget_s:  # (one reason per cause)
+        reasons.append(f"predicted {point_s:.3g} s for the whole point (float64 reference {rates.seconds(ref):.3g} s "
+                       f"on {min(case.n, case.ref_rows)} rows, {seconds:.3g} s per call) exceeds its timeout of "
+                       f"{case.timeout_s:g} s")
     need = cost.bytes + measurement_bytes(case)
     limit = case.memory_fraction * memory_available
     if need > limit:
@@ -104,12 +124,17 @@ def budget_reasons(case: Case, rates: Rates, memory_available: float) -> list[st
 
 def budget_fields(case: Case, rates: Rates, memory_available: float) -> dict[str, float | str | None]:
     """The numbers :func:`budget_reasons` compares, as row columns, so that every row's skip decision
-    can be checked from the results file alone (predicted_s vs time_budget_s, memory_need_bytes vs
-    memory_limit_bytes)."""
+    can be checked from the results file alone (predicted_s vs time_budget_s, predicted_point_s vs
+    timeout_s, memory_need_bytes vs memory_limit_bytes; predicted_point_s itself is
+    predicted_ref_flops / rate_flops_per_s + predicted_s·(2 + min_repeats) + min_run_time)."""
     cost = predicted(case)
+    call_s = None if cost is None else rates.seconds(cost.flops)
+    point_s = None if call_s is None else point_seconds(case, call_s, rates.seconds(reference_flops(case)))
     return {
         "rate_flops_per_s": rates.flops_per_s, "rate_method": rates.method,
-        "predicted_s": None if cost is None else rates.seconds(cost.flops), "time_budget_s": case.time_budget_s,
+        "predicted_s": call_s, "time_budget_s": case.time_budget_s,
+        "predicted_point_s": point_s, "timeout_s": case.timeout_s, "min_run_time": case.min_run_time,
+        "min_repeats": case.min_repeats,
         "memory_need_bytes": None if cost is None else cost.bytes + measurement_bytes(case),
         "memory_limit_bytes": case.memory_fraction * memory_available,
     }

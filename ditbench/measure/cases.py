@@ -70,6 +70,8 @@ class Case:
     memory_fraction: float = field(default=0.5, metadata=HOW)
     workload: str = "attention"  # the workload family's name (ditbench.measure.family)
     setting: tuple[tuple[str, Any], ...] = ()  # the family's own values, e.g. (("blocks", 2), ("model", "DiT-S/8"))
+    pass_index: int = 0  # which interleaved pass over the sweep this is (0-based; identity only when > 0)
+    passes: int = field(default=1, metadata=HOW)  # passes of the case's spec
 
     # Fields that say *what* is measured: every field not declared with metadata=HOW (derived below).
     IDENTITY: ClassVar[tuple[str, ...]]
@@ -78,6 +80,8 @@ class Case:
     def case_id(self) -> str:
         """A stable 16-hex-digit key of the identifying fields (used by ``--resume``)."""
         ident = {name: getattr(self, name) for name in identity_fields(type(self))}
+        if not self.pass_index:  # pass 0 keeps the id a single-pass run gave the same point
+            ident.pop("pass_index", None)
         ident["params"] = [[k, v] for k, v in self.params]
         ident["setting"] = [[k, v] for k, v in self.setting]
         text = json.dumps(ident, sort_keys=True, default=str)
@@ -187,20 +191,31 @@ def expand(spec: SweepSpec, *, threads: int, device: str | None = None) -> list[
     for kernel_name, dtype, seed in itertools.product(spec.kernels, spec.dtype, spec.seeds):
         kernel = KERNELS[kernel_name]
         for base_params in _param_product(spec.grid_for(kernel_name, kernel.params)):
-            for g in shapes:
+            for pass_index, g in itertools.product(range(spec.passes), shapes):
                 params = _with_per_n(spec, kernel.params, base_params, g)
                 case = Case(
                     experiment=spec.experiment, kernel=kernel_name, op=spec.op, n=g.n, m=g.m, d=g.d, dv=g.dv,
                     bound=g.bound, bound_spec=g.bound_spec, scale=g.scale, scale_spec=g.scale_spec,
                     params=params, dtype=dtype, device=device, seed=seed, threads=threads,
-                    value_bound=spec.value_bound, ref_rows=spec.ref_rows, min_run_time=spec.min_run_time,
+                    value_bound=spec.value_bound, ref_rows=spec.ref_rows, min_run_time=run_time(spec, g.n),
                     timer=spec.timer, min_repeats=spec.min_repeats, timeout_s=spec.timeout_s,
                     time_budget_s=spec.time_budget_s, memory_fraction=spec.memory_fraction,
-                    workload=spec.workload, setting=g.setting,
+                    workload=spec.workload, setting=g.setting, pass_index=pass_index, passes=spec.passes,
                 )
                 cases.setdefault(case.case_id, case)
     validate.check_memory(list(cases.values()))
     return list(cases.values())
+
+
+SHORTEST_RUN_TIME = 0.02  # seconds: the least min_run_time a small point gets (a few Timer blocks)
+
+
+def run_time(spec: SweepSpec, n: int) -> float:
+    """min_run_time of a point at size ``n``: the spec's, shrunk ∝ n below ``min_run_time_n``
+    (cheap small points need few calls for a stable median), never below SHORTEST_RUN_TIME."""
+    if spec.min_run_time_n is None or n >= spec.min_run_time_n:
+        return spec.min_run_time
+    return min(spec.min_run_time, max(SHORTEST_RUN_TIME, spec.min_run_time * n / spec.min_run_time_n))
 
 
 def _with_per_n(spec: SweepSpec, accepted: Mapping[str, Any], params: tuple[tuple[str, Any], ...],

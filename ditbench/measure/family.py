@@ -40,6 +40,9 @@ class Family:
     cost: Callable[[Case], Cost | None]  # predicted cost of one timed call (None: no model, never skipped)
     overhead_bytes: Callable[[Case], float]  # memory the measurement needs besides the call's own
     setup_flops: Callable[[Case], float] | None = None  # FLOPs spent once building the case (not timed)
+    # float64 FLOPs of the point's accuracy check (reference and any extra scoring call); part of
+    # every point's predicted time (ditbench.measure.budget). None: no reference cost model.
+    reference_flops: Callable[[Case], float] | None = None
     # keys of the sweep's ``setting`` table → required?
     setting: Mapping[str, bool] = field(default_factory=lambda: MappingProxyType({}))
     derived: tuple[str, ...] = ()  # spec fields the setting determines; giving them is an error

@@ -21,7 +21,7 @@ import torch
 from .. import theory
 from ..attention import KERNELS, Kernel
 from ..errors import KernelRefusal
-from .budget import budget_fields, budget_reasons, predicted
+from .budget import budget_fields, budget_reasons, predicted, reference_flops
 from .cases import Case
 from .machine import Machine
 from .memory import measure_peak
@@ -46,6 +46,8 @@ def base_row(case: Case) -> dict[str, Any]:
         "threads": case.threads, "seed": case.seed, "value_bound": case.value_bound, "timer": case.timer,
         "predicted_flops": None if cost is None else cost.flops,
         "predicted_bytes": None if cost is None else cost.bytes,
+        "predicted_ref_flops": reference_flops(case) if kernel is not None else None,
+        "pass_index": case.pass_index,
         "workload": case.workload,
         "setting": json.dumps(dict(case.setting), sort_keys=True) if case.setting else "",
         "target_kernel": target_of(case.kernel) if case.op == "forward" and case.workload == "attention" else None,
@@ -114,7 +116,9 @@ def measure_case(case: Case) -> dict[str, Any]:
 
 def _measure(case: Case) -> dict[str, Any]:
     prepared = get_family(case.workload).prepare(case)
+    start = time.perf_counter()
     out, peak_bytes, mem_method = measure_peak(prepared.call, case.device)  # first call: also the warm-up
+    warmup_s = time.perf_counter() - start  # kept as a timing (first-call effects), never fitted
     metrics = prepared.score(out)
     del out
     # On CUDA: device time from CUDA events with L2 flushed between calls (timing.cuda_event_timing).
@@ -125,7 +129,7 @@ def _measure(case: Case) -> dict[str, Any]:
     return {
         **metrics, "median_s": timing.median_s, "iqr_s": timing.iqr_s, "repeats": timing.repeats, "timer": method,
         "calls_per_block": timing.calls_per_block, "peak_bytes": peak_bytes, "mem_method": mem_method,
-        "samples": json.dumps([float(f"{t:.6g}") for t in timing.samples]),
+        "warmup_s": warmup_s, "samples": json.dumps([float(f"{t:.6g}") for t in timing.samples]),
     }
 
 

@@ -9,6 +9,7 @@ that would run the case, with its own calibration (:func:`.point.run_case`).
 """
 from __future__ import annotations
 
+import random
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any
@@ -52,7 +53,26 @@ def plan(preset: Preset, *, threads: int, device: str | None = None) -> list[Cas
     cases = [case for spec in preset.specs for case in expand(spec, threads=threads, device=device)]
     if not cases:
         raise ValueError(f"preset {preset.name!r} expands to no cases")
-    return cases
+    return interleaved(cases)
+
+
+ORDER_SEED = 0  # the shuffled order of every multi-pass run is reproducible (recorded in meta.json)
+
+
+def interleaved(cases: list[Case], seed: int = ORDER_SEED) -> list[Case]:
+    """Pass 0 of every point, then pass 1, …; inside each pass the points in a seeded shuffled
+    order, so slow drift of the machine becomes between-pass noise that the fit's two-level
+    model sees, instead of a trend along n. Single-pass runs keep the expansion order (smallest
+    points of each setting first)."""
+    if all(case.passes == 1 for case in cases):
+        return cases
+    rng = random.Random(seed)
+    out: list[Case] = []
+    for index in sorted({case.pass_index for case in cases}):
+        group = [case for case in cases if case.pass_index == index]
+        rng.shuffle(group)
+        out.extend(group)
+    return out
 
 
 def unsupported_reasons(case: Case) -> list[str]:
@@ -61,21 +81,26 @@ def unsupported_reasons(case: Case) -> list[str]:
 
 
 class TimeoutRule:
-    """"n timed out → a larger n of the same setting would too": skip those, from the rows'
-    structured ``failure`` column (never from the wording of ``reason``)."""
+    """"n timed out → a larger n of the same setting, or another pass of the same n, would too":
+    skip those, from the rows' structured ``failure`` column (never from the wording of ``reason``)."""
 
     def __init__(self) -> None:
         self._first: dict[tuple, int] = {}  # setting → smallest n that timed out
+        self._cases: set[str] = set()  # ids of the cases that timed out
 
     def observe(self, case: Case, row: dict) -> None:
         if row.get("failure") == "timeout":
             key = setting_of(case)
             self._first[key] = min(case.n, self._first.get(key, case.n))
+            self._cases.add(case.case_id)
 
     def reason(self, case: Case) -> str | None:
-        first = self._first.get(setting_of(case))
-        if first is None or case.n <= first:
+        key = setting_of(case)
+        first = self._first.get(key)
+        if first is None or case.n < first or case.case_id in self._cases:
             return None
+        if case.n == first:  # another pass of the point that timed out
+            return f"n={first} of this setting timed out in another pass; this one would too"
         return f"n={first} of this setting timed out; a larger n would too"
 
 
@@ -139,6 +164,7 @@ def _run_sweep(
         "calibration": {"repeats": CALIBRATION_REPEATS, "fixed_rate_flops_per_s": None if rates is None
                         else rates.flops_per_s, "per": "worker"},
         "machines": [], "executor": None,
+        "order": {"passes": max(case.passes for case in cases), "shuffle_seed": ORDER_SEED},
     })
     meta.update(identity=identity, **({"resume_forced": forced} if forced else {}))
     if resume and paths.meta.exists() and not any(d["field"] == "meta.json" for d in forced):
@@ -208,4 +234,5 @@ def setting_of(case: Case) -> tuple:
     """The case's identity without n: m only when fixed (not following n), bound only as its spec
     (its value may be a function of n)."""
     m = "=n" if case.m == case.n else case.m
-    return (m,) + tuple(getattr(case, name) for name in Case.IDENTITY if name not in ("n", "m", "bound"))
+    skip = ("n", "m", "bound", "pass_index")
+    return (m,) + tuple(getattr(case, name) for name in Case.IDENTITY if name not in skip)

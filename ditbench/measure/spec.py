@@ -46,6 +46,8 @@ GEOMETRIC_RTOL = 0.05
 MAX_GRID_POINTS = 1000
 
 
+MAX_PASSES = 20  # interleaved passes per sweep (each repeats every point)
+
 @dataclass(frozen=True)
 class SweepSpec:
     """One experiment's sweep. Axes are tuples; cases are their Cartesian product."""
@@ -76,6 +78,8 @@ class SweepSpec:
     timer: str = "blocked"  # "blocked" | "adaptive"
     min_repeats: int = 3  # at least this many timed blocks (for a meaningful IQR)
     ref_rows: int = 1024  # float64 reference on at most this many seeded random query rows
+    passes: int = 1  # interleaved passes over every point, each in a shuffled order (drift → between-pass noise)
+    min_run_time_n: int | None = None  # below this n, min_run_time shrinks ∝ n (never below 0.02 s)
     timeout_s: float = 300.0  # per-point wall-clock limit; the worker is killed past it
     time_budget_s: float = 30.0  # skip a point whose predicted single call exceeds this
     memory_fraction: float = 0.5  # skip a point predicted to need more than this share of free memory
@@ -423,6 +427,10 @@ def _validate(spec: SweepSpec) -> None:
     need(_is_int(spec.min_repeats) and spec.min_repeats >= 1,
          f"min_repeats={spec.min_repeats!r} must be an integer ≥ 1")
     need(_is_int(spec.ref_rows) and spec.ref_rows >= 1, f"ref_rows={spec.ref_rows!r} must be an integer ≥ 1")
+    need(_is_int(spec.passes) and 1 <= spec.passes <= MAX_PASSES,
+         f"passes={spec.passes!r} must be an integer in [1, {MAX_PASSES}]")
+    need(spec.min_run_time_n is None or (_is_int(spec.min_run_time_n) and spec.min_run_time_n >= 1),
+         f"min_run_time_n={spec.min_run_time_n!r} must be an integer ≥ 1 (or absent)")
     need(len(set(spec.kernels)) == len(spec.kernels), f"kernels {list(spec.kernels)} repeat a name")
     need(all(isinstance(v, tuple) and v for _, v in spec.params),
          f"params values must be non-empty lists: {spec.params!r}")

@@ -33,6 +33,10 @@ class Check:
     uniform: Tensor  # (r, ·) or broadcastable: float64 trivial O(n) answer on the same rows
     rel_scale: float  # divisor of err_max_rel: ‖V‖_max (forward) or ‖reference‖_max (backward)
     target: Target | None = None  # the kernel's non-softmax target on the same rows (Kernel.target)
+    # Query rows of a smaller problem to score instead of the timed one (backward at large n: the
+    # row-subsampled gradient problem that keeps only these rows of A1; see
+    # ditbench.measure.families.attention). None: score the timed output.
+    subproblem_rows: Tensor | None = None  # (r,) int64, sorted
 
 
 @dataclass(frozen=True)
