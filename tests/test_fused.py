@@ -7,6 +7,11 @@ monomials ≤ max|gain·x|^g and values, so recursive summation in the dtype is 
 """
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+
 import pytest
 import torch
 
@@ -92,3 +97,40 @@ def test_a_stale_build_lock_is_removed_and_a_fresh_one_kept(tmp_path) -> None:
     assert fused._remove_stale_lock(lock)
     assert not lock.exists()
     assert not fused._remove_stale_lock(lock)  # already gone: nothing to do
+
+
+_THREADS_PROBE = """
+import os, sys, torch
+from ditbench.attention import fused
+torch.set_num_threads(int(sys.argv[1]))
+def tasks():
+    return len(os.listdir("/proc/self/task"))
+x, v = torch.rand(1, 4096, 4), torch.rand(1, 4096, 3)
+fused.key_summary(x[:, :8], v[:, :8], 1.0, 2)  # load the extension (one tile: one thread)
+before = tasks()
+for _ in range(3):
+    fused.query_apply(x, fused.key_summary(x, v, 1.0, 3), 1.0, 3)
+print(tasks() - before)
+"""
+
+
+@needs_fused
+@pytest.mark.skipif(not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2,
+                    reason="counts threads through Linux /proc on a machine with ≥ 2 CPUs")
+def test_the_fused_ops_use_torchs_thread_count():
+    # The extension links its own OpenMP runtime, whose default team (one thread per CPU) ignores
+    # torch.set_num_threads; the ops must run torch's count, or a row's `threads` column lies.
+    def new_threads(threads: int) -> int:
+        out = subprocess.run([sys.executable, "-c", _THREADS_PROBE, str(threads)], capture_output=True, text=True,
+                             check=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+        return int(out.stdout.split()[-1])
+
+    assert new_threads(1) == 0  # no OpenMP team beyond the calling thread
+    assert new_threads(2) >= 1  # the probe itself can see a team when one is asked for
+
+
+@pytest.mark.skipif(os.environ.get(fused.ENV) == "0" or shutil.which(os.environ.get("CXX", "c++")) is None,
+                    reason="no C++ compiler here (or DITBENCH_FUSED=0): the pure-torch fallback is the design")
+def test_a_present_compiler_builds_the_extension():
+    # Otherwise a broken source would only turn every fused test into a skip.
+    assert fused.available(), fused.unavailable_reason()

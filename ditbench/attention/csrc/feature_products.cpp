@@ -18,7 +18,9 @@
 // both products vectorise over tokens with GCC vector extensions (-march=native picks the
 // widest unit). Register tiles: key pass 4 features × 3 columns (7 loads per 12 FMAs), query pass
 // 3 columns × 4 token vectors (7 loads per 12 FMAs). Padded tokens carry zero values and are
-// dropped from outputs. Parallel over tiles with OpenMP (torch's thread count); each worker sums its
+// dropped from outputs. Parallel over tiles with OpenMP, with exactly torch's thread count
+// (at::get_num_threads(), capped by the tile count: OpenMP's own default would ignore
+// torch.set_num_threads and the row's `threads` column would lie); each worker sums its
 // tiles into a private Z that is then added under a mutex. Tiles are handed out dynamically
 // (schedule(dynamic, 1)), so on a shared machine a descheduled thread holds up no one; the
 // summation order, and so the last bits of Z, can differ between calls (tests bound the difference).
@@ -219,7 +221,8 @@ void key_summary_impl(const at::Tensor& x, const at::Tensor& vals, double gain, 
   T* zp = z.data_ptr<T>();
   std::mutex lock;
   const int64_t jobs = B * tiles;
-#pragma omp parallel
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), jobs)));
+#pragma omp parallel num_threads(threads)
   {
     constexpr int64_t L = Vec<T>::L;
     const bool lanes = r * C * L * int64_t(sizeof(T)) <= kLaneBytes;
@@ -270,7 +273,8 @@ void query_apply_impl(const at::Tensor& x, const at::Tensor& w, double gain, con
   const T* wp = w.data_ptr<T>();
   T* yp = y.data_ptr<T>();
   const int64_t jobs = B * tiles;
-#pragma omp parallel
+  const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), jobs)));
+#pragma omp parallel num_threads(threads)
   {
     std::vector<T> xt(d * tb), mt(r * tb), yt(C * tb);
 #pragma omp for schedule(dynamic, 1) nowait
