@@ -113,6 +113,24 @@ def test_per_n_axes_do_not_split_the_default_fit_groups():
     assert {"d", "dv"} <= set(default_group_columns(swept))
 
 
+def test_a_column_swept_at_fixed_n_elsewhere_does_not_split_e2_fits():
+    """The default run holds E3 too, which sweeps eps at one n (so its degree and rank take several
+    values at that n): E2-regime's degree and rank, chosen per n, must still not split its fits."""
+    from ditbench.fit.table import fit_table
+
+    rows = _rows()
+    rows = rows[rows["experiment"] == "E2-regime"].assign(
+        eps=lambda r: r["n"] ** -0.5, degree=lambda r: (r["n"].map(math.log2) - 6).astype(int),
+        rank=lambda r: r["degree"] * 10)
+    e3 = pd.concat([rows.iloc[:3].assign(experiment="E3", n=4096, eps=e, degree=g, rank=10 * g, bound_spec="1")
+                    for e, g in ((1e-2, 3), (1e-4, 5), (1e-6, 7))])
+    fits = fit_table(pd.concat([rows, e3], ignore_index=True))
+    e2 = fits[fits["experiment"] == "E2-regime"]
+    assert len(e2) == 4 and (e2["sizes"] == len(NS)).all()  # one fit per c over every size
+    assert len(fits[fits["experiment"] == "E3"]) == 3  # E3's eps values stay separate (one size each)
+    assert list(fits.columns[-3:]) == ["sizes", "dropped_sizes", "note"]
+
+
 ##################################################################################
 #                        Report views on synthetic rows                          #
 ##################################################################################

@@ -126,7 +126,9 @@ def fit_table(df: pd.DataFrame, by: Sequence[str] | None = None, pool: Sequence[
 
     Args:
         df: tidy results with ``n`` and a time column (``seconds`` or ``median_s``, in seconds).
-        by: grouping columns; ``None`` uses :func:`default_group_columns`.
+        by: grouping columns; ``None`` uses :func:`default_group_columns`, decided per experiment
+            when the table holds several (a column n-derived in one experiment may be swept at
+            fixed n in another).
         pool: identity columns (:data:`IDENTITY_KEYS`) to pool on purpose.
         **options: passed to :func:`ditbench.fit.power_law.fit_power_law` (estimator, model,
             region, thresholds, min_sizes).
@@ -136,6 +138,13 @@ def fit_table(df: pd.DataFrame, by: Sequence[str] | None = None, pool: Sequence[
         ``dropped_sizes`` (count) and ``note``. Numeric fit columns are nullable (``Float64``).
     """
     time_col = time_column(df)
+    if by is None and "experiment" in df.columns and df["experiment"].nunique(dropna=False) > 1:
+        # Which columns are n-derived is an experiment's own affair (E3 sweeps eps at one n, so
+        # its degree varies at fixed n; E2 chooses a degree per n): decide it per experiment.
+        parts = [fit_table(part, pool=pool, **options) for _, part in df.groupby("experiment", dropna=False, sort=True)]
+        merged = pd.concat(parts, ignore_index=True, sort=False)
+        tail = [*FIT_COLUMNS, "sizes", "dropped_sizes", "note"]
+        return merged[[c for c in df.columns if c in merged.columns and c not in tail] + tail]
     keys = default_group_columns(df) if by is None else [by] if isinstance(by, str) else list(by)
     keys += [c for c in IDENTITY_KEYS if c in df.columns and c not in keys and c not in pool
              and df[c].nunique(dropna=False) > 1]
