@@ -3,8 +3,8 @@
 TRITON_INTERPRET=1 must be set before triton is imported, so the interpreter cases run in a
 subprocess (tests/triton_interpret_cases.py) that writes its inputs and outputs to a file; this
 process compares them with float64 exact attention. Tolerance, as tests/test_polynomial.py: the
-exact-arithmetic bound 2ε/(1−ε)·‖V‖_max at the realised ε of the polynomial that ran plus the
-worst-case float32 rounding term theory.rounding_error_bound.
+exact-arithmetic bound 2ε/(1+√(1−ε²))·‖V‖_max (theory.output_error_bound) at the realised ε of
+the polynomial that ran plus the worst-case float32 rounding term theory.rounding_error_bound.
 """
 from __future__ import annotations
 
