@@ -142,8 +142,8 @@ def pool_notes(args: argparse.Namespace, preset: Preset) -> list[str]:
 
 
 def executor_options(args: argparse.Namespace) -> dict[str, Any]:
-    """Keyword arguments for the chosen executor's factory (pool: workers; dask: scheduler or workers)."""
-    args.executor = args.executor or "worker"
+    """Keyword arguments for the chosen executor's factory (pool: workers; dask: scheduler or workers);
+    ``args`` has been through :func:`apply_defaults`, which settles the executor."""
     options = {name: getattr(args, name) for name in ("scheduler", "workers") if getattr(args, name) is not None}
     for name in options:
         if name not in EXECUTOR_OPTIONS[args.executor]:

@@ -30,6 +30,7 @@ could not finish comes back as a ``failed`` row whose ``failure`` says why (time
 """
 from __future__ import annotations
 
+import math
 import os
 import pickle
 import queue
@@ -43,6 +44,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from typing import Any
 
+from .._checks import total_memory
 from .budget import Rates
 from .cases import Case
 from .machine import Machine, Probe, probe
@@ -280,8 +282,8 @@ class PoolExecutor(Executor):
 
     def start(self, rates: Rates | None = None) -> None:
         self.close()
-        share = _memory_bytes()
-        limit = share / self.workers if share else None
+        total = total_memory("cpu")  # inf where the OS does not say: no cap
+        limit = total / self.workers if math.isfinite(total) else None
         self._all = [WorkerExecutor(self.imports, self.start_timeout_s, memory_limit=limit, worker=f"pool-{i}")
                      for i in range(self.workers)]
         self._idle: queue.SimpleQueue[WorkerExecutor] = queue.SimpleQueue()
@@ -329,14 +331,6 @@ class PoolExecutor(Executor):
         if threads is not None:
             threads.shutdown(wait=True, cancel_futures=True)
             self._threads = None
-
-
-def _memory_bytes() -> float | None:
-    """This machine's physical memory (None where the OS does not say)."""
-    try:
-        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
 
 
 def _send(proc: subprocess.Popen[bytes], message: object) -> None:
