@@ -125,7 +125,10 @@ def softmax_rounding_bound(m: int, d: int, reach: float, v_max: float, dtype: to
     delta_logit = (gamma(d, dt) + 3 * u) * reach
     # A rescaling's argument m_old − m_new (two logits ≤ L) rounds by ≤ 2u·L; the factors telescope,
     # so the logits' own errors enter once. Each rescaling also multiplies the running sums (u).
-    delta_w = math.expm1(delta_logit + rescales * 2 * u * reach) + (1 + rescales) * per_exp + rescales * u
+    exponent = delta_logit + rescales * 2 * u * reach
+    if exponent >= 1:  # expm1(≥ 1) > 1: vacuous already (and math.expm1 overflows past ~709)
+        raise ValueError(f"rounding bound is vacuous here: logit error {exponent} ≥ 1 (logit reach {reach})")
+    delta_w = math.expm1(exponent) + (1 + rescales) * per_exp + rescales * u
     if delta_w >= 1:
         raise ValueError(f"rounding bound is vacuous here: weight error {delta_w} ≥ 1 (logit reach {reach})")
     return (2 * delta_w / (1 - delta_w) + 2 * gamma(n_keys, dt) + u) * v_max
