@@ -6,7 +6,8 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .stats import Thresholds, attainable, passes_needed
+from .stats import attainable, passes_needed
+from .thresholds import Thresholds
 
 # Setting columns shown in the table when they vary (kernel always).
 SHOWN = ("experiment", "kernel", "op", "d", "bound_spec", "params", "dtype", "device")
