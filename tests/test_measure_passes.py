@@ -4,8 +4,6 @@ sampled-row reference for large-n gradients (issue 15, item 2)."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import time
 
@@ -15,12 +13,13 @@ import torch
 import fake_kernels  # noqa: F401  (registers the fake_* kernels in this process)
 from ditbench.fit import fit_table
 from ditbench.gradient import exact_gradient
-from ditbench.measure import InProcessExecutor, Preset, SweepSpec, expand, run_sweep
+from ditbench.measure import InProcessExecutor, Preset, SweepSpec, WorkerExecutor, expand, run_sweep
 from ditbench.measure.budget import Rates, budget_fields, budget_reasons
 from ditbench.measure.cases import run_time
 from ditbench.measure.families.attention import (backward_check, backward_inputs, reference_key, row_subproblem,
                                                  sampled_gradient)
 from ditbench.measure.point import base_row
+from ditbench.measure.memory import heap_policy
 from ditbench.measure.runner import plan
 from ditbench.measure.timing import time_call
 from tolerances import assert_close, gamma
@@ -151,18 +150,12 @@ def test_a_warm_up_that_fills_min_run_time_replaces_the_block_size_estimate():
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt and getrusage faults: Linux")
 def test_worker_heap_policy_and_fault_counts_reach_the_rows(tmp_path):
-    # In a fresh process (as the worker): once the policy is fixed, a freed 16 MiB buffer (below
-    # the 32 MiB mmap threshold) is reused from the heap without faulting; a 64 MiB one (above it)
-    # is mapped afresh and faults every page again.
-    code = ("from ditbench.measure.memory import fix_heap_policy, heap_policy, minor_faults\n"
-            "import torch\n"
-            "assert heap_policy() == 'adaptive' and fix_heap_policy() and heap_policy() == 'fixed'\n"
-            "def faults(nbytes):\n"
-            "    torch.ones(nbytes // 4)\n"
-            "    f = minor_faults(); torch.ones(nbytes // 4); return minor_faults() - f\n"
-            "small, big = faults(16 << 20), faults(64 << 20)\n"
-            "assert small < 0.1 * (16 << 20) / 4096 and big > 0.5 * (64 << 20) / 4096, (small, big)\n")
-    subprocess.run([sys.executable, "-c", code], check=True, env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    # The worker process fixes glibc's heap policy before it measures; the in-process executor
+    # (tests, debugging) keeps glibc's adaptive default. (How many faults the policy saves depends
+    # on the kernel's allocation pattern: figures in docs/measure.md.)
     p = Preset(name="p", specs=(spec(n=[16, 32, 64]),))
-    frame = run_sweep(p, tmp_path, threads=1, progress=False, executor=InProcessExecutor(), rates=RATES)
-    assert (frame["faults_per_call"] >= 0).all() and set(frame["heap_policy"]) <= {"fixed", "adaptive"}
+    for executor, policy in ((WorkerExecutor(), "fixed"), (InProcessExecutor(), heap_policy())):
+        with executor:
+            frame = run_sweep(p, tmp_path / policy, threads=1, progress=False, executor=executor, rates=RATES)
+        assert (frame["status"] == "ok").all() and (frame["faults_per_call"] >= 0).all()
+        assert set(frame["heap_policy"]) == {policy}
