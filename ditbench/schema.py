@@ -1,7 +1,7 @@
 """The results schema: every column of ``results.csv`` and ``fits.csv``, and the one reader.
 
-Torch-free on purpose (pandas only): measure writes through it, fit and report read through it,
-and none of them needs a kernel to know what a column means. DESIGN §5 lists the required
+Torch-free on purpose (pandas only, imported when a file is read): measure writes through it, fit
+and report read through it, and none of them needs a kernel to know what a column means. DESIGN §5 lists the required
 columns; the extras below are documented here, once.
 
 A column is a :class:`Column`: its name, dtype (``text``, ``int``, ``float``, ``bool``), whether DESIGN §5
@@ -28,10 +28,10 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import pandas as pd
+if TYPE_CHECKING:  # imported where a file is read: the column lists load no pandas (the CLI's help)
+    import pandas as pd
 
 DTYPES = ("text", "int", "float", "bool")
 _TRUE, _FALSE = ("true", "1"), ("false", "0")
@@ -147,6 +147,10 @@ RESULTS: tuple[Column, ...] = (
        "visit every point in a shuffled order)"),
     _c("samples", "text", "JSON list of seconds per call, one entry per timed block (the fit's block level)"),
     _c("warmup_s", "float", "seconds of the first (warm-up) call, which also measures memory and accuracy"),
+    _c("faults_per_call", "float", "minor page faults during timing per timed call (getrusage; includes the "
+       "Timer's block-size estimate where it ran): memory the call had to map afresh"),
+    _c("heap_policy", "text", "glibc malloc thresholds of the measuring process: fixed (the worker's, "
+       "ditbench.measure.memory.fix_heap_policy) | adaptive (glibc's default)"),
     _c("predicted_ref_flops", "float", "the cost model's FLOPs for the float64 reference of this point"),
     _c("ref_s", "float", "seconds spent computing the float64 reference (0 when reused from an earlier pass)"),
     _c("impl", "text", "implementation that ran where a kernel has several (polynomial: fused | torch)", key=True),
@@ -309,6 +313,8 @@ def check_values(frame: pd.DataFrame, source: str | Path = "results") -> None:
 
 
 def _read_text_table(path: Path) -> pd.DataFrame:
+    import pandas as pd
+
     if not path.is_file():
         raise ValueError(f"{path}: no such file")
     try:  # every cell as text: only an empty cell is missing
@@ -320,6 +326,8 @@ def _read_text_table(path: Path) -> pd.DataFrame:
 def _typed(raw: pd.DataFrame, known: Mapping[str, Column], path: Path, add: Iterable[str] = ()) -> pd.DataFrame:
     """Columns converted by their schema dtype (unknown ones inferred); ``add`` columns created
     all-missing when absent; schema columns first, in ``add`` order."""
+    import pandas as pd
+
     out: dict[str, pd.Series] = {}
     for name in add:
         if name not in raw.columns:
@@ -333,6 +341,9 @@ def _typed(raw: pd.DataFrame, known: Mapping[str, Column], path: Path, add: Iter
 
 
 def _typed_column(text: pd.Series, dtype: str | None, name: str, path: Path) -> pd.Series:
+    import numpy as np
+    import pandas as pd
+
     text = text.astype("string")
     if dtype == "text":
         return text

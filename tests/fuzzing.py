@@ -23,22 +23,27 @@ from typing import Any
 from ditbench.errors import KernelRefusal
 
 CLEAR_ERRORS = (ValueError, KernelRefusal, FloatingPointError)
-HANG_LIMIT_S = 20  # one tiny call taking longer than this is a hang (the planner bug took > 150 s)
+# One tiny call using more CPU than this is a hang (the planner bug ran > 150 s). CPU time, not wall
+# time: on a loaded machine a call's wall time stretches with the other jobs, its CPU time does not
+# (a legitimate call here — the largest degree search, Remez on a radius near the limit — uses a few
+# CPU seconds; torch's threads add up, so a call on 2 threads counts double).
+HANG_LIMIT_CPU_S = 60
 
 
 @contextlib.contextmanager
-def hang_guard(seconds: int = HANG_LIMIT_S) -> Iterator[None]:
-    """Raise TimeoutError inside the block after ``seconds`` (SIGALRM; main thread only)."""
+def hang_guard(cpu_seconds: float = HANG_LIMIT_CPU_S) -> Iterator[None]:
+    """Raise TimeoutError inside the block once the process has used ``cpu_seconds`` of CPU time
+    in it (ITIMER_PROF: user + system time of all threads; the signal is handled in the main thread)."""
     def _alarm(signum: int, frame: Any) -> None:
-        raise TimeoutError(f"call did not finish within {seconds} s (a hang)")
+        raise TimeoutError(f"call used {cpu_seconds} s of CPU time without finishing (a hang)")
 
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.alarm(seconds)
+    previous = signal.signal(signal.SIGPROF, _alarm)
+    signal.setitimer(signal.ITIMER_PROF, cpu_seconds)
     try:
         yield
     finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def attempt(call: Callable[[], Any]) -> tuple[str, Any]:

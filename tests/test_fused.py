@@ -125,6 +125,7 @@ print(tasks() - before)
 """
 
 
+@pytest.mark.slow  # two fresh interpreters, each importing torch and loading the extension
 @needs_fused
 @pytest.mark.skipif(not os.path.isdir("/proc/self/task") or (os.cpu_count() or 1) < 2,
                     reason="counts threads through Linux /proc on a machine with ≥ 2 CPUs")

@@ -6,7 +6,7 @@ Each call must end in a clear error or a result (tests/fuzzing.py). Results are 
 * finite and of the right shape, for every kernel (zero silent NaN/inf);
 * exact kernels (exact, sdpa) against a float64 reference within the derived worst-case rounding
   bound (tests/tolerances.softmax_attention_bound); uniform against the float64 mean;
-* polynomial in float64 within its proven bound 2ε/(1−ε)·‖V‖_max plus the rounding bound
+* polynomial in float64 within its proven bound 2ε/(1+√(1−ε²))·‖V‖_max plus the rounding bound
   (ditbench.theory.output_error_bound, rounding_error_bound);
 * kernels whose weights are non-negative (performer, hyperattention, poly4_exact, and every exact
   one) inside the convex hull: ‖T‖_max ≤ (1 + 2γ)·‖V‖_max.
@@ -141,7 +141,9 @@ def _check_forward(name: str, q, k, v, scale, kw, out) -> str:
         radius = kw.get("radius") or s * rho_q * rho_k * (1 + 2 * (q.shape[-1] + 2) * torch.finfo(q.dtype).eps)
         approx = choose_approx(radius, kw.get("eps") or 1e-3, kw.get("degree"))
         eps = approx.relative_error * GRID_SLACK
-        bound = 2 * eps / (1 - eps) * vmax + theory.rounding_error_bound(  # theory.output_error_bound, eps ≥ 0
+        # The tight proven bound 2ε/(1+√(1−ε²))·‖V‖_max (docs/polynomial.md; ε = 0, an exact P at
+        # radius 0, leaves rounding only) plus the worst-case rounding term.
+        bound = (theory.output_error_bound(eps, vmax) if eps > 0 else 0.0) + theory.rounding_error_bound(
             u, m, q.shape[-1], approx.degree, approx.condition(), vmax)
         err = float((out.double() - reference_attention(q, k, v, s)).abs().max())
         assert err <= bound, f"polynomial: error {err:.3g} > proven bound {bound:.3g} (degree {approx.degree})"
@@ -257,3 +259,17 @@ def test_every_kernel_declares_a_schema_for_every_parameter():
         assert not missing, f"kernel {name!r} declares no schema for {missing}"
         for param, default in kernel.params.items():
             kernel.schema[param].check(param, default)  # the defaults themselves are valid
+
+
+def test_hang_guard_counts_cpu_time_and_fires():
+    """The guard behind every fuzzed call: a busy loop is stopped once it has used the CPU time
+    allowed (0.2 s here); sleeping uses none, so a loaded machine's waiting never counts."""
+    import time
+
+    from fuzzing import hang_guard
+
+    with pytest.raises(TimeoutError, match="CPU time"), hang_guard(0.2):
+        while True:
+            pass
+    with hang_guard(0.2):
+        time.sleep(0.4)  # wall time past the limit, CPU time far below it

@@ -14,6 +14,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from ditbench import theory
 from ditbench.gradient import attention_loss, autograd_gradient, exact_gradient
 from gradient_cases import adversarial_problems, make_problem, reference_grad
+from tolerances import gamma, max_abs, softmax_rounding_bound
 
 U64 = torch.finfo(torch.float64).eps / 2
 
@@ -69,7 +70,17 @@ def test_attention_loss_and_default_scale(gen):
     ref = 0.5 * (torch.softmax(logits, -1) @ (a3 @ y) - e).square().sum()
     loss = attention_loss(a1, a2, a3, x, y, e)
     assert loss.ndim == 0
-    assert abs(loss.item() - ref.item()) <= 8 * 20 * U64 * ref.item()
+    # Each side's residual r = softmax(logits)·h − e errs by ≤ δr per entry: the softmax average's
+    # rounding (logits from two chained length-d products, so γ_2d; values ≤ max|h| + δh), h = a3·y's
+    # own γ_d, and the subtraction. Then |δ(½Σr²)| ≤ Σ|r|·δr + ½·n·d·δr² + γ_{nd}·L, on both sides.
+    n, d = a1.shape
+    dh = gamma(d) * max_abs(a3.abs() @ y.abs())
+    reach = 0.5 * max_abs(a1.abs() @ x.abs() @ a2.abs().t())
+    h, r = a3 @ y, torch.softmax(logits, -1) @ (a3 @ y) - e
+    dr = softmax_rounding_bound(n, 2 * d, reach, max_abs(h) + dh, torch.float64) + dh \
+        + U64 * (max_abs(h) + max_abs(e))
+    tol = 2 * (float(r.abs().sum()) * dr + 0.5 * n * d * dr**2 + gamma(n * d) * ref.item())
+    assert abs(loss.item() - ref.item()) <= tol
     grad, tol = _rounding_tol(a1, a2, a3, x, y, e, 0.5)
     assert ((exact_gradient(a1, a2, a3, x, y, e) - grad).abs() <= tol).all()
 

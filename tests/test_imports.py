@@ -28,8 +28,14 @@ def _loaded_after(code: str, env: dict[str, str] | None = None, watch: tuple[str
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# What the parsers of `ditbench <command> --help` may not load (the measure package itself is fine).
+PARSER_HEAVY = ("torch", "pandas", "statsmodels", "scipy", "plotly", "ditbench.attention", "ditbench.theory")
+LAZY_PACKAGES = ("ditbench.measure", "ditbench.dit", "ditbench.report", "ditbench.compare")
+
+
 @pytest.mark.parametrize("module", ["ditbench", "ditbench.schema", "ditbench.errors", "ditbench.fit",
-                                    "ditbench.fit.regime", "ditbench.report", "ditbench.cli"])
+                                    "ditbench.fit.regime", "ditbench.fit.choices", "ditbench.report", "ditbench.cli",
+                                    "ditbench.dit.configs", "ditbench.compare.thresholds"])
 def test_light_modules_load_nothing_heavy(module):
     assert _loaded_after(f"import {module}") == []
 
@@ -47,6 +53,36 @@ def test_help_imports_no_subcommand():
     code = ("import contextlib, io\nfrom ditbench.cli import main\n"
             "with contextlib.suppress(SystemExit), contextlib.redirect_stdout(io.StringIO()):\n    main(['--help'])")
     assert _loaded_after(code) == []
+
+
+def test_every_subcommand_help_loads_no_torch_pandas_or_statsmodels():
+    """`ditbench <command> --help` builds that command's real parser (its arguments, choices read
+    from the registries' light homes) without the libraries its main needs; one interpreter runs
+    every command's help in turn, so what is loaded at the end is the union."""
+    from ditbench.cli import COMMANDS
+
+    code = ("import contextlib, io\nfrom ditbench.cli import main\n"
+            f"for command in {sorted(COMMANDS)!r}:\n"
+            "    out = io.StringIO()\n"
+            "    with contextlib.suppress(SystemExit), contextlib.redirect_stdout(out):\n"
+            "        main([command, '--help'])\n"
+            "    text = out.getvalue()\n"
+            "    assert '--debug' in text and len(text.splitlines()) > 5, (command, text)")
+    assert _loaded_after(code, watch=PARSER_HEAVY) == []
+
+
+@pytest.mark.parametrize("package", LAZY_PACKAGES)
+def test_lazy_package_names_resolve(package):
+    """Every name a lazy package re-exports resolves to the object its submodule defines (a name
+    in ``__all__`` that no submodule defines, or one left out of the lazy table, fails here)."""
+    import importlib
+
+    module = importlib.import_module(package)
+    assert module.__all__ == sorted(module.__all__) and set(module.__all__) <= set(dir(module))
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        module.nope  # noqa: B018
 
 
 @pytest.mark.slow

@@ -97,6 +97,7 @@ def test_a_second_lock_on_the_same_directory_fails_at_once(tmp_path):
     RunLock(tmp_path).release()  # released: free again
 
 
+@pytest.mark.slow  # two more interpreters, one running `ditbench run`
 def test_a_concurrent_run_on_the_same_out_fails_at_once(tmp_path):
     """A second process's run fails with exit 2 while the first holds --out (no duplicate rows)."""
     config, out = _config(tmp_path), tmp_path / "out"

@@ -14,9 +14,9 @@ import fake_kernels
 from ditbench.measure import Preset, SweepSpec, run_sweep
 from ditbench.measure import cli as run_cli
 from ditbench.measure.budget import Rates
-from ditbench.measure.executor import EXECUTOR_OPTIONS, EXECUTORS, PoolExecutor
+from ditbench.measure.executor import EXECUTORS, PoolExecutor
 from ditbench.measure.presets import get_preset
-from ditbench.measure.spec import EXECUTOR_NAMES, RunDefaults, dump_toml, load_preset_text
+from ditbench.measure.spec import EXECUTOR_NAMES, EXECUTOR_OPTIONS, RunDefaults, dump_toml, load_preset_text
 
 RATES = Rates(flops_per_s=1e9, method="assumed")
 

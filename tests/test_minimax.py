@@ -170,4 +170,7 @@ def test_compensated_horner_beats_float64_where_it_cancels():
     b = np.asarray(approx.coefficients)
     with mpmath.workdps(60):
         exact = float(mpmath.fsum(mpmath.mpf(c) * mpmath.mpf(-1) ** i for i, c in enumerate(b)))
-    assert abs(compensated_horner(b, t)[0] / exact - 1) <= 4 * U
+    # Compensated Horner (Langlois & Louvet 2007, Thm 4): |result − p(t)|/|p(t)| ≤ u + γ_{2g}²·cond(p, t),
+    # cond = Σ|b_i||t|^i / |p(t)|; plus u for rounding the 60-digit sum to the float64 `exact`.
+    cond = float(np.abs(b).sum()) / abs(exact)
+    assert abs(compensated_horner(b, t)[0] / exact - 1) <= 2 * U + (2 * 26 * U / (1 - 2 * 26 * U)) ** 2 * cond

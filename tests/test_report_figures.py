@@ -155,3 +155,29 @@ def test_infinite_errors_are_listed_and_not_plotted(rows):
     pts, _ = pareto_points(bad)
     assert "nystrom" not in set(pts["kernel"])
     assert len(by_series(bad[bad["status"] == "ok"])) == len(by_series(rows[rows["status"] == "ok"]))
+
+
+def test_scaling_section_draws_each_experiment_from_its_own_rows_and_no_e2(tmp_path, monkeypatch):
+    """The "Scaling (E1)" section: one figure pair per forward experiment other than E2* (the phase
+    section's), each figure given that experiment's rows only. The synthetic run has E1, E2 (on
+    the same sizes as E1, so a mix-up would draw) and E6 (one size: no scaling figure)."""
+    from ditbench.report import sections
+
+    drawn: list[tuple[str, set[str]]] = []
+    for name in ("scaling_figure", "speedup_figure"):
+        real = getattr(figures, name)
+
+        def spy(rows, *args, _real=real, _name=name, **kwargs):
+            drawn.append((_name, set(rows["experiment"].astype(str))))
+            return _real(rows, *args, **kwargs)
+
+        monkeypatch.setattr(figures, name, spy)
+    run = load_run(write_synthetic_run(tmp_path / "run"))
+    assert {"E1", "E2"} <= set(run.ok.loc[run.ok["op"] == "forward", "experiment"])
+    section = sections.scaling_section(sections.PageData(run=run, fits=None))
+    assert section is not None and section.title == "Scaling (E1)"
+    assert drawn == [("scaling_figure", {"E1"}), ("speedup_figure", {"E1"})]
+    titles = [fig.layout.title.text or "" for fig, _ in section.figures]
+    assert titles and all("E1" in t and "E2" not in t for t in titles), titles
+    # The E2 rows are drawn by the phase section instead.
+    assert sections.phase_section(sections.PageData(run=run, fits=None)) is not None

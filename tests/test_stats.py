@@ -22,20 +22,12 @@ from ditbench.stats.networks import (
 from ditbench.stats.sampling import reverse_sde
 from ditbench.stats.train import TrainConfig, train_dsm
 
+from tolerances import LIBM_ULPS, assert_close, gamma, max_abs, orthonormality_bound, qr_factor_defect, unit_roundoff
+
 EPS64 = torch.finfo(torch.float64).eps
+U64 = unit_roundoff(torch.float64)
+PER_EXP = LIBM_ULPS * EPS64  # relative error of one exp/expm1 evaluation (LIBM_ULPS ulp of a value < 1)
 
-
-def assert_close(actual: torch.Tensor, expected: torch.Tensor, atol: torch.Tensor | float, what: str) -> None:
-    """Elementwise |actual − expected| ≤ atol; on failure name the worst element, both values and the share."""
-    diff = (actual - expected).abs()
-    bad = diff > atol
-    if bool(bad.any()):
-        i = int(torch.argmax(diff / torch.as_tensor(atol, dtype=diff.dtype).expand_as(diff)))
-        flat_a, flat_e = actual.flatten(), expected.flatten()
-        limit = torch.as_tensor(atol, dtype=diff.dtype).expand_as(diff).flatten()[i]
-        raise AssertionError(f"{what}: worst element {i}: {float(flat_a[i])!r} vs {float(flat_e[i])!r} "
-                             f"(|diff| {float(diff.flatten()[i]):.3g} > {float(limit):.3g}); "
-                             f"{int(bad.sum())}/{bad.numel()} elements fail")
 
 
 ##################################################################################################
@@ -74,11 +66,11 @@ def test_score_matches_autograd_of_log_density(off_noise: float, t: float, gen: 
     xd = x.detach()
     scale = (xd.norm(dim=-1, keepdim=True) + mix.means.norm(dim=-1).max()) / lam + ref.norm(dim=-1, keepdim=True)
     bound = 8 * (3 * 7 + 1) * kappa * EPS64
-    assert_close(got, ref, bound * scale, f"score at t={t}, ξ={off_noise}")
+    assert_close(got, ref, atol=bound * scale, what=f"score at t={t}, ξ={off_noise}")
     logp = mix.log_density(xd, tt)
     ref_logp = dist.log_prob(xd)
-    assert_close(logp, ref_logp, bound * (ref_logp.abs() + scale.squeeze(-1) * xd.norm(dim=-1)),
-                 "log density")
+    assert_close(logp, ref_logp, atol=bound * (ref_logp.abs() + scale.squeeze(-1) * xd.norm(dim=-1)),
+                 what="log density")
 
 
 def test_latent_part_of_data_follows_the_mixture(gen: torch.Generator) -> None:
@@ -86,14 +78,27 @@ def test_latent_part_of_data_follows_the_mixture(gen: torch.Generator) -> None:
     mix = MixtureSpec(latent_dim=2, ambient_dim=9, off_noise=0.0, seed=3).build()
     x = mix.sample(500, gen)
     resid = x - (x @ mix.basis) @ mix.basis.T
-    assert float(resid.abs().max()) <= 64 * 9 * EPS64 * float(x.abs().max())
-    assert torch.allclose(mix.basis.T @ mix.basis, torch.eye(2, dtype=torch.float64), atol=16 * 9 * EPS64)
+    # B̂ is a computed QR factor, orthonormal to E = B̂ᵀB̂ − I (orthonormality_bound), entries ≤ 1.
+    # x = H·B̂ᵀ rounded (δx ≤ γ_d0·d0·max|H| per entry, max|H| ≤ √D·‖x‖_max); in exact arithmetic
+    # the residual of x̂ is δx(I − B̂B̂ᵀ) − H·E·B̂ᵀ (rows of |I − B̂B̂ᵀ| sum to ≤ 1 + D), and computing
+    # it adds γ_D·D·‖x‖ (x̂B̂, carried through d0 entries of B̂ᵀ), γ_d0·d0·max|H| and the subtraction.
+    big_d, d0, x_max = 9, 2, max_abs(x)
+    h_max = math.sqrt(big_d) * x_max
+    bound = ((1 + big_d) * gamma(d0) * d0 * h_max + d0 * d0 * h_max * orthonormality_bound(big_d, d0)
+             + d0 * gamma(big_d) * big_d * x_max + gamma(d0) * d0 * h_max + 2 * U64 * (x_max + d0 * h_max))
+    assert_close(resid, torch.zeros_like(resid), atol=bound, what="residual off the subspace")
+    assert_close(mix.basis.T @ mix.basis, torch.eye(2, dtype=torch.float64), atol=orthonormality_bound(big_d, d0),
+                 what="BᵀB")
 
 
 def test_schedule_small_t_is_exact() -> None:
     t = torch.tensor([1e-12, 1.0], dtype=torch.float64)
-    assert float(ou_sigma(t)[0]) == pytest.approx(1e-12, rel=1e-9)
-    assert float(ou_alpha(t)[1] ** 2 + ou_sigma(t)[1]) == pytest.approx(1.0, abs=4 * EPS64)
+    # σ_t = 1 − e^{−t} = t(1 − t/2 + …): within t/2 relative of t, plus one expm1's rounding.
+    assert float(ou_sigma(t)[0]) == pytest.approx(1e-12, rel=1e-12 / 2 + PER_EXP)
+    # α² + σ = e^{−1}(1 + δ₁)²(1 + δ₂) + (1 − e^{−1})(1 + δ₃), rounded once more: |δ₁|, |δ₃| ≤ PER_EXP.
+    e1 = math.exp(-1.0)
+    tol = e1 * (2 * PER_EXP + U64) + (1 - e1) * PER_EXP + U64 * (1 + e1)
+    assert float(ou_alpha(t)[1] ** 2 + ou_sigma(t)[1]) == pytest.approx(1.0, abs=tol)
 
 
 @pytest.mark.parametrize("field,value", [("latent_dim", 0), ("components", 0), ("off_noise", -1.0),
@@ -128,17 +133,39 @@ def test_constant_offsets_give_known_on_and_off_errors(gen: torch.Generator) -> 
     mix = MixtureSpec(latent_dim=2, ambient_dim=6, seed=2).build()
     x, t = _eval_points(mix, gen)
     b = mix.basis[:, 0]
-    u = torch.randn(6, generator=gen, dtype=torch.float64)
-    u = u - mix.basis @ (mix.basis.T @ u)
+    raw = torch.randn(6, generator=gen, dtype=torch.float64)
+    u = raw - mix.basis @ (mix.basis.T @ raw)
+    shrink = float(raw.norm() / u.norm())  # how much the projection's rounding is magnified below
     u = u / u.norm()
     c, e = 0.7, -0.2
     err = score_errors(lambda xx, tt: mix.score(xx, tt) + c * b + e * u, mix, x, t)
     root = math.sqrt(float(ou_sigma(t).mean()))
-    # the offset is recovered from a difference of O(‖score‖) numbers: error ≲ D·u·max‖score‖ per point
-    tol = 64 * 6 * EPS64 * float(mix.score(x, t).abs().max())
-    assert err.on == pytest.approx(abs(c) * root, abs=tol)
-    assert err.off == pytest.approx(abs(e) * root, abs=tol)
-    assert err.total == pytest.approx(math.hypot(c, e) * root, abs=tol)
+    # Derived bound. The offset is recovered from a difference of O(‖score‖) numbers: each entry
+    # of diff = ((s + c·b) + e·u) − s is off by ≤ u(2S + 7) (S = max|s|; two sums, two products, the
+    # difference), ≤ √D·that per point. B̂ is orthonormal to E = orthonormality_bound: b's length and
+    # the projection of diff move by ≤ d0·E; u leaks into the subspace by ≤ (d0·E + 2γ_D + 2γ_d0)·shrink;
+    # the d0- and D-long sums of squares add γ. A point's norms are then within δ of |c|, |e|, hypot;
+    # the σ-weighted means over N points add γ_N (and σ's own exp), the square roots divide by the value.
+    big_d, d0, n = 6, 2, x.shape[0]
+    orth = orthonormality_bound(big_d, d0)
+    leak = abs(e) * (d0 * orth + 2 * gamma(big_d) + 2 * gamma(d0)) * shrink
+    per_point = (math.sqrt(big_d) * U64 * (2 * max_abs(mix.score(x, t)) + 7) * (1 + d0 * orth)
+                 + gamma(big_d) * math.sqrt(big_d * d0) + leak + abs(c) * d0 * orth)
+    mean_rounding = gamma(n) + PER_EXP + 2 * U64  # the weighted mean over N points, σ's exp, the division
+
+    def mean_square_error(value: float) -> float:
+        """|mean σ·‖·‖² − root²·value²| when each point's norm is within δ of ``value``."""
+        per = 2 * value * per_point + per_point**2 + gamma(big_d) * (value + per_point) ** 2
+        return root**2 * (per + mean_rounding * (value + per_point) ** 2)
+
+    def tol(value: float, mse: float) -> float:
+        """|√A − value·root| ≤ |A − A₀|/(value·root), and the reference root's own rounding."""
+        return mse / (value * root) + value * root * mean_rounding
+
+    on_mse, total_mse = mean_square_error(abs(c)), mean_square_error(math.hypot(c, e))
+    assert err.on == pytest.approx(abs(c) * root, abs=tol(abs(c), on_mse))
+    assert err.off == pytest.approx(abs(e) * root, abs=tol(abs(e), on_mse + total_mse))  # off² = total² − on²
+    assert err.total == pytest.approx(math.hypot(c, e) * root, abs=tol(math.hypot(c, e), total_mse))
 
 
 def test_score_errors_refuse_non_finite_output(gen: torch.Generator) -> None:
@@ -153,6 +180,29 @@ def _orthonormal(dim: int, gen: torch.Generator) -> torch.Tensor:
     return q
 
 
+def _subspace_error_bound(dim: int, d0: int, expected: float, extra: float = 0.0) -> float:
+    """|subspace_error(W, B) − expected| for W, B (dim, d0) taken from computed dim×dim QR factors,
+    one column of W rotated (cos·q + sin·q', rounded: ≤ 2u per entry, so Gram entries move ≤ 4u).
+    sq = ‖WᵀW‖² + ‖BᵀB‖² − 2‖WᵀB‖² sums 4·d0² squares of Gram entries |g| ≤ 1 + δ that are off by
+    δ ≤ orthonormality_bound(dim, dim) + 4u + ``extra`` (the Gram's own rounding included): each square by
+    2δ + δ² + u, each of the three sums by γ_{d0²}·d0(1 + δ)², the two additions by 2u·4d0.
+    Then |√sq − e| ≤ Δ/e for e > 0, and ≤ √Δ for e = 0 (√ is not Lipschitz at 0)."""
+    delta = orthonormality_bound(dim, dim) + 4 * U64 + extra
+    sq_err = (4 * d0 * d0 * (2 * delta + delta**2 + U64) + 3 * gamma(d0 * d0) * d0 * (1 + delta) ** 2
+              + 2 * U64 * 4 * d0)
+    return sq_err / expected if expected > 0 else math.sqrt(sq_err)
+
+
+def _projector_distance_bound(dim: int, d0: int) -> float:
+    """|‖WWᵀ − BBᵀ‖_F − e| for the same W, B, computed directly: W, B differ from exactly orthonormal
+    W₀, B₀ by ‖ΔW‖_F ≤ ε_Q + 2u, ‖ΔB‖_F ≤ ε_Q (ε_Q = qr_factor_defect), moving WWᵀ by ≤ 2‖ΔW‖ + ‖ΔW‖²;
+    each of the dim² entries of WWᵀ − BBᵀ rounds by ≤ 2γ_d0·d0 + u·2 (entries ≤ 1), and the norm of
+    a value ≤ √(2·d0) adds γ_{dim²} relative."""
+    dw, db = qr_factor_defect(dim, dim) + 2 * U64, qr_factor_defect(dim, dim)
+    entries = dim * (2 * gamma(d0) * d0 + 2 * U64)  # Frobenius norm of the per-entry rounding
+    return 2 * dw + dw**2 + 2 * db + db**2 + entries + gamma(dim * dim) * (math.sqrt(2 * d0) + entries)
+
+
 @pytest.mark.parametrize("theta", [0.0, 0.3, math.pi / 4, math.pi / 2])
 def test_subspace_error_of_a_rotated_subspace(theta: float, gen: torch.Generator) -> None:
     """Rotating one basis vector by θ out of the subspace gives ‖WWᵀ − BBᵀ‖_F = √2·sin θ."""
@@ -161,17 +211,21 @@ def test_subspace_error_of_a_rotated_subspace(theta: float, gen: torch.Generator
     w = b.clone()
     w[:, 0] = math.cos(theta) * q[:, 0] + math.sin(theta) * q[:, 3]
     expected = math.sqrt(2) * math.sin(theta)
-    assert subspace_error(w, b) == pytest.approx(expected, abs=64 * 10 * EPS64)
+    assert subspace_error(w, b) == pytest.approx(expected, abs=_subspace_error_bound(10, 3, expected))
     direct = float(torch.linalg.matrix_norm(w @ w.T - b @ b.T))
-    assert direct == pytest.approx(expected, abs=64 * 10 * EPS64)
+    assert direct == pytest.approx(expected, abs=_projector_distance_bound(10, 3))
 
 
 def test_subspace_error_ignores_rotation_within_and_maxes_when_orthogonal(gen: torch.Generator) -> None:
     q = _orthonormal(8, gen)
     b = q[:, :3]
     inner = _orthonormal(3, gen)
-    assert subspace_error(b @ inner, b) == pytest.approx(0.0, abs=64 * 8 * EPS64)
-    assert subspace_error(q[:, 3:6], b) == pytest.approx(math.sqrt(6), abs=64 * 8 * EPS64)
+    # W = b @ inner also carries the 3×3 factor's defect ε₃ and the product's rounding (≤ 3γ₃ per entry,
+    # ≤ √8·3γ₃ per column): a column off by c moves a Gram entry by ≤ 2c + c².
+    c = qr_factor_defect(3, 3) + math.sqrt(8) * 3 * gamma(3)
+    within = _subspace_error_bound(8, 3, 0.0, extra=2 * c + c * c)
+    assert subspace_error(b @ inner, b) == pytest.approx(0.0, abs=within)
+    assert subspace_error(q[:, 3:6], b) == pytest.approx(math.sqrt(6), abs=_subspace_error_bound(8, 3, math.sqrt(6)))
     with pytest.raises(ValueError, match="one shape"):
         subspace_error(q[:, :2], b)
 
@@ -189,7 +243,9 @@ def test_mmd_matches_closed_form_for_shifted_gaussians(gen: torch.Generator) -> 
     blocks = torch.tensor([mmd2(x[i::8], y[i::8], ell, unbiased=True) for i in range(8)])
     tol = 5 * float(blocks.std()) / math.sqrt(8)
     assert mmd2(x, y, ell, unbiased=True) == pytest.approx(expected, abs=tol)
-    assert mmd2(x, x, ell) == pytest.approx(0.0, abs=16 * EPS64)
+    # One sample against itself: the three Gram means are one computation, so a + a − 2a = 0 up to
+    # the two roundings of values ≤ 2 (the kernel is ≤ 1).
+    assert mmd2(x, x, ell) == pytest.approx(0.0, abs=2 * U64 * 2)
     assert median_bandwidth(x) > 0
     with pytest.raises(ValueError, match="bandwidth"):
         mmd2(x, y, 0.0)
@@ -216,14 +272,16 @@ def test_parameter_counts_and_matching(ambient_dim: int, latent_dim: int) -> Non
 def test_latent_network_has_the_papers_form(gen: torch.Generator) -> None:
     """Untrained (adaLN-Zero: f = 0) the latent network is −x/σ_t, and W_B has orthonormal columns."""
     net = build_network(NetworkSpec("latent", 12, 3, hidden=8, depth=1), seed=0)
-    w = net.projection.detach()  # built in float32: orthonormal to float32 rounding (≲ D·u₃₂ per entry)
-    assert torch.allclose(w.T @ w, torch.eye(3), rtol=0, atol=16 * 12 * torch.finfo(torch.float32).eps)
+    w = net.projection.detach()  # a float32 product of Householder reflections (torch's orthogonal map)
+    assert_close(w.T @ w, torch.eye(3), atol=orthonormality_bound(12, 3, torch.float32), what="W_Bᵀ W_B")
     net = net.double()
     x = torch.randn(5, 12, generator=gen, dtype=torch.float64)
     t = torch.tensor([0.01, 0.1, 1.0, 2.0, 5.0], dtype=torch.float64)
     with torch.no_grad():
-        tol = 16 * EPS64 * float(x.abs().max()) / 0.01  # one division by σ_t ≥ σ_0.01 ≈ 0.01
-        assert torch.allclose(net(x, t), -x / ou_sigma(t)[:, None], rtol=0, atol=tol)
+        # f = 0 exactly (zero-initialised output layer), so both sides divide −x by the same σ̂_t:
+        # one rounding of a quotient ≤ max|x|/σ_0.01 on each side.
+        tol = 2 * U64 * max_abs(x) / float(ou_sigma(t).min())
+        assert_close(net(x, t), -x / ou_sigma(t)[:, None], atol=tol, what="untrained latent network")
 
 
 @pytest.mark.parametrize("kwargs,match", [({"kind": "mlp"}, "network 'mlp'"), ({"ambient_dim": 9}, "multiple"),

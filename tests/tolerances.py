@@ -46,8 +46,14 @@ def orthonormality_bound(m: int, n: int, dtype: torch.dtype = torch.float64) -> 
     ‖ΔQ‖_F ≤ √n·γ̃_{mn}; γ̃_k = c·k·u/(1 − c·k·u) with a small constant c, here c = 4 (each of the n
     reflections costs an entry ≤ 4 roundings: the norm, the dot product, the scaling, the update).
     Then |(Q̂ᵀQ̂ − I)_ij| ≤ 2‖ΔQ‖ + ‖ΔQ‖², and the length-m dot product adds γ_m·(1 + ‖ΔQ‖)²."""
-    dq = math.sqrt(n) * gamma(4 * m * n, dtype)
+    dq = qr_factor_defect(m, n, dtype)
     return 2 * dq + dq**2 + gamma(m, dtype) * (1 + dq) ** 2
+
+
+def qr_factor_defect(m: int, n: int, dtype: torch.dtype = torch.float64) -> float:
+    """‖Q̂ − Q‖_F ≤ √n·γ̃_{mn} for the m×n orthonormal factor Q̂ of a Householder QR in ``dtype``
+    (Q exactly orthonormal; the constant as in :func:`orthonormality_bound`)."""
+    return math.sqrt(n) * gamma(4 * m * n, dtype)
 
 
 def _as_float64(x: Any) -> np.ndarray:
@@ -125,7 +131,10 @@ def softmax_rounding_bound(m: int, d: int, reach: float, v_max: float, dtype: to
     delta_logit = (gamma(d, dt) + 3 * u) * reach
     # A rescaling's argument m_old − m_new (two logits ≤ L) rounds by ≤ 2u·L; the factors telescope,
     # so the logits' own errors enter once. Each rescaling also multiplies the running sums (u).
-    delta_w = math.expm1(delta_logit + rescales * 2 * u * reach) + (1 + rescales) * per_exp + rescales * u
+    exponent = delta_logit + rescales * 2 * u * reach
+    if exponent >= 1:  # expm1(≥ 1) > 1: vacuous already (and math.expm1 overflows past ~709)
+        raise ValueError(f"rounding bound is vacuous here: logit error {exponent} ≥ 1 (logit reach {reach})")
+    delta_w = math.expm1(exponent) + (1 + rescales) * per_exp + rescales * u
     if delta_w >= 1:
         raise ValueError(f"rounding bound is vacuous here: weight error {delta_w} ≥ 1 (logit reach {reach})")
     return (2 * delta_w / (1 - delta_w) + 2 * gamma(n_keys, dt) + u) * v_max
@@ -145,6 +154,6 @@ def weighted_mean_bound(w: torch.Tensor, dw: torch.Tensor, v: torch.Tensor, dtyp
     return (rel + 2 * gamma(w.shape[-1], dtype) + unit_roundoff(dtype)) * max_abs(v)
 
 
-__all__ = ["LIBM_ULPS", "assert_close", "gamma", "max_abs", "orthonormality_bound", "softmax_attention_bound",
-           "softmax_rounding_bound", "unit_roundoff", "weighted_mean_bound"]
+__all__ = ["LIBM_ULPS", "assert_close", "gamma", "max_abs", "orthonormality_bound", "qr_factor_defect",
+           "softmax_attention_bound", "softmax_rounding_bound", "unit_roundoff", "weighted_mean_bound"]
 

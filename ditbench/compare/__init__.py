@@ -6,6 +6,15 @@ Hodges–Lehmann ratios, exponent differences), :mod:`.table` (the printed table
 """
 from __future__ import annotations
 
-from .stats import Thresholds, compare_exponents, compare_sizes
+from typing import TYPE_CHECKING
 
+from .._lazy import lazy_names
+
+if TYPE_CHECKING:  # the same names, eagerly, for type checkers
+    from .stats import compare_exponents, compare_sizes
+    from .thresholds import Thresholds
+
+# Imported on first use: ``ditbench compare --help`` loads no scipy or pandas.
+__getattr__, __dir__ = lazy_names(__name__, {
+    "thresholds": ("Thresholds",), "stats": ("compare_exponents", "compare_sizes")})
 __all__ = ["Thresholds", "compare_exponents", "compare_sizes"]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .._checks import check_out_dir
-from .stats import Thresholds
+from .thresholds import Thresholds
 
 if TYPE_CHECKING:
     import pandas as pd

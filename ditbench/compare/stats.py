@@ -32,6 +32,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .thresholds import Thresholds
+
 # The columns that make two rows "the same point" on both sides (besides n). Left out on purpose:
 # degree, rank and impl (what ran: a change of HEAD may legitimately change them), machine and
 # host (a revision comparison runs on one machine; result directories may come from two).
@@ -41,23 +43,6 @@ CONFIDENCE = 0.95
 MIN_BLOCKS = 3  # fewer blocks on a side: no test (Mann–Whitney with 2 vs 2 cannot reach p < 0.3)
 VERDICTS = ("slower", "faster", "same", "too few")
 EXPONENT_VERDICTS = ("steeper", "flatter", "same", "no fit")
-
-
-@dataclass(frozen=True)
-class Thresholds:
-    """When a difference counts (docs/benchmarks.md gives the A/A measurements behind the defaults)."""
-
-    threshold: float = 1.10  # a size is slower when ratio > threshold (and significant)
-    alpha: float = 0.05  # family-wise error rate of the Holm-corrected size tests
-    exponent_margin: float = 0.10  # steeper when the whole CI of k_HEAD − k_BASE lies above this
-
-    def __post_init__(self) -> None:
-        if not (math.isfinite(self.threshold) and self.threshold >= 1.0):
-            raise ValueError(f"threshold={self.threshold} must be a ratio ≥ 1 (e.g. 1.1 for 10 %)")
-        if not 0.0 < self.alpha < 1.0:
-            raise ValueError(f"alpha={self.alpha} must lie in (0, 1)")
-        if not (math.isfinite(self.exponent_margin) and self.exponent_margin >= 0.0):
-            raise ValueError(f"exponent_margin={self.exponent_margin} must be ≥ 0")
 
 
 def settings(base: pd.DataFrame, head: pd.DataFrame) -> list[str]:

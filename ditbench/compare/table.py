@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
-from .stats import Thresholds
+from .thresholds import Thresholds
 
 # Setting columns shown in the table when they vary (kernel always).
 SHOWN = ("experiment", "kernel", "op", "d", "bound_spec", "params", "dtype", "device")

@@ -16,14 +16,14 @@ import json
 import math
 import sys
 import time
+from typing import TYPE_CHECKING
 
-import torch
-
-from .checkpoint import CheckpointError, load_checkpoint
 from .configs import DIT_CONFIGS, VAE_DOWNSAMPLE
-from .criteria import COLUMNS, HeadCriteria, VerdictRule, check_dit, per_layer
-from .latent import latent_batch
-from .model import build_dit
+
+if TYPE_CHECKING:
+    from .criteria import HeadCriteria
+# The model, the checkpoint loader and the criteria (torch) are imported where they run: the parser,
+# and so `ditbench criteria --help`, loads no torch (tests/test_imports.py).
 
 # Columns of the human-readable table (csv/json carry every HeadCriteria field).
 TABLE_COLUMNS = ["layer", "head", "L", "d", "ln_L", "q_bound", "k_bound", "ov_bound", "bound", "threshold",
@@ -66,6 +66,8 @@ def format_table(rows: list[HeadCriteria], columns: list[str] = TABLE_COLUMNS) -
 
 
 def format_csv(rows: list[HeadCriteria]) -> str:
+    from .criteria import COLUMNS
+
     out = io.StringIO()
     writer = csv.DictWriter(out, fieldnames=COLUMNS, lineterminator="\n")
     writer.writeheader()
@@ -82,6 +84,13 @@ def _summary(rows: list[HeadCriteria]) -> str:
 
 
 def main(args: argparse.Namespace) -> int:
+    import torch
+
+    from .checkpoint import CheckpointError, load_checkpoint
+    from .criteria import VerdictRule, check_dit, per_layer
+    from .latent import latent_batch
+    from .model import build_dit
+
     if not (0 < args.eps < 1) or not math.isfinite(args.eps):
         raise ValueError(f"--eps={args.eps} must lie in (0, 1)")
     if args.batch < 1:

@@ -4,14 +4,15 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from collections.abc import Callable
 
-import pandas as pd
+from .choices import ESTIMATORS, MODELS
 
-from .power_law import ESTIMATORS, MODELS
-from .readers import read_results
-from .table import fit_table, pooled_columns
+if TYPE_CHECKING:
+    import pandas as pd
+# The readers and the fit (pandas, statsmodels, scipy) are imported by main: the parser, and so
+# `ditbench fit --help`, loads none of them (tests/test_imports.py).
 
 JSON_FIELDS: tuple[str, ...] = ("exponent", "ci_low", "ci_high", "r2", "n_min", "n_max", "points", "regime",
                                 "regime_reason", "best_model", "model", "note")
@@ -19,6 +20,8 @@ JSON_FIELDS: tuple[str, ...] = ("exponent", "ci_low", "ci_high", "r2", "n_min", 
 
 def _records(table: pd.DataFrame, keys: list[str]) -> list[dict[str, Any]]:
     """Group columns plus :data:`JSON_FIELDS`; missing values (insufficient data) become null."""
+    import pandas as pd
+
     out = []
     for record in table[[*keys, *JSON_FIELDS]].astype(object).to_dict(orient="records"):
         out.append({k: (None if v is pd.NA or (isinstance(v, float) and v != v) else
@@ -55,6 +58,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .readers import read_results
+    from .table import fit_table, pooled_columns
+
     by = None if args.by is None else [c.strip() for c in args.by.split(",") if c.strip()]
     pool = [c.strip() for c in args.pool.split(",") if c.strip()]
     try:

@@ -46,14 +46,13 @@ import pandas as pd
 import statsmodels.api as sm
 from scipy import stats
 
+from .choices import ESTIMATORS, MODELS
 from .laws import LawFit, fit_curved, fit_floor, fit_power, fit_step
 from .models import ModelComparison, compare_laws
 from .regime import DEFAULT_THRESHOLDS, RegimeThresholds, verdict
 from .region import LocalSlope, RegionRule, first_asymptotic_index, local_slopes
 from .variance import summarize, two_level_weights
 
-ESTIMATORS: tuple[str, ...] = ("wls-median", "ols-hc3")
-MODELS: tuple[str, ...] = ("auto", "power", "floor", "step")
 CONFIDENCE = 0.95  # every interval in this package is a 95% interval
 MIN_FLOOR_SHARE = 0.05  # a floor below 5% of the smallest time is noise, not overhead
 MIN_STEP = math.log(1.25)  # a level change below ×1.25 is not reported as a step

@@ -19,17 +19,17 @@ import datetime as dt
 import os
 import sys
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .._checks import check_out_dir
-from .executor import EXECUTOR_OPTIONS, EXECUTORS
 from .presets import get_preset, preset_names
 from ..schema import STATS_COLUMNS
-from .runner import run_sweep
-from .spec import Preset, load_config
-from .summary import summarize
+from .spec import EXECUTOR_OPTIONS, Preset, load_config
+
+if TYPE_CHECKING:
+    import pandas as pd
+# The runner, the executors and the summary (torch, pandas) are imported by main: the parser, and
+# so `ditbench run --help`, loads none of them (tests/test_imports.py).
 
 DEFAULT_PRESET = "default"
 DEFAULT_THREADS = 2  # the CI machines' core count (DESIGN §6); always recorded per row
@@ -50,7 +50,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --resume: continue even if the spec, preset, threads, device or version differ "
                              "from the stored run (meta.json records both)")
     parser.add_argument("--no-report", action="store_true", help="do not build the HTML report")
-    parser.add_argument("--executor", choices=sorted(EXECUTORS), default=None,
+    parser.add_argument("--executor", choices=sorted(EXECUTOR_OPTIONS), default=None,
                         help="where points run: a killable worker process (default, unless the preset names "
                              "another), this process (debugging), a pool of --workers N local worker processes "
                              "(untimed workloads), or a Dask cluster (with --scheduler or --workers; docs/measure.md)")
@@ -64,6 +64,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .executor import EXECUTORS
+    from .runner import run_sweep
+    from .summary import summarize
+
     preset = load_config(args.config) if args.config else get_preset(args.preset or DEFAULT_PRESET)
     if args.resume and args.out is None:
         raise ValueError("--resume needs --out DIR (the run to finish)")

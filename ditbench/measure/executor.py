@@ -368,12 +368,8 @@ def _dask_executor(**options: Any) -> Executor:
     return DaskExecutor(**options)
 
 
-# name → factory taking keyword options, for the CLI's --executor choices (dask: scheduler,
-# workers; pool: workers).
+# name → factory taking keyword options: one per name of spec.EXECUTOR_OPTIONS, which says which
+# options each takes (dask: scheduler, workers; pool: workers).
 EXECUTORS: dict[str, Callable[..., Executor]] = {
     "worker": WorkerExecutor, "in-process": InProcessExecutor, "pool": PoolExecutor, "dask": _dask_executor,
-}
-# The options each executor takes from the command line (or a preset's [defaults]).
-EXECUTOR_OPTIONS: dict[str, tuple[str, ...]] = {
-    "worker": (), "in-process": (), "pool": ("workers",), "dask": ("scheduler", "workers"),
 }

@@ -30,6 +30,7 @@ import tomllib
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 from .expr import parse_expression
@@ -202,8 +203,13 @@ class RunDefaults:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
 
-# The executors a preset may name (ditbench.measure.executor.EXECUTORS, kept here without its imports).
-EXECUTOR_NAMES = ("worker", "in-process", "pool", "dask")
+# The executors a preset (or --executor) may name → the options each takes from the command line or
+# a preset's [defaults]. Their factories are ditbench.measure.executor.EXECUTORS; the names live here,
+# without the executors' imports, so the spec loader and `ditbench run --help` load no torch.
+EXECUTOR_OPTIONS: Mapping[str, tuple[str, ...]] = MappingProxyType({
+    "worker": (), "in-process": (), "pool": ("workers",), "dask": ("scheduler", "workers"),
+})
+EXECUTOR_NAMES = tuple(EXECUTOR_OPTIONS)
 
 
 @dataclass(frozen=True)

@@ -5,25 +5,13 @@ The names below are imported on first use, so ``import ditbench.report`` loads n
 statsmodels or scipy until a report is built."""
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_names
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from .data import Run, load_run
     from .site import build_report
 
-_LAZY = {"Run": "data", "load_run": "data", "build_report": "site"}
+__getattr__, __dir__ = lazy_names(__name__, {"data": ("Run", "load_run"), "site": ("build_report",)})
 __all__ = ["Run", "build_report", "load_run"]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))

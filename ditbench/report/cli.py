@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 from .._checks import check_out_dir
-from .site import build_report
 
 DEFAULT_OUT = Path("site")
 
@@ -20,6 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    from .site import build_report  # plotly, statsmodels: not for `ditbench report --help`
+
     check_out_dir(args.out)
     try:
         index = build_report(list(args.results), args.out)

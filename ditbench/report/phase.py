@@ -29,13 +29,19 @@ from .figures import UNIFORM_STYLE, _color, _log_n_axis, _style
 # "0.75*sqrt(log(n))" → c = 0.75 (the B = c·√ln n regimes); constant bounds do not match.
 C_PATTERN = re.compile(r"^\s*([0-9.]+)\s*\*\s*sqrt\(\s*log\(\s*n\s*\)\s*\)\s*$")
 EXACT = "sdpa"  # the exact baseline of the crossover view
+PREFIX = "E2"  # the experiments this section draws (E2-regime, E2-crossover, E2-hard; the full preset's E2)
+
+
+def is_phase(experiment: pd.Series) -> pd.Series:
+    """Which rows belong to an E2* experiment (drawn here, and so not in the E1 scaling section)."""
+    return experiment.astype(str).str.startswith(PREFIX)
 
 
 def e2_rows(rows: pd.DataFrame) -> pd.DataFrame:
     """Measured forward rows of every E2* experiment."""
     if rows is None or rows.empty or "experiment" not in rows.columns:
         return pd.DataFrame()
-    r = rows[rows["experiment"].astype(str).str.startswith("E2") & (rows["status"] == "ok")]
+    r = rows[is_phase(rows["experiment"]) & (rows["status"] == "ok")]
     r = r[r["op"].fillna("forward") == "forward"] if "op" in r.columns else r
     missing: dict[str, object] = {c: np.nan for c in ("predicted_flops", "degree", "rank", "d", "err_uniform")
                                   if c not in r.columns}
@@ -203,7 +209,7 @@ def skipped_note(rows: pd.DataFrame) -> str:
     """One line per E2* series with skipped points: how many and the first reason."""
     if rows is None or rows.empty:
         return ""
-    s = rows[rows["experiment"].astype(str).str.startswith("E2") & (rows["status"] == "skipped")]
+    s = rows[is_phase(rows["experiment"]) & (rows["status"] == "skipped")]
     lines = []
     for (exp, spec, kernel), g in s.groupby(["experiment", "bound_spec", "kernel"], sort=True):
         reason = str(g["reason"].iloc[0])

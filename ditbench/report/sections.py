@@ -44,10 +44,12 @@ def _figs(*pairs: tuple[go.Figure | None, str]) -> tuple[tuple[go.Figure, str], 
 
 
 def scaling_section(p: PageData) -> Section | None:
+    """One time-vs-n figure (and speed-up) per forward experiment, each drawing only its own rows;
+    the E2* experiments are the phase section's (their series vary d, B and ε with n)."""
     ok = p.run.ok
     figs: list[tuple[go.Figure | None, str]] = []
     found: list[KernelCrossover] = []
-    for name, rows in by_experiment(ok[ok["op"] == "forward"]):
+    for name, rows in by_experiment(ok[(ok["op"] == "forward") & ~phase.is_phase(ok["experiment"])]):
         cross = crossovers(rows)
         found += cross
         figs.append((figures.scaling_figure(rows, fitted_lines(rows), cross, title=name),
