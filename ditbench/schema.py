@@ -147,6 +147,10 @@ RESULTS: tuple[Column, ...] = (
        "visit every point in a shuffled order)"),
     _c("samples", "text", "JSON list of seconds per call, one entry per timed block (the fit's block level)"),
     _c("warmup_s", "float", "seconds of the first (warm-up) call, which also measures memory and accuracy"),
+    _c("faults_per_call", "float", "minor page faults during timing per timed call (getrusage; includes the "
+       "Timer's block-size estimate where it ran): memory the call had to map afresh"),
+    _c("heap_policy", "text", "glibc malloc thresholds of the measuring process: fixed (the worker's, "
+       "ditbench.measure.memory.fix_heap_policy) | adaptive (glibc's default)"),
     _c("predicted_ref_flops", "float", "the cost model's FLOPs for the float64 reference of this point"),
     _c("ref_s", "float", "seconds spent computing the float64 reference (0 when reused from an earlier pass)"),
     _c("impl", "text", "implementation that ran where a kernel has several (polynomial: fused | torch)", key=True),

@@ -4,19 +4,24 @@ sampled-row reference for large-n gradients (issue 15, item 2)."""
 from __future__ import annotations
 
 import json
+import sys
+import time
 
+import pytest
 import torch
 
 import fake_kernels  # noqa: F401  (registers the fake_* kernels in this process)
 from ditbench.fit import fit_table
 from ditbench.gradient import exact_gradient
-from ditbench.measure import InProcessExecutor, Preset, SweepSpec, expand, run_sweep
+from ditbench.measure import InProcessExecutor, Preset, SweepSpec, WorkerExecutor, expand, run_sweep
 from ditbench.measure.budget import Rates, budget_fields, budget_reasons
 from ditbench.measure.cases import run_time
 from ditbench.measure.families.attention import (backward_check, backward_inputs, reference_key, row_subproblem,
                                                  sampled_gradient)
 from ditbench.measure.point import base_row
+from ditbench.measure.memory import heap_policy
 from ditbench.measure.runner import plan
+from ditbench.measure.timing import time_call
 from tolerances import assert_close, gamma
 
 RATES = Rates(flops_per_s=1e9, method="assumed")
@@ -120,3 +125,37 @@ def test_large_n_gradient_is_scored_on_the_row_subsampled_problem():
     a1f, a2f, a3f, xf, yf, ef = (t.to(torch.float64) for t in sub)
     assert_close(out, check.reference, rtol=0,
                  atol=gamma(8 * case.n) * _magnitude(a1f[rows], a2f, a3f, xf, yf, ef[rows], case.scale))
+
+
+def test_a_warm_up_that_fills_min_run_time_replaces_the_block_size_estimate():
+    calls = []
+
+    def fn():
+        calls.append(1)
+        time.sleep(0.004)
+
+    # The caller's warm-up took ≥ min_run_time: exactly min_repeats single-call blocks, no extra
+    # untimed estimate call (blocked_autorange would spend one).
+    timing = time_call(fn, threads=1, min_run_time=0.004, min_repeats=3, warmup_s=0.004)
+    assert timing.calls_per_block == 1 and timing.repeats == len(calls) == len(timing.samples) == 3
+    assert min(timing.samples) >= 0.004
+    # Blocks of one call continue until they fill min_run_time.
+    calls.clear()
+    timing = time_call(fn, threads=1, min_run_time=0.03, min_repeats=1, warmup_s=0.05)
+    assert timing.repeats == len(calls) and sum(timing.samples) >= 0.03 and timing.repeats >= 2
+    # A warm-up shorter than min_run_time: the Timer's own estimate (blocks of several calls).
+    timing = time_call(lambda: None, threads=1, min_run_time=0.01, min_repeats=2, warmup_s=1e-6)
+    assert timing.calls_per_block > 1
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt and getrusage faults: Linux")
+def test_worker_heap_policy_and_fault_counts_reach_the_rows(tmp_path):
+    # The worker process fixes glibc's heap policy before it measures; the in-process executor
+    # (tests, debugging) keeps glibc's adaptive default. (How many faults the policy saves depends
+    # on the kernel's allocation pattern: figures in docs/measure.md.)
+    p = Preset(name="p", specs=(spec(n=[16, 32, 64]),))
+    for executor, policy in ((WorkerExecutor(), "fixed"), (InProcessExecutor(), heap_policy())):
+        with executor:
+            frame = run_sweep(p, tmp_path / policy, threads=1, progress=False, executor=executor, rates=RATES)
+        assert (frame["status"] == "ok").all() and (frame["faults_per_call"] >= 0).all()
+        assert set(frame["heap_policy"]) == {policy}

@@ -24,7 +24,7 @@ from ..errors import KernelRefusal
 from .budget import budget_fields, budget_reasons, predicted, reference_flops
 from .cases import Case
 from .machine import Machine
-from .memory import measure_peak
+from .memory import heap_policy, measure_peak, minor_faults
 from .timing import time_call
 from .family import get_family
 from .workloads import target_of
@@ -123,13 +123,16 @@ def _measure(case: Case) -> dict[str, Any]:
     del out
     # On CUDA: device time from CUDA events with L2 flushed between calls (timing.cuda_event_timing).
     method = "cuda_events" if case.device.startswith("cuda") else case.timer
+    faults = minor_faults()
     timing = time_call(prepared.call, threads=case.threads, min_run_time=case.min_run_time, method=method,
-                       min_repeats=case.min_repeats,
+                       min_repeats=case.min_repeats, warmup_s=warmup_s,
                        label=f"{case.experiment}/{case.kernel}")
     return {
         **metrics, "median_s": timing.median_s, "iqr_s": timing.iqr_s, "repeats": timing.repeats, "timer": method,
         "calls_per_block": timing.calls_per_block, "peak_bytes": peak_bytes, "mem_method": mem_method,
         "warmup_s": warmup_s, "samples": json.dumps([float(f"{t:.6g}") for t in timing.samples]),
+        "faults_per_call": (minor_faults() - faults) / (timing.repeats * timing.calls_per_block),
+        "heap_policy": heap_policy(),
     }
 
 

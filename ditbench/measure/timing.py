@@ -54,17 +54,26 @@ def time_interleaved(calls: Mapping[str, Callable[[], Any]], *, rounds: int, thr
 
 
 def time_call(fn: Callable[[], Any], *, threads: int, min_run_time: float, method: str = "blocked",
-              min_repeats: int = 3, label: str = "") -> Timing:
+              min_repeats: int = 3, label: str = "", warmup_s: float | None = None) -> Timing:
     """Time ``fn()``. ``method``: "blocked" (blocked_autorange), "adaptive" (adaptive_autorange,
     which stops once the IQR is within 10 % of the median or after 10·min_run_time) or
     "cuda_events" (:func:`cuda_event_timing`: device time, L2 flushed between calls) or "cpu"
     (blocked_autorange on ``time.process_time``: the process's CPU seconds per call, which on a
     shared machine leaves out the time neighbours hold the core; with one thread it is the call's
-    own work — ``ditbench compare``'s default sweep and the asv suite use it, docs/benchmarks.md)."""
+    own work — ``ditbench compare``'s default sweep and the asv suite use it, docs/benchmarks.md).
+
+    ``warmup_s``: seconds of a call of ``fn`` the caller has just made (the warm-up). When it
+    alone fills ``min_run_time`` ("blocked"/"cpu"), the Timer's block-size estimate — which would
+    spend one more untimed call only to find one call per block — is skipped: blocks of one call
+    are timed until they fill ``min_run_time`` and number at least ``min_repeats``
+    (:func:`one_call_blocks`). At the largest sizes that estimate was a third of each pass."""
     if method == "cuda_events":
         return cuda_event_timing(fn, min_run_time=min_run_time, min_repeats=min_repeats)
     clock = time.process_time if method == "cpu" else benchmark.utils.timer.timer  # the Timer's own default
     timer = benchmark.Timer(stmt="fn()", globals={"fn": fn}, num_threads=threads, label=label, timer=clock)
+    if method in ("blocked", "cpu") and warmup_s is not None and warmup_s >= min_run_time:
+        return summarise(one_call_blocks(fn, clock, threads=threads, min_run_time=min_run_time,
+                                         min_repeats=min_repeats), 1)
     if method in ("blocked", "cpu"):
         result = timer.blocked_autorange(min_run_time=min_run_time)
     elif method == "adaptive":
@@ -75,6 +84,21 @@ def time_call(fn: Callable[[], Any], *, threads: int, min_run_time: float, metho
     while len(times) < min_repeats:
         times.extend(timer.timeit(result.number_per_run).times)
     return summarise(times, int(result.number_per_run))
+
+
+def one_call_blocks(fn: Callable[[], Any], clock: Callable[[], float], *, threads: int, min_run_time: float,
+                    min_repeats: int) -> list[float]:
+    """Seconds of single calls of ``fn`` on ``clock`` (the Timer's), with the Timer's thread
+    setting, until they add up to ``min_run_time`` and number at least ``min_repeats`` — what
+    blocked_autorange does once its estimate says one call per block, without the estimate
+    (``Timer.timeit`` would add two warm-up calls to every block)."""
+    times: list[float] = []
+    with benchmark.utils.common.set_torch_threads(threads):
+        while sum(times) < min_run_time or len(times) < min_repeats:
+            start = clock()
+            fn()
+            times.append(clock() - start)
+    return times
 
 
 ##################################################################################################

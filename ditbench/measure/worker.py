@@ -39,6 +39,9 @@ def serve(modules: list[str]) -> int:
     # worker, so the worker itself ignores it rather than print a KeyboardInterrupt traceback.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    from .memory import fix_heap_policy  # before any kernel allocates (ditbench.measure.memory)
+
+    fix_heap_policy()
     channel = os.fdopen(os.dup(1), "wb")  # private protocol stream
     os.dup2(2, 1)  # prints from kernels go to stderr
     sys.stdout = sys.stderr
