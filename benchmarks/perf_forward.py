@@ -58,7 +58,7 @@ def executed_gflop(row: dict[str, Any]) -> float:
         return row["predicted_flops"] / 1e9
     fused = row["impl"] == "fused"
     return theory.polynomial_forward_cost(row["n"], row["m"], row["d"], row["dv"], row["degree"], fused=fused,
-                                          factored=not fused).flops / 1e9
+                                          virtual_top=fused, factored=not fused).flops / 1e9
 
 
 def measure_group(n: int, d: int, args: argparse.Namespace) -> list[dict[str, Any]]:

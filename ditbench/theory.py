@@ -110,14 +110,15 @@ def degree_for(radius: float, eps: float, max_degree: int = MAX_DEGREE, method: 
 
 def max_degree_within(
     n: int, m: int, d: int, dv: int, memory_budget: float, *, itemsize: int = 4, block: int = 1024,
-    factored: bool = False, fused: bool = False,
+    factored: bool = False, fused: bool = False, virtual_top: bool = False,
 ) -> int:
     """Largest degree whose :func:`polynomial_forward_cost` memory (bytes) fits ``memory_budget``
     (−1 when not even degree 0 fits). The rank grows like g^d/d!, so a linear scan is short."""
     check_number("memory_budget", memory_budget, low=0)
     degree = -1
     while polynomial_forward_cost(
-        n, m, d, dv, degree + 1, itemsize=itemsize, block=block, factored=factored, fused=fused
+        n, m, d, dv, degree + 1, itemsize=itemsize, block=block, factored=factored, fused=fused,
+        virtual_top=virtual_top,
     ).bytes <= memory_budget:
         degree += 1
         if degree > MAX_DEGREE:  # an absurd budget: every degree the verified exp approximation reaches fits
@@ -254,17 +255,26 @@ def _sizes(**sizes: int) -> tuple[int, ...]:
 @_finite_cost
 def polynomial_forward_cost(
     n: int, m: int, d: int, dv: int, degree: int, *, itemsize: int = 4, block: int = 1024, factored: bool = False,
-    fused: bool = False,
+    fused: bool = False, virtual_top: bool = False,
 ) -> Cost:
     """Polynomial method: 2·(n + m)·r·(dv + 1) for the two products plus (n + m)·r to build features.
 
     Memory: the (r, dv + 1) key summary plus one (block, r) feature tile per side.
 
-    ``fused=True`` is the fused CPU kernel (ditbench.attention.fused): the same FLOPs — every
-    token's r monomials cost r − 1 − d multiplies plus d input scalings (≈ r), and the two
-    products are exactly Ψ(K)ᵀ[V, 1] and Φ(Q)·W, 2·(m + n)·r·(dv + 1), which FlopCounterMode
-    counts on their torch equivalent (tested) — and memory 2·r·(dv + 1) (summary and weighted
-    summary) plus the (n, dv + 1) query result plus one (block, r + dv + 1 + d) tile per side.
+    ``fused=True`` is a kernel that builds every feature tile in cache and consumes it at once
+    (polynomial_triton): the same FLOPs — the two products are exactly Ψ(K)ᵀ[V, 1] and Φ(Q)·W,
+    2·(m + n)·r·(dv + 1), which FlopCounterMode counts on their torch equivalent (tested), plus
+    ≈ r per token for the features — and memory 2·r·(dv + 1) (summary and weighted summary) plus
+    the (n, dv + 1) query result plus one (block, r + dv + 1 + d) tile per side.
+
+    ``virtual_top=True`` (with ``fused``) is the fused CPU extension (ditbench.attention.fused,
+    csrc/feature_products.cpp), counted as it executes. With C = dv + 1 and r' = C(g − 1 + d, d)
+    (g ≥ 2; r' = r below): the same products 2·(n + m)·r·C; building the r' lower monomials
+    costs r' − 1 multiplies per token (d input scalings and one multiply per built row above
+    degree 1); the top degree is never built: the key pass forms x_j·v_c (m·d·C multiplies) and
+    the query pass folds x_j in with one multiply-add per (token, column, coordinate)
+    (2·n·d·C); the wrapper adds the weights (r·C multiplies) and the division (n·dv).
+    Memory as ``fused`` with the key tile (block, r' + (dv + 1)(d + 1) + d).
 
     ``factored=True`` counts the streamed kernel's layout instead (ditbench.attention.polynomial):
     only the r' = C(g − 1 + d, d) monomials of degree < g are built and the top degree rides on
@@ -277,6 +287,16 @@ def polynomial_forward_cost(
     degree = check_positive_int("degree", degree, minimum=0)
     if factored and fused:
         raise ValueError("factored and fused are two different layouts; pass at most one")
+    if virtual_top and not fused:
+        raise ValueError("virtual_top describes the fused CPU kernel; pass it with fused=True")
+    if fused and virtual_top:
+        r, c, top = feature_rank(d, degree), dv + 1, d if degree >= 2 else 0
+        r_low = feature_rank(d, degree - 1) if top else r
+        flops = (2.0 * (n + m) * r * c + (n + m) * (r_low - 1) + (m + 2 * n) * top * c  # the extension
+                 + r * c + n * dv)  # weights and division (ditbench.attention.polynomial)
+        tile = r_low + c * (1 + top) + d
+        mem = (2 * r * c + n * c + 2 * min(block, max(n, m)) * tile) * itemsize
+        return Cost(flops=flops, bytes=float(mem))
     if fused:
         r = feature_rank(d, degree)
         flops = 2.0 * (n + m) * r * (dv + 1) + (n + m) * r

@@ -73,6 +73,17 @@ def test_bad_inputs_are_refused_with_the_reason():
         fused.query_apply(x, torch.rand(1, 5, 2), 1.0, 2)
 
 
+@needs_fused
+def test_a_table_that_does_not_describe_the_degree_is_refused():
+    # The kernel reads the last d steps as the (never built) top degree; a table for another
+    # degree would make it read rows it did not build, so the op checks the table first.
+    ops, x, vals = fused._ops(), torch.rand(1, 8, 3), torch.rand(1, 8, 2)
+    with pytest.raises(RuntimeError, match="d steps per degree"):
+        ops.key_summary(x, vals, 1.0, fused.build_steps(3, 3), 2, monomial_table(3, 2).rank, 0)
+    with pytest.raises(RuntimeError, match="must end at row rank"):
+        ops.query_apply(x, torch.rand(1, 9, 2), 1.0, fused.build_steps(3, 2), 2, 9, 0)
+
+
 def test_missing_compiler_falls_back_with_a_reason(monkeypatch):
     monkeypatch.setattr(fused, "_load", fused._load.__wrapped__)  # uncached: re-decide under the patch
     monkeypatch.delenv(fused.ENV, raising=False)

@@ -280,7 +280,7 @@ def test_unreachable_eps_names_radius_eps_and_cap():
 @IMPLS
 def test_degree_over_memory_budget_says_what_fits(gen, impl):
     q, k, v = _inputs(gen, (64, 8), (64, 8), 8, bound=1.0, dtype=torch.float32)
-    layout = {"fused": impl == "fused", "factored": impl == "torch"}
+    layout = {"fused": impl == "fused", "factored": impl == "torch", "virtual_top": impl == "fused"}
     budget = theory.polynomial_forward_cost(64, 64, 8, 8, 3, block=64, **layout).bytes
     with pytest.raises(ValueError, match=r"degree 6 .*memory_budget.*degree ≤ 3 .*eps ≥"):
         polynomial_attention(q, k, v, degree=6, block_size=64, memory_budget=budget, impl=impl)
@@ -338,7 +338,7 @@ def test_registered_with_params_cost_and_limits():
     g = theory.degree_for(p.radius_bound(), 1e-3)
     for impl in ("torch", "fused") if fused.available() else ("torch",):
         cost = kernel.predicted_cost(p, {"impl": impl})
-        layout = {"fused": impl == "fused", "factored": impl == "torch"}
+        layout = {"fused": impl == "fused", "factored": impl == "torch", "virtual_top": impl == "fused"}
         assert cost.flops == theory.polynomial_forward_cost(4096, 2048, 8, 4, g, **layout).flops
     assert kernel.unsupported_reasons(p) == []
     too_big = kernel.unsupported_reasons(p, {"memory_budget": 1e3})

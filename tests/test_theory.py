@@ -205,3 +205,40 @@ def test_fused_cost_products_match_flop_counter_on_their_torch_equivalent(degree
     assert model.flops == theory.polynomial_forward_cost(n, m, d, dv, degree).flops  # the algorithm's own count
     with pytest.raises(ValueError, match="at most one"):
         theory.polynomial_forward_cost(n, m, d, dv, degree, fused=True, factored=True)
+
+
+@pytest.mark.parametrize("d, degree", [(3, 0), (3, 1), (3, 3), (8, 4)])
+def test_fused_cpu_cost_counts_what_the_extension_executes(d, degree):
+    # csrc/feature_products.cpp never builds the top degree: its products are the lower rows
+    # against [V, 1] plus, per top-level step (dst, src, count, j), rows src..src+count against
+    # x_j ∘ [V, 1] (key pass) or w[dst..dst+count] (query pass). FlopCounterMode counts those
+    # products written in torch; the elementwise work is counted here by walking the monomial
+    # table (not from binomials): d scalings + one multiply per built row, x_j·v_c per key,
+    # one multiply-add per (query, column, top step), the weights and the division.
+    from ditbench.attention.features import monomial_table
+
+    n, m, dv = 50, 40, 2
+    c = dv + 1
+    table = monomial_table(d, degree)
+    top = table.levels[-1] if degree >= 2 else ()
+    low = top[0][0] if top else table.rank
+    lower_levels = table.levels[:-1] if top else table.levels
+    built = d * (degree >= 1) + sum(step[2] for level in lower_levels for step in level)  # per token
+    gen = torch.Generator().manual_seed(2)
+    mk, mq = torch.rand(low, m, generator=gen), torch.rand(n, low, generator=gen)  # lower monomials
+    va, w = torch.rand(m, c, generator=gen), torch.rand(table.rank, c, generator=gen)
+
+    def products() -> None:
+        mk @ va, mq @ w[:low]  # (low, C), (n, C)
+        for dst, src, count, _ in top:
+            mk[src:src + count] @ va, mq[:, src:src + count] @ w[dst:dst + count]  # x_j applied elementwise
+
+    counted = _counted_flops(products)
+    assert counted == 2 * (n + m) * table.rank * c
+    elementwise = (n + m) * built + m * len(top) * c + 2 * n * len(top) * c + table.rank * c + n * dv
+    model = theory.polynomial_forward_cost(n, m, d, dv, degree, fused=True, virtual_top=True)
+    assert model.flops == counted + elementwise
+    if (d, degree) == (8, 4):  # the perf setting: 330 of 495 rows not built outweigh the x_j work
+        assert model.flops < theory.polynomial_forward_cost(n, m, d, dv, degree, fused=True).flops
+    with pytest.raises(ValueError, match="with fused=True"):
+        theory.polynomial_forward_cost(n, m, d, dv, degree, virtual_top=True)

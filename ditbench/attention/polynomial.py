@@ -21,7 +21,8 @@ gives the same Φ and Ψ explicitly for the gradient work.
 ``impl="fused"`` (the default ``"auto"`` picks it on CPU without autograd when the extension
 builds, :mod:`.fused`) runs steps 1–2 the same way and then the *unfactored* products in C++:
 Z = Σ_t M(k̂_t) ⊗ (v_t, 1) over all r = C(g + d, d) monomials, W = w ∘ Z, and per query tile
-M(q̂)ᵀW, each feature tile built and consumed in cache (theory.polynomial_forward_cost(fused=True)).
+M(q̂)ᵀW, each feature tile built and consumed in cache, the top degree never built
+(theory.polynomial_forward_cost(fused=True, virtual_top=True)).
 ``impl="torch"`` is the pure-torch path above; which one ran is recorded as the ``impl`` column.
 """
 from __future__ import annotations
@@ -52,14 +53,17 @@ from .registry import Kernel, Problem, register
 TILE_BYTES = 2 << 20
 # Default cap on the kernel's extra memory (feature tiles + key summary), bytes.
 DEFAULT_MEMORY_BUDGET = 2 << 30
-# Fused kernel: one (r + dv + 1 + d, tokens) tile per worker of about 256 KiB (a per-core L2
-# share; the extension rounds to a multiple of 32 tokens, 32..1024).
+# Fused kernel: one key-pass tile per worker of about 256 KiB (a per-core L2 share): the
+# r' = C(g − 1 + d, d) built monomials, the dv + 1 value columns, the d coordinates and, for
+# the virtual top degree, d·(dv + 1) products x_j·v_c, per token (csrc/feature_products.cpp;
+# the extension rounds to a multiple of 16 tokens, 16..1024).
 FUSED_TILE_BYTES = 256 << 10
 IMPLS = ("auto", "fused", "torch")
 
 
 def _fused_block(d: int, dv: int, degree: int, itemsize: int) -> int:
-    width = theory.feature_rank(d, degree) + dv + 1 + d
+    top = d if degree >= 2 else 0  # the top degree rides on x_j·v_c (csrc/feature_products.cpp)
+    width = theory.feature_rank(d, degree - 1 if top else degree) + (dv + 1) * (1 + top) + d
     return max(32, min(1024, FUSED_TILE_BYTES // (width * itemsize) // 32 * 32))
 
 
@@ -160,7 +164,7 @@ def memory_hint(fits: int, radius: float, rank: int, rank_name: str) -> str:
 
 def _check_memory(batch: int, n: int, m: int, d: int, dv: int, approx: ExpApprox, itemsize: int,
                   block: int, budget: float, radius: float, eps: float, impl: str = "torch") -> None:
-    layout = {"factored": impl != "fused", "fused": impl == "fused"}
+    layout = {"factored": impl != "fused", "fused": impl == "fused", "virtual_top": impl == "fused"}
     need = batch * theory.polynomial_forward_cost(
         n, m, d, dv, approx.degree, itemsize=itemsize, block=block, **layout).bytes
     if need <= budget:
@@ -344,7 +348,7 @@ def _cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
     g, impl = _approx_for(p, params).degree, _impl(p, params)
     return theory.polynomial_forward_cost(p.n, p.m, p.d, p.dv, g, itemsize=p.dtype.itemsize,
                                          block=_block(p, params, g, impl), factored=impl != "fused",
-                                         fused=impl == "fused")
+                                         fused=impl == "fused", virtual_top=impl == "fused")
 
 
 def _limits(p: Problem, params: Mapping[str, Any]) -> list[str]:
