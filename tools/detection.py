@@ -7,7 +7,9 @@
 1. Clones ``--repo`` into ``OUT/repo`` and, from ``--rev``, commits one branch per condition whose
    only change is a block appended to ``ditbench/attention/polynomial.py`` that re-registers the
    ``polynomial`` kernel wrapped (:data:`INJECTION`): ``xF`` spins after each call until the
-   call's CPU time is F× its own (an exact F× slowdown of the call's CPU time); ``nP`` first
+   call's CPU time is F× its own (an exact F× slowdown of the call's CPU time); ``rF`` calls the
+   kernel again on a deterministic schedule (one extra call whenever the owed F − 1 per call
+   reaches 1: F× the kernel's own work, with its own cache behaviour); ``nP`` first
    computes exp(q·kᵀ) on n^(P−1) query rows (extra work ∝ n^P); ``aaK`` changes a comment only
    (A/A). The shipped package is never patched: the injected code exists only in these scratch
    commits.
@@ -57,10 +59,18 @@ import time as _time
 from .registry import KERNELS as _KERNELS
 
 _INNER = POLYNOMIAL.fn
+_CREDIT = [0.0]  # extra calls owed (repeat heads)
 
 
 def _injected(q, k, v, *, scale=None, **params):
     kind, value = {kind!r}, {value!r}
+    if kind == "repeat":  # the kernel's own call again on a deterministic schedule: `value` × its work
+        out = _INNER(q, k, v, scale=scale, **params)
+        _CREDIT[0] += value - 1.0
+        while _CREDIT[0] >= 1.0:
+            _CREDIT[0] -= 1.0
+            out = _INNER(q, k, v, scale=scale, **params)
+        return out
     if kind == "factor":  # spin until this call's CPU time is `value` × its own
         start = _time.process_time()
         out = _INNER(q, k, v, scale=scale, **params)
@@ -81,7 +91,7 @@ _KERNELS["polynomial"] = _dc.replace(POLYNOMIAL, fn=_injected)
 CONDITIONS = {  # name → (kind, value)
     "aa1": ("none", 0), "aa2": ("none", 0), "x1.2": ("factor", 1.2), "x1.3": ("factor", 1.3),
     "x1.5": ("factor", 1.5), "x2": ("factor", 2.0), "x4": ("factor", 4.0), "n1.5": ("power", 1.5),
-    "n2": ("power", 2.0),
+    "n2": ("power", 2.0), "r1.3": ("repeat", 1.3), "r2": ("repeat", 2.0),
 }
 
 
