@@ -2,8 +2,9 @@
 
 The ``slow`` marker (pyproject.toml): a test is marked slow when it takes seconds on its own — it
 starts interpreters (worker processes, a second `ditbench run`, entry-point plugins), drives a
-headless browser, or runs many fits or trials. ``pytest tests -m "not slow"`` is the developer's
-quick run and must stay under 60 s on a quiet 2-core machine (README, "Two commands"); ``tox -e py``
+headless browser, or runs many fits or trials. ``pytest tests -m "not slow" -n auto`` (pytest-xdist)
+is the developer's quick run and must stay under 60 s on a quiet 2-core machine (README, "Two
+commands"); every test must also pass in an xdist worker (own tmp_path, no shared files); ``tox -e py``
 (CI) runs every test, slow ones included, so marking a test slow never removes it from CI. Before
 adding a test of more than a second to the quick run, make its fixture module- or session-scoped,
 shrink its sizes where its point survives, or mark it slow — never weaken what it checks.

@@ -73,9 +73,6 @@ def coverage(name: str, sigma: float) -> float:
     return float(np.mean([f.ci_low <= k <= f.ci_high for f in fits(name, sigma)]))
 
 
-COVERED = [name for name in SCENARIOS if name != "x2 step"]
-
-
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_coverage_at_sigma_0_2(name):
     assert coverage(name, 0.2) >= 0.90
@@ -83,19 +80,24 @@ def test_coverage_at_sigma_0_2(name):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sigma", [0.05, 0.5])
-@pytest.mark.parametrize("name", COVERED)
+@pytest.mark.parametrize("name", list(SCENARIOS))
 def test_coverage_at_low_and_high_noise(name, sigma):
+    # Includes the ×2 step at σ = 0.5 per size (×1.65 scatter), where the step is 1.4 σ and not
+    # identifiable from 19 sizes: the plain law's slope absorbs it (coverage 0.75 when the no-step
+    # fit was trusted); the steps the data cannot exclude now widen the interval (docs/fit.md).
     assert coverage(name, sigma) >= 0.90
 
 
-@pytest.mark.slow
-def test_step_coverage_low_noise_and_the_high_noise_limit():
-    # σ = 0.05: the step is found every time and k's interval covers 1.
-    assert coverage("x2 step", 0.05) >= 0.90
-    # σ = 0.5 per size (×1.65 scatter): a ×2 step is 1.4 σ, not identifiable from 19 sizes, and
-    # the plain law's slope absorbs it. Measured 0.725 — the known limit (docs/fit.md); the
-    # bound guards against regressions, it does not meet the 0.90 target.
-    assert coverage("x2 step", 0.5) >= 0.65
+def test_an_unexcluded_step_widens_only_noisy_fits():
+    # At σ = 0.05 a law without a step keeps the plain law's interval (a step ≥ ×1.25 is excluded
+    # in most trials, and where it is not, the step model's interval is hardly wider); at σ = 0.2
+    # a ×1.25 step cannot be excluded from 19 sizes and the step models join the envelope.
+    law, _ = SCENARIOS["n"]
+    n, passes, times = trials(law, 0.05, seed=7)
+    ratio = [(lambda a, p: (a.ci_high - a.ci_low) / (p.ci_high - p.ci_low))(
+        fit_power_law(n, t, passes=passes), fit_power_law(n, t, passes=passes, model="power")) for t in times[:50]]
+    assert np.median(ratio) <= 1.05
+    assert np.mean(["step" in f.ci_models for f in fits("x2 step", 0.2)]) >= 0.5
 
 
 ########################################################################################

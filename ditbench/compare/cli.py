@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from .sources import Revision, Side
 
 DEFAULT_SWEEP = Path(__file__).with_name("sweep.toml")
-DEFAULT_PASSES = 6
+DEFAULT_PASSES = 10  # from measured A/A pass noise (docs/benchmarks.md, "Choosing --passes and --threshold")
 DEFAULTS = Thresholds()
 
 

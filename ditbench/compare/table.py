@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 import pandas as pd
 
+from .stats import attainable, passes_needed
 from .thresholds import Thresholds
 
 # Setting columns shown in the table when they vary (kernel always).
@@ -29,9 +30,11 @@ def _p(value: float) -> str:
 
 
 def size_lines(sizes: pd.DataFrame) -> list[str]:
-    rows = [("kernel", "n", "blocks B/H", "median B", "median H", "ratio H/B [95% CI]", "p-adj", "verdict")]
+    rows = [("kernel", "n", "passes B/H", "blocks B/H", "median B", "median H", "ratio H/B [95% CI]", "p-adj",
+             "verdict")]
     for _, r in sizes.iterrows():
-        rows.append((_label(r, sizes), str(int(r["n"])), f"{int(r['base_blocks'])}/{int(r['head_blocks'])}",
+        rows.append((_label(r, sizes), str(int(r["n"])), f"{int(r['base_passes'])}/{int(r['head_passes'])}",
+                     f"{int(r['base_blocks'])}/{int(r['head_blocks'])}",
                      f"{r['base_median_s']:.3g} s", f"{r['head_median_s']:.3g} s",
                      f"{r['ratio']:.3f} {_interval(r['ratio_low'], r['ratio_high'])}", _p(r["p_adj"]),
                      str(r["verdict"])))
@@ -64,8 +67,11 @@ def regressions(sizes: pd.DataFrame, exponents: pd.DataFrame) -> list[str]:
 
 
 def render(sizes: pd.DataFrame, exponents: pd.DataFrame, thresholds: Thresholds) -> str:
-    rule = (f"slower: Holm-adjusted Mann–Whitney p < {thresholds.alpha} and ratio > {thresholds.threshold}; "
+    rule = (f"slower: Holm-adjusted pass permutation test p < {thresholds.alpha} and ratio > {thresholds.threshold}; "
             f"steeper: the 95% CI of k_HEAD − k_BASE lies above {thresholds.exponent_margin}")
+    notes = [] if attainable(sizes, thresholds.alpha) else [
+        f"WARNING: too few passes for any size to be significant after Holm over {len(sizes)} sizes "
+        f"(need ≥ {passes_needed(max(1, len(sizes)), thresholds.alpha)} passes a side)"]
     bad = regressions(sizes, exponents)
     verdict = ("REGRESSION: " + "; ".join(bad)) if bad else "no significant regression"
-    return "\n".join([*size_lines(sizes), "", *exponent_lines(exponents), "", rule, verdict])
+    return "\n".join([*size_lines(sizes), "", *exponent_lines(exponents), "", rule, *notes, verdict])

@@ -97,20 +97,24 @@ def fit_power(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> LawFit:
     return _linear("power", lambda s: np.column_stack([np.ones_like(s), s]), np.zeros_like, x, y, w)
 
 
-def fit_step(x: np.ndarray, y: np.ndarray, w: np.ndarray, min_side: int = 2) -> LawFit | None:
-    """Power law with one level step; the break (between sorted neighbours) minimising WSSR.
-    None when there are too few points for ``min_side`` on each side plus a residual."""
-    best: LawFit | None = None
+def fit_steps(x: np.ndarray, y: np.ndarray, w: np.ndarray, min_side: int = 2) -> list[LawFit]:
+    """Power law with one level step at every break between sorted neighbours that leaves
+    ``min_side`` points on each side (empty when there is none)."""
+    fits = []
     for j in range(min_side, len(x) - min_side + 1):
         edge = 0.5 * (x[j - 1] + x[j])
 
         def design(s: np.ndarray, edge: float = edge) -> np.ndarray:
             return np.column_stack([np.ones_like(s), s, (s >= edge).astype(float)])
 
-        fit = _linear("step", design, np.zeros_like, x, y, w, extra=1, step_index=j)
-        if best is None or fit.wssr < best.wssr:
-            best = fit
-    return best
+        fits.append(_linear("step", design, np.zeros_like, x, y, w, extra=1, step_index=j))
+    return fits
+
+
+def fit_step(x: np.ndarray, y: np.ndarray, w: np.ndarray, min_side: int = 2) -> LawFit | None:
+    """Power law with one level step; the break (between sorted neighbours) minimising WSSR.
+    None when there are too few points for ``min_side`` on each side plus a residual."""
+    return min(fit_steps(x, y, w, min_side), key=lambda fit: fit.wssr, default=None)
 
 
 def fit_curved(x: np.ndarray, y: np.ndarray, w: np.ndarray) -> LawFit:

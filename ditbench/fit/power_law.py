@@ -47,7 +47,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from .choices import ESTIMATORS, MODELS
-from .laws import LawFit, fit_curved, fit_floor, fit_power, fit_step
+from .laws import LawFit, fit_curved, fit_floor, fit_power, fit_step, fit_steps
 from .models import ModelComparison, compare_laws
 from .regime import DEFAULT_THRESHOLDS, RegimeThresholds, verdict
 from .region import LocalSlope, RegionRule, first_asymptotic_index, local_slopes
@@ -172,7 +172,37 @@ def _exponent_models(x: np.ndarray, y: np.ndarray, w: np.ndarray, model: str) ->
                                         f"(floor: 5, step: 6), or did not converge")
         return forced[0], forced
     best = min(chosen, key=lambda c: (c.aicc, c.nparams))
-    return best, [c for c in fitted if c is best or c.aicc <= best.aicc + PLAUSIBLE]
+    plausible = [c for c in fitted if c is best or c.aicc <= best.aicc + PLAUSIBLE]
+    if model == "auto" and len(x) >= MIN_SIZES_EXTRA:
+        plausible += [c for c in unexcluded_steps(x, y, w, best) if not any(c is p for p in plausible)]
+    return best, plausible
+
+
+def unexcluded_steps(x: np.ndarray, y: np.ndarray, w: np.ndarray, best: LawFit) -> list[LawFit]:
+    """Step models the data cannot exclude, whose exponent intervals join the envelope.
+
+    A level step of at least :data:`MIN_STEP` that the data cannot rule out makes the slope
+    uncertain by as much as the step model says, wherever the step may sit; trusting the chosen
+    (no-step) fit then under-covers (a ×2 step at σ = 0.5 per size: 0.75). So, for every break:
+    keep its step fit when (1) the break lies in the 95% confidence set for the break location —
+    its WSSR is not worse than the best of {chosen model, steps at every break} by more than an
+    F(1, df) test at 5% allows (inverting the likelihood-ratio test, the usual change-point
+    confidence set) — and (2) its δ interval reaches |δ| ≥ MIN_STEP (a step that large is not
+    excluded). At low noise (2) fails for laws without a step and nothing widens."""
+    steps = [s for s in fit_steps(x, y, w) if s.df_resid > 0 and math.isfinite(_interval(s)[0])]
+    if not steps:
+        return []
+    ref = min([best, *steps], key=lambda c: c.wssr)
+    if ref.df_resid <= 0 or ref.wssr <= 0:
+        return []
+    limit = float(stats.f.ppf(CONFIDENCE, 1, ref.df_resid)) * ref.wssr / ref.df_resid
+    kept = []
+    for s in steps:
+        delta, se = float(s.params[2]), math.sqrt(max(float(s.cov[2, 2]), 0.0))
+        q = float(stats.t.ppf(0.5 + CONFIDENCE / 2, s.df_resid))
+        if s.wssr - ref.wssr <= limit and abs(delta) + q * se >= MIN_STEP:
+            kept.append(s)
+    return kept
 
 
 def _floor_is_real(floor: LawFit, x: np.ndarray, y: np.ndarray) -> bool:
@@ -287,7 +317,7 @@ def fit_power_law(
     else:
         df = law.df_resid
         low, high, q = _interval(law)
-        ci_models = tuple(m.law for m in plausible)
+        ci_models = tuple(dict.fromkeys(m.law for m in plausible))
         for other in plausible:  # the envelope over plausible models: model uncertainty widens it
             lo_m, hi_m, _ = _interval(other)
             low, high = min(low, lo_m), max(high, hi_m)
