@@ -185,6 +185,26 @@ def pytest_gate(trial_dir: Path, versions: list[Version]) -> None:
         (where / f"{version.label}.log").write_text(proc.stdout + proc.stderr)
 
 
+def pytest_ratios(out: Path) -> pd.DataFrame:
+    """One row per (trial, reference, head) of the pytest-benchmark short-mode runs: the largest
+    median ratio HEAD/BASE over every benchmark (what ``--benchmark-compare-fail=median:X%``
+    checks: it fails when any exceeds 1 + X/100) and over the polynomial benchmarks."""
+    rows = []
+    for trial_dir in sorted(out.glob("trial-*")):
+        where = trial_dir / "pytest"
+        runs = {p.stem: json.loads(p.read_text())["benchmarks"] for p in where.glob("*.json")} if where.is_dir() else {}
+        medians = {label: {b["fullname"]: b["stats"]["median"] for b in bench} for label, bench in runs.items()}
+        for ref, head in pairs(sorted(medians, key=lambda x: (x not in IDENTICAL, x))):
+            common = sorted(set(medians[ref]) & set(medians[head]))
+            ratios = {name: medians[head][name] / medians[ref][name] for name in common}
+            poly = [r for name, r in ratios.items() if "polynomial" in name and "gradient" not in name]
+            worst = max(ratios, key=lambda name: ratios[name])
+            rows.append({"trial": int(trial_dir.name.split("-")[1]), "condition": "A/A" if head in IDENTICAL else head,
+                         "reference": ref, "head": head, "benchmarks": len(common), "max_ratio": ratios[worst],
+                         "worst": worst, "poly_min_ratio": min(poly), "poly_max_ratio": max(poly)})
+    return pd.DataFrame(rows)
+
+
 def table(results: pd.DataFrame) -> pd.DataFrame:
     order = ["A/A", *[n for n in CONDITIONS if not n.startswith("aa")]]
     grouped = results.groupby("condition").agg(
@@ -247,6 +267,14 @@ def main() -> int:
     frame.to_csv(results, index=False)
     print(table(frame).to_string())
     print(f"wrote {results}")
+    gate = pytest_ratios(args.out)
+    if not gate.empty:
+        gate.to_csv(args.out / "pytest_gate.csv", index=False)
+        print(gate.groupby("condition").agg(comparisons=("max_ratio", "size"), max_ratio_low=("max_ratio", "min"),
+                                            max_ratio_high=("max_ratio", "max"),
+                                            poly_ratio_low=("poly_min_ratio", "min"),
+                                            poly_ratio_high=("poly_max_ratio", "max")).to_string())
+        print(f"wrote {args.out / 'pytest_gate.csv'}")
     return 0
 
 

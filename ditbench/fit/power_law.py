@@ -37,6 +37,7 @@ noise shared within a size (σ = 0.05–0.5); the numbers are in docs/fit.md.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,7 +48,7 @@ import statsmodels.api as sm
 from scipy import stats
 
 from .choices import ESTIMATORS, MODELS
-from .laws import LawFit, fit_curved, fit_floor, fit_power, fit_step, fit_steps
+from .laws import LawFit, fit_curved, fit_floor, fit_power, fit_steps
 from .models import ModelComparison, compare_laws
 from .regime import DEFAULT_THRESHOLDS, RegimeThresholds, verdict
 from .region import LocalSlope, RegionRule, first_asymptotic_index, local_slopes
@@ -150,13 +151,15 @@ def _exponent_models(x: np.ndarray, y: np.ndarray, w: np.ndarray, model: str) ->
     plausible when its AICc is within :data:`PLAUSIBLE` of the chosen one's."""
     power = fit_power(x, y, w)
     fitted, chosen = [power], [power]
+    steps: list[LawFit] | None = None
     if model in ("auto", "floor") and len(x) >= (5 if model == "floor" else MIN_SIZES_EXTRA):
         floor = fit_floor(x, y, w)
         if floor is not None and (model == "floor" or _floor_is_real(floor, x, y)):
             fitted.append(floor)
             chosen.append(floor)
     if model in ("auto", "step") and len(x) >= (6 if model == "step" else MIN_SIZES_EXTRA):
-        step = fit_step(x, y, w)
+        steps = fit_steps(x, y, w)  # every break (reused by unexcluded_steps below)
+        step = min(steps, key=lambda fit: fit.wssr, default=None)
         if step is not None and (model == "step" or abs(step.params[2]) >= MIN_STEP):
             fitted.append(step)
             if model == "step" or _step_is_real(step, power, fit_curved(x, y, w)):
@@ -174,11 +177,12 @@ def _exponent_models(x: np.ndarray, y: np.ndarray, w: np.ndarray, model: str) ->
     best = min(chosen, key=lambda c: (c.aicc, c.nparams))
     plausible = [c for c in fitted if c is best or c.aicc <= best.aicc + PLAUSIBLE]
     if model == "auto" and len(x) >= MIN_SIZES_EXTRA:
-        plausible += [c for c in unexcluded_steps(x, y, w, best) if not any(c is p for p in plausible)]
+        plausible += [c for c in unexcluded_steps(x, y, w, best, steps) if not any(c is p for p in plausible)]
     return best, plausible
 
 
-def unexcluded_steps(x: np.ndarray, y: np.ndarray, w: np.ndarray, best: LawFit) -> list[LawFit]:
+def unexcluded_steps(x: np.ndarray, y: np.ndarray, w: np.ndarray, best: LawFit,
+                     steps: list[LawFit] | None = None) -> list[LawFit]:
     """Step models the data cannot exclude, whose exponent intervals join the envelope.
 
     A level step of at least :data:`MIN_STEP` that the data cannot rule out makes the slope
@@ -189,17 +193,18 @@ def unexcluded_steps(x: np.ndarray, y: np.ndarray, w: np.ndarray, best: LawFit) 
     F(1, df) test at 5% allows (inverting the likelihood-ratio test, the usual change-point
     confidence set) — and (2) its δ interval reaches |δ| ≥ MIN_STEP (a step that large is not
     excluded). At low noise (2) fails for laws without a step and nothing widens."""
-    steps = [s for s in fit_steps(x, y, w) if s.df_resid > 0 and math.isfinite(_interval(s)[0])]
+    steps = [s for s in (fit_steps(x, y, w) if steps is None else steps)
+             if s.df_resid > 0 and math.isfinite(_interval(s)[0])]
     if not steps:
         return []
     ref = min([best, *steps], key=lambda c: c.wssr)
     if ref.df_resid <= 0 or ref.wssr <= 0:
         return []
-    limit = float(stats.f.ppf(CONFIDENCE, 1, ref.df_resid)) * ref.wssr / ref.df_resid
+    limit = _f_quantile(ref.df_resid) * ref.wssr / ref.df_resid
     kept = []
     for s in steps:
         delta, se = float(s.params[2]), math.sqrt(max(float(s.cov[2, 2]), 0.0))
-        q = float(stats.t.ppf(0.5 + CONFIDENCE / 2, s.df_resid))
+        q = _t_quantile(s.df_resid)
         if s.wssr - ref.wssr <= limit and abs(delta) + q * se >= MIN_STEP:
             kept.append(s)
     return kept
@@ -215,13 +220,26 @@ def _floor_is_real(floor: LawFit, x: np.ndarray, y: np.ndarray) -> bool:
     return math.exp(alpha - float(y.min())) >= MIN_FLOOR_SHARE and law_share_at_top > 0.5
 
 
+@functools.cache
+def _t_quantile(df: int) -> float:
+    """The two-sided 95% Student-t quantile (cached: scipy's ppf costs ~0.1 ms, and a fit asks
+    for it once per model and break)."""
+    return float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
+
+
+@functools.cache
+def _f_quantile(df: int) -> float:
+    """The 95% quantile of F(1, df) (cached like :func:`_t_quantile`)."""
+    return float(stats.f.ppf(CONFIDENCE, 1, df))
+
+
 def _interval(law: LawFit) -> tuple[float, float, float]:
     """(low, high, t quantile) of the exponent's 95% interval under ``law``; NaN when undefined."""
     df = law.df_resid
     var = float(law.cov[1, 1])
     if df <= 0 or not (math.isfinite(var) and var >= 0):
         return math.nan, math.nan, math.nan
-    q = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df))
+    q = _t_quantile(df)
     k = float(law.params[1])
     return k - q * math.sqrt(var), k + q * math.sqrt(var), q
 
@@ -311,7 +329,7 @@ def fit_power_law(
     if estimator == "ols-hc3":
         df = points - 2
         se = math.sqrt(law.cov[1, 1])
-        q = float(stats.t.ppf(0.5 + CONFIDENCE / 2, df)) if df > 0 else math.nan
+        q = _t_quantile(df) if df > 0 else math.nan
         low, high = exponent - q * se, exponent + q * se
         ci_models: tuple[str, ...] = ("power",)
     else:
