@@ -177,7 +177,9 @@ RESULTS: tuple[Column, ...] = (
     _c("worker", "text", "the worker that ran it: worker (local process), in-process, or a Dask worker address"),
     _c("rate_flops_per_s", "float", "the worker's calibrated FLOP rate used for the time-budget decision"),
     _c("rate_method", "text", "measured (median of the worker's calibration repeats) | assumed (given)"),
-    _c("predicted_s", "float", "predicted seconds per call: predicted_flops / rate_flops_per_s"),
+    _c("call_rate_flops_per_s", "float", "the rate that turns predicted_flops into predicted_s: rate_flops_per_s, "
+       "or for the fused CPU polynomial kernel (no exp) its own calibrated rate"),
+    _c("predicted_s", "float", "predicted seconds per call: predicted_flops / call_rate_flops_per_s"),
     _c("time_budget_s", "float", "the case's time budget: skipped (failure budget) when predicted_s exceeds it"),
     _c("predicted_point_s", "float", "predicted seconds of the whole point: predicted_ref_flops / rate_flops_per_s "
        "+ predicted_s·(2 + min_repeats) + min_run_time (reference, warm-up, block-size estimate, timing)"),

@@ -48,10 +48,15 @@ class Cost:
 
     flops: floating-point operations (a multiply-add counts 2; an exp counts 1).
     bytes: peak extra memory the call allocates beyond its inputs and output.
+    rate: which calibrated rate turns ``flops`` into seconds (ditbench.measure.budget.Rates):
+        "exact" — the exact kernel's, exp-bound and so conservative for every kernel — or
+        "fused" — the fused CPU polynomial kernel's own (it runs no exp: at the exact rate its
+        prediction was ~26× too slow and the budget skipped sizes that take well under a second).
     """
 
     flops: float
     bytes: float
+    rate: str = "exact"
 
 
 def logit_radius(q: Tensor, k: Tensor, scale: float | None = None) -> float:
@@ -296,7 +301,7 @@ def polynomial_forward_cost(
                  + r * c + n * dv)  # weights and division (ditbench.attention.polynomial)
         tile = r_low + c * (1 + top) + d
         mem = (2 * r * c + n * c + 2 * min(block, max(n, m)) * tile) * itemsize
-        return Cost(flops=flops, bytes=float(mem))
+        return Cost(flops=flops, bytes=float(mem), rate="fused")
     if fused:
         r = feature_rank(d, degree)
         flops = 2.0 * (n + m) * r * (dv + 1) + (n + m) * r

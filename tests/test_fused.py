@@ -65,12 +65,38 @@ def test_tile_size_changes_only_rounding(block):
 
 
 @needs_fused
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("d, degree, tokens, cols", [(8, 4, 300, 8), (3, 2, 1, 1), (5, 0, 70, 2), (4, 1, 33, 6)])
+def test_implicit_ones_and_normalised_output_match_the_explicit_forms(dtype, d, degree, tokens, cols):
+    # One thread: tiles are then summed in order, so both forms do the same float operations.
+    gen = torch.Generator().manual_seed(d * 10 + degree)
+    x = (torch.rand(2, tokens, d, generator=gen, dtype=torch.float64) * 2 - 1).to(dtype)
+    vals = (torch.rand(2, tokens, cols, generator=gen, dtype=torch.float64) * 2 - 1).to(dtype)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        z = fused.key_summary(x, vals, 0.7, degree, ones=True)  # (2, r, cols + 1)
+        explicit = fused.key_summary(x, torch.cat([vals, torch.ones_like(vals[..., :1])], dim=-1), 0.7, degree)
+        assert torch.equal(z, explicit)
+        w = z.abs() + 0.1  # positive normalisers
+        out, worst = fused.query_normalised(x, w, 0.6, degree)  # (2, tokens, cols), ()
+        y = fused.query_apply(x, w, 0.6, degree)  # (2, tokens, cols + 1)
+        assert torch.equal(out, y[..., :cols] / y[..., cols:]) and float(worst) == float(y[..., cols].amin())
+        w[1, 0, cols] = float("nan")  # one NaN normaliser row: the worst normaliser must say so
+        assert torch.isnan(fused.query_normalised(x, w, 0.6, degree)[1])
+    finally:
+        torch.set_num_threads(threads)
+
+
+@needs_fused
 def test_bad_inputs_are_refused_with_the_reason():
     x = torch.rand(1, 4, 3)
     with pytest.raises(RuntimeError, match="share a dtype"):
         fused.key_summary(x, torch.rand(1, 4, 2, dtype=torch.float64), 1.0, 2)
     with pytest.raises(RuntimeError, match="w must be"):
         fused.query_apply(x, torch.rand(1, 5, 2), 1.0, 2)
+    with pytest.raises(RuntimeError, match="C ≥ 2"):
+        fused.query_normalised(x, torch.rand(1, 10, 1), 1.0, 2)
 
 
 @needs_fused

@@ -54,3 +54,40 @@ def test_real_exact_cost_and_machine_probes():
     rates = calibrate("cpu", threads=1)
     assert rates.method == "measured" and 1e6 < rates.flops_per_s < 1e13
     assert 0 < available_memory("cpu")
+
+
+def test_the_fused_polynomial_is_predicted_at_its_own_rate():
+    # Its cost carries rate "fused": the exact kernel's rate (exp-bound) over-predicted it ~26×.
+    fused_cost = theory.polynomial_forward_cost(2**17, 2**17, 8, 8, 4, fused=True, virtual_top=True)
+    assert fused_cost.rate == "fused" and theory.polynomial_forward_cost(2**17, 2**17, 8, 8, 4).rate == "exact"
+    both = Rates(1e9, "measured", (1e9,), fused_flops_per_s=4e10, fused_samples=(4e10,))
+    assert both.rate("fused") == 4e10 and both.rate("exact") == 1e9
+    assert both.seconds(8e10, "fused") == 2.0 and both.seconds(8e10) == 80.0
+    assert Rates(1e9, "assumed").rate("fused") == 1e9  # not measured: the conservative exact rate
+    with pytest.raises(ValueError, match="not one of"):
+        both.rate("gpu")
+
+
+def test_budget_fields_name_the_rate_each_prediction_used(monkeypatch):
+    from ditbench.attention import polynomial
+    from ditbench.measure.budget import budget_fields
+
+    monkeypatch.setattr(polynomial, "_impl", lambda p, params: "fused")  # as where the extension builds
+    case = one_case("polynomial", n=4096, params={"eps": [1e-3]}, bound=[1], scale="1/d")
+    rates = Rates(1e9, "measured", (1e9,), fused_flops_per_s=5e10, fused_samples=(5e10,))
+    row = budget_fields(case, rates, 1e15)
+    cost = KERNELS["polynomial"].predicted_cost(case.problem(), dict(case.params))
+    assert cost.rate == "fused" and row["call_rate_flops_per_s"] == 5e10 and row["rate_flops_per_s"] == 1e9
+    assert row["predicted_s"] == pytest.approx(cost.flops / 5e10)
+    exact = budget_fields(one_case("exact", n=4096), rates, 1e15)
+    assert exact["call_rate_flops_per_s"] == 1e9
+
+
+def test_calibration_measures_the_fused_kernel_where_it_builds():
+    from ditbench.attention import fused
+
+    rates = calibrate("cpu", threads=1, repeats=1)
+    if not fused.available():
+        assert rates.fused_flops_per_s is None and rates.fused_samples == ()
+        pytest.skip(f"fused kernel: {fused.unavailable_reason()}")
+    assert len(rates.fused_samples) == 1 and rates.fused_flops_per_s == rates.fused_samples[0] > 0

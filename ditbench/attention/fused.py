@@ -3,8 +3,11 @@
 Two ops build each tile of symmetric-monomial features in cache and consume it at once
 (no (tokens × r) feature matrix in memory):
 
-* ``key_summary(x, vals, gain)`` → Z ``(B, r, C)`` = Σ_t M(gain·x_t) ⊗ vals_t
+* ``key_summary(x, vals, gain)`` → Z ``(B, r, C)`` = Σ_t M(gain·x_t) ⊗ vals_t (``ones=True``:
+  vals with an implicit column of ones appended, C + 1 columns, no concatenated copy)
 * ``query_apply(x, w, gain)`` → Y ``(B, n, C)`` = M(gain·x_t)ᵀ w
+* ``query_normalised(x, w, gain)`` → (Y[..., :C−1] / Y[..., C−1] ``(B, n, C − 1)``, the smallest
+  normaliser Y[..., C−1], NaN if any is NaN): the attention output written once, no (n, C) Y
 
 with M(x) the r = C(g + d, d) monomials of degree ≤ g in :func:`features.monomial_table`'s row
 order. :func:`available` compiles the extension with ``torch.utils.cpp_extension.load`` (gcc,
@@ -115,11 +118,20 @@ def build_steps(d: int, degree: int) -> Tensor:
     return torch.as_tensor(np.asarray(steps, dtype=np.int32).reshape(-1, 4))
 
 
-def key_summary(x: Tensor, vals: Tensor, gain: float, degree: int, block: int = 0) -> Tensor:
-    """Σ_t M(gain·x_t) ⊗ vals_t.  x ``(B, m, d)``, vals ``(B, m, C)`` → ``(B, r, C)`` (CPU, one dtype)."""
+def key_summary(x: Tensor, vals: Tensor, gain: float, degree: int, block: int = 0, ones: bool = False) -> Tensor:
+    """Σ_t M(gain·x_t) ⊗ vals_t.  x ``(B, m, d)``, vals ``(B, m, C)`` → ``(B, r, C)``, or with
+    ``ones`` → ``(B, r, C + 1)`` as if vals had a last column of ones (CPU, one dtype)."""
     d = x.shape[-1]
     return _ops().key_summary(x.contiguous(), vals.contiguous(), float(gain), build_steps(d, degree), degree,
-                              monomial_table(d, degree).rank, int(block))
+                              monomial_table(d, degree).rank, int(block), bool(ones))
+
+
+def query_normalised(x: Tensor, w: Tensor, gain: float, degree: int, block: int = 0) -> tuple[Tensor, Tensor]:
+    """(Y[..., :C−1] / Y[..., C−1], min Y[..., C−1]) for Y = M(gain·x_t)ᵀ w.  x ``(B, n, d)``,
+    w ``(B, r, C)`` with C ≥ 2 → ``(B, n, C − 1)`` and a float64 scalar (NaN if any normaliser is)."""
+    d = x.shape[-1]
+    return _ops().query_normalised(x.contiguous(), w.contiguous(), float(gain), build_steps(d, degree), degree,
+                                   monomial_table(d, degree).rank, int(block))
 
 
 def query_apply(x: Tensor, w: Tensor, gain: float, degree: int, block: int = 0) -> Tensor:

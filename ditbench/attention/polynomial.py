@@ -243,12 +243,11 @@ def polynomial_attention(
                           dtype=torch.float64, device=q.device)  # (g + 1,)
     if use == "fused":
         qb, kb, vb = (x.expand(*batch_shape, *x.shape[-2:]).reshape(batch, *x.shape[-2:]) for x in (q, k, v))
-        va = torch.cat([vb, vb.new_ones(batch, m, 1)], dim=-1)  # (B, m, dv + 1)
-        z = fused.key_summary(kb, va, 1.0 / (rho_k or 1.0), approx.degree, block)  # (B, r, dv + 1)
+        z = fused.key_summary(kb, vb, 1.0 / (rho_k or 1.0), approx.degree, block, ones=True)  # (B, r, dv + 1)
         w = z * monomial_weights(d, coeffs).to(q.dtype)[:, None]  # (B, r, dv + 1)
-        y = fused.query_apply(qb, w, 1.0 / (rho_q or 1.0), approx.degree, block)  # (B, n, dv + 1)
-        _check_normalisers(y[..., dv].amin(), approx.degree, r_poly, q.dtype)
-        return _finish((y[..., :dv] / y[..., dv:]).reshape(*batch_shape, n, dv), unit)
+        att, worst = fused.query_normalised(qb, w, 1.0 / (rho_q or 1.0), approx.degree, block)  # (B, n, dv), ()
+        _check_normalisers(worst, approx.degree, r_poly, q.dtype)
+        return _finish(att.reshape(*batch_shape, n, dv), unit)
 
     low, canon = _factored_layout(d, approx.degree, q.device)  # low table, (r,) flat positions
     high = d + 1 if approx.degree >= 1 else 1  # width of the high factor h

@@ -36,14 +36,25 @@ CALIBRATION_REPEATS = 5  # independent timings whose median rate is used (odd: a
 
 @dataclass(frozen=True)
 class Rates:
-    """Effective compute rate of the machine for the cost model."""
+    """Effective compute rates of the machine for the cost model."""
 
     flops_per_s: float  # effective FLOP/s of exact attention (exp included): the median of `samples`
     method: str  # "measured" | "assumed"
     samples: tuple[float, ...] = ()  # FLOP/s of each calibration repeat (empty when assumed)
+    # The fused CPU polynomial kernel's own FLOP/s (theory.Cost.rate == "fused"): median of
+    # `fused_samples`; None where it was not measured (no CPU, no extension, an assumed rate),
+    # and then such costs use `flops_per_s` (conservative: it includes exp).
+    fused_flops_per_s: float | None = None
+    fused_samples: tuple[float, ...] = ()
 
-    def seconds(self, flops: float) -> float:
-        return flops / self.flops_per_s
+    def rate(self, kind: str = "exact") -> float:
+        """FLOP/s for a cost of this kind (theory.Cost.rate): the fused rate where measured."""
+        if kind not in ("exact", "fused"):
+            raise ValueError(f"rate kind {kind!r} is not one of ['exact', 'fused']")
+        return self.fused_flops_per_s if kind == "fused" and self.fused_flops_per_s else self.flops_per_s
+
+    def seconds(self, flops: float, kind: str = "exact") -> float:
+        return flops / self.rate(kind)
 
     @property
     def spread(self) -> float | None:
@@ -64,7 +75,28 @@ def calibrate(device: str, threads: int, dtype: torch.dtype = torch.float32,
     flops = theory.exact_forward_cost(n, n, d, d).flops
     samples = tuple(flops / time_call(lambda: exact_attention(q, k, v, scale=1 / d), threads=threads,
                                       min_run_time=0.05).median_s for _ in range(repeats))
-    return Rates(flops_per_s=statistics.median(samples), method="measured", samples=samples)
+    fused = _fused_samples(device, threads, dtype, repeats)
+    return Rates(flops_per_s=statistics.median(samples), method="measured", samples=samples,
+                 fused_flops_per_s=statistics.median(fused) if fused else None, fused_samples=fused)
+
+
+def _fused_samples(device: str, threads: int, dtype: torch.dtype, repeats: int) -> tuple[float, ...]:
+    """FLOP/s of the fused CPU polynomial kernel at n = m = 2^14, d = dv = 8, degree 4 (rank 495,
+    the perf setting's; ~5 ms a call on 2 cores), ``repeats`` blocked timings of ≥ 0.05 s, with
+    the FLOPs its cost model counts; () where it cannot run (not CPU, not float32/64, no extension)."""
+    from ..attention import fused, polynomial_attention
+
+    if device != "cpu" or dtype not in (torch.float32, torch.float64) or not fused.available():
+        return ()
+    n, d, degree = 2**14, 8, 4
+    gen = torch.Generator().manual_seed(1)
+    q, k, v = (torch.rand(n, d, generator=gen, dtype=dtype) * 2 - 1 for _ in range(3))  # (n, d) each
+    flops = theory.polynomial_forward_cost(n, n, d, d, degree, fused=True, virtual_top=True).flops
+
+    def call() -> torch.Tensor:
+        return polynomial_attention(q, k, v, scale=1 / d, degree=degree, impl="fused")
+
+    return tuple(flops / time_call(call, threads=threads, min_run_time=0.05).median_s for _ in range(repeats))
 
 
 def predicted(case: Case) -> theory.Cost | None:
@@ -104,10 +136,11 @@ def budget_reasons(case: Case, rates: Rates, memory_available: float) -> list[st
     cost = predicted(case)
     if cost is None:
         return reasons
-    seconds = rates.seconds(cost.flops)
+    seconds = rates.seconds(cost.flops, cost.rate)
     if seconds > case.time_budget_s:
-        reasons.append(f"predicted {seconds:.3g} s per call ({cost.flops:.3g} FLOP at {rates.flops_per_s:.3g} FLOP/s, "
-                       f"{rates.method}) exceeds the time budget of {case.time_budget_s:g} s")
+        own = "" if cost.rate == "exact" else f", the {cost.rate} kernel's own rate"
+        reasons.append(f"predicted {seconds:.3g} s per call ({cost.flops:.3g} FLOP at {rates.rate(cost.rate):.3g} "
+                       f"FLOP/s, {rates.method}{own}) exceeds the time budget of {case.time_budget_s:g} s")
     ref = reference_flops(case)
     point_s = point_seconds(case, seconds, rates.seconds(ref))
     if point_s > case.timeout_s and seconds <= case.time_budget_s:  # (one reason per cause)
@@ -128,10 +161,11 @@ def budget_fields(case: Case, rates: Rates, memory_available: float) -> dict[str
     timeout_s, memory_need_bytes vs memory_limit_bytes; predicted_point_s itself is
     predicted_ref_flops / rate_flops_per_s + predicted_s·(2 + min_repeats) + min_run_time)."""
     cost = predicted(case)
-    call_s = None if cost is None else rates.seconds(cost.flops)
+    call_s = None if cost is None else rates.seconds(cost.flops, cost.rate)
     point_s = None if call_s is None else point_seconds(case, call_s, rates.seconds(reference_flops(case)))
     return {
         "rate_flops_per_s": rates.flops_per_s, "rate_method": rates.method,
+        "call_rate_flops_per_s": rates.flops_per_s if cost is None else rates.rate(cost.rate),
         "predicted_s": call_s, "time_budget_s": case.time_budget_s,
         "predicted_point_s": point_s, "timeout_s": case.timeout_s, "min_run_time": case.min_run_time,
         "min_repeats": case.min_repeats,

@@ -55,7 +55,9 @@ class Machine:
         out.update(rate_flops_per_s=None if rates is None else rates.flops_per_s,
                    rate_method=None if rates is None else rates.method,
                    rate_samples=[] if rates is None else list(rates.samples),
-                   rate_spread=None if rates is None else rates.spread)
+                   rate_spread=None if rates is None else rates.spread,
+                   fused_rate_flops_per_s=None if rates is None else rates.fused_flops_per_s,
+                   fused_rate_samples=[] if rates is None else list(rates.fused_samples))
         return out
 
 

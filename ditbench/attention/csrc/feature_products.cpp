@@ -39,12 +39,16 @@
 #include <omp.h>
 #include <ATen/core/Tensor.h>
 #include <ATen/ops/empty.h>
+#include <ATen/ops/scalar_tensor.h>
 #include <ATen/ops/zeros.h>
 #include <c10/util/Exception.h>
 #include <torch/library.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <limits>
+#include <tuple>
 #include <cstring>
 #include <mutex>
 #include <vector>
@@ -69,9 +73,13 @@ template <typename T> inline typename Vec<T>::V load(const T* p) {
 }
 // Keep a loaded vector in a register: GCC otherwise folds each use into its FMA as a memory operand,
 // re-loading a value the register tile loaded once (load-bound: measured 2x the loads per FMA).
+// x86 with AVX only (a 32-byte vector fits one ymm register); elsewhere a no-op: the portable code
+// is unchanged, only the register allocation hint is dropped.
 template <typename V> inline void pin(V& v) {
-#if defined(__x86_64__) || defined(__i386__)
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__AVX__)
   asm volatile("" : "+x"(v));
+#else
+  (void)v;
 #endif
 }
 template <typename T> inline void store(T* p, typename Vec<T>::V v) { *reinterpret_cast<typename Vec<T>::U*>(p) = v; }
@@ -269,8 +277,9 @@ void check_inputs(const at::Tensor& x, const at::Tensor& other, const char* what
 
 template <typename T>
 void key_summary_impl(const at::Tensor& x, const at::Tensor& vals, double gain, const Table& tab, int64_t block,
-                      at::Tensor& z) {
-  const int64_t B = x.size(0), m = x.size(1), d = x.size(2), C = vals.size(2), r = tab.rank;
+                      bool ones, at::Tensor& z) {
+  const int64_t B = x.size(0), m = x.size(1), d = x.size(2), CV = vals.size(2), C = CV + (ones ? 1 : 0);
+  const int64_t r = tab.rank;
   const int64_t ud = tab.top > 0 ? d : 0;  // rows of x_j ∘ values kept per tile
   const int64_t tb = tile_tokens<T>(tab.low + C + d + ud * C, block);
   const int64_t tiles = (m + tb - 1) / tb;
@@ -307,10 +316,11 @@ void key_summary_impl(const at::Tensor& x, const at::Tensor& vals, double gain, 
       }
       load_coords<T>(xp + b * m * d, d, t0, valid, tb, T(gain), xt.data());
       build_low_monomials<T>(tab, xt.data(), tb, mt.data());
-      const T* vb = vp + (b * m + t0) * C;
+      const T* vb = vp + (b * m + t0) * CV;
       for (int64_t c = 0; c < C; ++c) {
         T* row = vt.data() + c * tb;
-        for (int64_t t = 0; t < valid; ++t) row[t] = vb[t * C + c];
+        if (c < CV) for (int64_t t = 0; t < valid; ++t) row[t] = vb[t * CV + c];
+        else for (int64_t t = 0; t < valid; ++t) row[t] = T(1);  // the implicit ones column
         for (int64_t t = valid; t < tb; ++t) row[t] = T(0);
       }
       for (int64_t j = 0; j < ud; ++j)
@@ -328,21 +338,27 @@ void key_summary_impl(const at::Tensor& x, const at::Tensor& vals, double gain, 
   }
 }
 
+// With `out` (B, n, C − 1) defined, writes Y[..., :C−1] / Y[..., C−1] there instead of Y to y and
+// returns the smallest normaliser Y[..., C−1] (NaN if any is NaN); else returns +inf.
 template <typename T>
-void query_apply_impl(const at::Tensor& x, const at::Tensor& w, double gain, const Table& tab, int64_t block,
-                      at::Tensor& y) {
+double query_apply_impl(const at::Tensor& x, const at::Tensor& w, double gain, const Table& tab, int64_t block,
+                        at::Tensor& y, at::Tensor* out) {
   const int64_t B = x.size(0), n = x.size(1), d = x.size(2), C = w.size(2), r = tab.rank;
   const int64_t tb = tile_tokens<T>(tab.low + C + d, block);
   const int64_t tiles = (n + tb - 1) / tb;
   constexpr int64_t unit = kRT * Vec<T>::L;
   const T* xp = x.data_ptr<T>();
   const T* wp = w.data_ptr<T>();
-  T* yp = y.data_ptr<T>();
+  T* yp = out == nullptr ? y.data_ptr<T>() : nullptr;
+  T* op = out != nullptr ? out->data_ptr<T>() : nullptr;
   const int64_t jobs = B * tiles;
   const int threads = static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(at::get_num_threads(), jobs)));
+  double worst = std::numeric_limits<double>::infinity();
+  std::mutex lock;
 #pragma omp parallel num_threads(threads)
   {
     std::vector<T> xt(d * tb), mt(tab.low * tb), yt(C * tb);
+    double mine = std::numeric_limits<double>::infinity();
 #pragma omp for schedule(dynamic, 1) nowait
     for (int64_t job = 0; job < jobs; ++job) {
       const int64_t b = job / tiles, t0 = (job % tiles) * tb, valid = std::min(tb, n - t0);
@@ -357,21 +373,33 @@ void query_apply_impl(const at::Tensor& x, const at::Tensor& w, double gain, con
                              xt.data() + int64_t(st[3]) * tb, yt.data());
         }
       }
-      T* yb = yp + (b * n + t0) * C;
-      for (int64_t t = 0; t < valid; ++t)
-        for (int64_t c = 0; c < C; ++c) yb[t * C + c] = yt[c * tb + t];
+      if (op == nullptr) {
+        T* yb = yp + (b * n + t0) * C;
+        for (int64_t t = 0; t < valid; ++t)
+          for (int64_t c = 0; c < C; ++c) yb[t * C + c] = yt[c * tb + t];
+        continue;
+      }
+      T* ob = op + (b * n + t0) * (C - 1);
+      const T* den = yt.data() + (C - 1) * tb;
+      for (int64_t t = 0; t < valid; ++t) {
+        if (!std::isnan(mine) && !(double(den[t]) >= mine)) mine = double(den[t]);  // NaN sticks
+        for (int64_t c = 0; c + 1 < C; ++c) ob[t * (C - 1) + c] = yt[c * tb + t] / den[t];
+      }
     }
+    std::lock_guard<std::mutex> guard(lock);
+    if (!std::isnan(worst) && !(mine >= worst)) worst = mine;
   }
+  return worst;
 }
 
 at::Tensor key_summary(const at::Tensor& x, const at::Tensor& vals, double gain, const at::Tensor& steps,
-                       int64_t degree, int64_t rank, int64_t block) {
+                       int64_t degree, int64_t rank, int64_t block, bool ones) {
   check_inputs(x, vals, "vals");
   TORCH_CHECK(vals.size(0) == x.size(0) && vals.size(1) == x.size(1), "vals must be (B, m, C) with x (B, m, d)");
   const Table tab = make_table(steps, x.size(2), degree, rank);
-  at::Tensor z = at::zeros({x.size(0), rank, vals.size(2)}, x.options());
-  if (x.scalar_type() == at::kFloat) key_summary_impl<float>(x, vals, gain, tab, block, z);
-  else key_summary_impl<double>(x, vals, gain, tab, block, z);
+  at::Tensor z = at::zeros({x.size(0), rank, vals.size(2) + (ones ? 1 : 0)}, x.options());
+  if (x.scalar_type() == at::kFloat) key_summary_impl<float>(x, vals, gain, tab, block, ones, z);
+  else key_summary_impl<double>(x, vals, gain, tab, block, ones, z);
   return z;
 }
 
@@ -381,19 +409,37 @@ at::Tensor query_apply(const at::Tensor& x, const at::Tensor& w, double gain, co
   TORCH_CHECK(w.size(0) == x.size(0) && w.size(1) == rank, "w must be (B, r, C) with x (B, n, d)");
   const Table tab = make_table(steps, x.size(2), degree, rank);
   at::Tensor y = at::empty({x.size(0), x.size(1), w.size(2)}, x.options());
-  if (x.scalar_type() == at::kFloat) query_apply_impl<float>(x, w, gain, tab, block, y);
-  else query_apply_impl<double>(x, w, gain, tab, block, y);
+  if (x.scalar_type() == at::kFloat) query_apply_impl<float>(x, w, gain, tab, block, y, nullptr);
+  else query_apply_impl<double>(x, w, gain, tab, block, y, nullptr);
   return y;
+}
+
+std::tuple<at::Tensor, at::Tensor> query_normalised(const at::Tensor& x, const at::Tensor& w, double gain,
+                                                    const at::Tensor& steps, int64_t degree, int64_t rank,
+                                                    int64_t block) {
+  check_inputs(x, w, "w");
+  TORCH_CHECK(w.size(0) == x.size(0) && w.size(1) == rank && w.size(2) >= 2,
+              "w must be (B, r, C) with x (B, n, d) and C ≥ 2 (values and the normaliser)");
+  const Table tab = make_table(steps, x.size(2), degree, rank);
+  at::Tensor y, out = at::empty({x.size(0), x.size(1), w.size(2) - 1}, x.options());
+  double worst;
+  if (x.scalar_type() == at::kFloat) worst = query_apply_impl<float>(x, w, gain, tab, block, y, &out);
+  else worst = query_apply_impl<double>(x, w, gain, tab, block, y, &out);
+  return {out, at::scalar_tensor(worst, x.options().dtype(at::kDouble))};
 }
 
 }  // namespace
 
 TORCH_LIBRARY(ditbench_fused, lib) {
-  lib.def("key_summary(Tensor x, Tensor vals, float gain, Tensor steps, int degree, int rank, int block) -> Tensor");
+  lib.def("key_summary(Tensor x, Tensor vals, float gain, Tensor steps, int degree, int rank, int block, "
+          "bool ones=False) -> Tensor");
   lib.def("query_apply(Tensor x, Tensor w, float gain, Tensor steps, int degree, int rank, int block) -> Tensor");
+  lib.def("query_normalised(Tensor x, Tensor w, float gain, Tensor steps, int degree, int rank, int block) "
+          "-> (Tensor, Tensor)");
 }
 
 TORCH_LIBRARY_IMPL(ditbench_fused, CPU, lib) {
   lib.impl("key_summary", &key_summary);
   lib.impl("query_apply", &query_apply);
+  lib.impl("query_normalised", &query_normalised);
 }
