@@ -148,6 +148,7 @@ def test_a_warm_up_that_fills_min_run_time_replaces_the_block_size_estimate():
     assert timing.calls_per_block > 1
 
 
+@pytest.mark.slow  # starts a worker interpreter (conftest)
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc mallopt and getrusage faults: Linux")
 def test_worker_heap_policy_and_fault_counts_reach_the_rows(tmp_path):
     # The worker process fixes glibc's heap policy before it measures; the in-process executor
