@@ -13,10 +13,11 @@ the function even after ``import ditbench.fit.crossover``, as it was with eager 
 """
 from __future__ import annotations
 
-import importlib
 import sys
 import types
 from typing import TYPE_CHECKING, Any
+
+from .._lazy import lazy_names
 
 if TYPE_CHECKING:  # the same names, eagerly, for type checkers
     from .crossover import Crossover, crossover
@@ -37,25 +38,13 @@ _LAZY_MODULES = {
     "region": ("FULL_RANGE", "LocalSlope", "RegionRule"),
     "table": ("default_group_columns", "fit_table"),
 }
-_LAZY = {name: module for module, names in _LAZY_MODULES.items() for name in names}
+_LAZY = {name for names in _LAZY_MODULES.values() for name in names}
+__getattr__, __dir__ = lazy_names(__name__, _LAZY_MODULES)
 __all__ = [
     "Crossover", "ESTIMATORS", "FULL_RANGE", "InsufficientDataError", "LocalSlope", "MODELS", "ModelComparison",
     "PowerLawFit", "RegimeThresholds", "RegionRule", "Step", "Verdict", "classify", "compare_laws", "crossover",
     "default_group_columns", "fit_power_law", "fit_table", "read_results", "verdict",
 ]
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f".{module}", __name__), name)
-    globals()[name] = value  # after the import, which binds the submodule under its own name
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
 
 
 class _Package(types.ModuleType):
