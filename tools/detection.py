@@ -1,7 +1,7 @@
 """How often ``ditbench compare`` catches an injected regression, and how often it cries wolf.
 
     python tools/detection.py --out /tmp/detect [--trials 5] [--passes P] [--repo .] [--rev HEAD]
-                              [--core aa1,aa2,x1.3] [--rotate x1.2,x1.5,x2,x4,n1.5,n2] [--per-trial 1]
+                              [--core aa1,aa2,r1.3] [--rotate r1.2,r1.5,r2,r4,n1.5,n2] [--per-trial 1]
                               [--pytest-gate] [--judge-only]
 
 1. Clones ``--repo`` into ``OUT/repo`` and, from ``--rev``, commits one branch per condition whose
@@ -91,7 +91,8 @@ _KERNELS["polynomial"] = _dc.replace(POLYNOMIAL, fn=_injected)
 CONDITIONS = {  # name → (kind, value)
     "aa1": ("none", 0), "aa2": ("none", 0), "x1.2": ("factor", 1.2), "x1.3": ("factor", 1.3),
     "x1.5": ("factor", 1.5), "x2": ("factor", 2.0), "x4": ("factor", 4.0), "n1.5": ("power", 1.5),
-    "n2": ("power", 2.0), "r1.3": ("repeat", 1.3), "r2": ("repeat", 2.0),
+    "n2": ("power", 2.0), "r1.2": ("repeat", 1.2), "r1.3": ("repeat", 1.3), "r1.5": ("repeat", 1.5),
+    "r2": ("repeat", 2.0), "r4": ("repeat", 4.0),
 }
 
 
