@@ -7,7 +7,10 @@ Reads result rows only (experiments whose name starts with ``E2``). Four views:
 * the fitted exponent of time against c in B = c·√ln n, beside the exponent of the predicted work
   on the same sizes (what the cost model says the method must show);
 * the crossover n*(B) with exact SDPA at constant B (ditbench.fit.crossover, 95% interval);
-* errors on planted large-margin inputs, with the uniform answer's error beside every one.
+* errors on planted large-margin inputs, with the uniform answer's error beside every one;
+
+and the table of E2's two headline fits (:data:`HEADLINES`: constant B and growing B), each with
+its label beside the label the cost model's exponent on the same sizes would get.
 
 What none of these can show: a lower bound. The SETH result is about every algorithm on
 worst-case inputs; a curve of one algorithm is an upper bound on its own cost.
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from html import escape
 
 import numpy as np
@@ -24,6 +28,8 @@ import plotly.graph_objects as go
 
 from ..fit.crossover import crossover
 from ..fit.power_law import InsufficientDataError, PowerLawFit, fit_power_law
+from ..fit.regime import INCONCLUSIVE, INSUFFICIENT_DATA, NOT_ASYMPTOTIC, verdict
+from ..fit.table import fit_table
 from .figures import UNIFORM_STYLE, _color, _log_n_axis, _style
 
 # "0.75*sqrt(log(n))" → c = 0.75 (the B = c·√ln n regimes); constant bounds do not match.
@@ -235,3 +241,86 @@ def summary_table(rows: pd.DataFrame) -> pd.DataFrame:
 
 def finite(x: float | None) -> bool:
     return x is not None and math.isfinite(x)
+
+
+##################################################################################################
+# E2's two headline fits (docs/phase.md "Headline fits")
+##################################################################################################
+CAUTIOUS = (INCONCLUSIVE, NOT_ASYMPTOTIC, INSUFFICIENT_DATA)  # labels that claim no regime
+TARGET_HALF_WIDTH = 0.05  # issue 11, Deliver 4
+
+
+@dataclass(frozen=True)
+class Headline:
+    """One of E2's headline fits: the polynomial kernel's rows of one (experiment, bound_spec)."""
+
+    regime: str  # "constant B" or "growing B"
+    experiment: str
+    bound_spec: str
+    theory: str  # what the theory and the cost model say the exponent is
+
+
+HEADLINES = (
+    Headline("constant B", "E2-constant", "3",
+             "n·r with r fixed (P built for R = B² at every n): exponent 1, almost-linear"),
+    Headline("growing B", "E2-regime", "0.5*sqrt(log(n))",
+             "d ∝ log n, ε = n^−1/2, R = B² = c²·ln n: the rank grows like a power of n; the exponent is "
+             "the cost model's on the same sizes"),
+)
+
+
+def _work_exponent(g: pd.DataFrame) -> float:
+    """Least-squares log–log slope of the predicted work (median per n) over ``g``'s sizes."""
+    work = g[g["predicted_flops"] > 0].groupby("n")["predicted_flops"].median()
+    if len(work) < 2:
+        return math.nan
+    return float(np.polyfit(np.log(work.index.to_numpy(float)), np.log(work.to_numpy(float)), 1)[0])
+
+
+def headline_rows(rows: pd.DataFrame, headlines: tuple[Headline, ...] = HEADLINES) -> pd.DataFrame:
+    """Per headline present in ``rows``: the fit ``ditbench fit`` gives its rows (block by block,
+    passes as the two-level variance model's), its half-width against ±0.05, and the label the
+    cost model's exponent on the fitted sizes gets as a point (``model_label``). ``sound`` is True
+    when the measured label is that label or a cautious one (inconclusive, not-asymptotic): a
+    label may be cautious, never confidently different from what the cost model predicts."""
+    r = e2_rows(rows)
+    out = []
+    for h in headlines if not r.empty else ():
+        g = r[(r["experiment"] == h.experiment) & (r["kernel"] == "polynomial")
+              & (r["bound_spec"].astype(str) == h.bound_spec)]
+        if g["n"].nunique() < 3:
+            continue
+        fit = fit_table(g, by=["experiment", "kernel", "bound_spec"]).iloc[0]
+        if fit["regime"] == INSUFFICIENT_DATA:
+            continue
+        n_min, n_max = float(fit["n_min"]), float(fit["n_max"])
+        predicted = _work_exponent(g[(g["n"] >= n_min) & (g["n"] <= n_max)])
+        model_label = verdict(predicted, predicted).label if math.isfinite(predicted) else INSUFFICIENT_DATA
+        lo, hi = float(fit["ci_low"]), float(fit["ci_high"])
+        passes = int(g["pass_index"].nunique()) if "pass_index" in g.columns else 1
+        out.append(dict(regime=h.regime, experiment=h.experiment, bound_spec=h.bound_spec, theory=h.theory,
+                        exponent=float(fit["exponent"]), ci_low=lo, ci_high=hi, half_width=(hi - lo) / 2,
+                        label=fit["regime"], reason=fit["regime_reason"], model=fit["model"],
+                        predicted=predicted, model_label=model_label,
+                        sound=fit["regime"] == model_label or fit["regime"] in CAUTIOUS,
+                        sizes=int(fit["sizes"]), passes=passes, n_min=n_min, n_max=n_max,
+                        d_range=_span(g["d"]), rank_range=_span(g["rank"])))
+    return pd.DataFrame(out)
+
+
+def headline_table(rows: pd.DataFrame) -> pd.DataFrame:
+    """The headline table as the report (and tools/e2_headlines.py) shows it."""
+    e = headline_rows(rows)
+    if e.empty:
+        return e
+    return pd.DataFrame({
+        "regime": e["regime"], "series": e["experiment"] + " · B=" + e["bound_spec"],
+        "measured k [95% CI]": [f"{k:.3f} [{lo:.3f}, {hi:.3f}]" for k, lo, hi in zip(e["exponent"], e["ci_low"],
+                                                                                     e["ci_high"])],
+        f"±{TARGET_HALF_WIDTH:g}": [f"±{w:.3f} {'yes' if w <= TARGET_HALF_WIDTH else 'no'}" for w in e["half_width"]],
+        "label": e["label"], "cost model k": e["predicted"].map(lambda v: f"{v:.3f}"),
+        "cost model's label": e["model_label"], "sound": e["sound"].map({True: "yes", False: "NO"}),
+        "sizes × passes": [f"{s} × {p} ({int(a)}–{int(b)})" for s, p, a, b in zip(e["sizes"], e["passes"],
+                                                                                 e["n_min"], e["n_max"])],
+        "d": e["d_range"], "rank": e["rank_range"], "theory": e["theory"], "reason": e["reason"],
+    })

@@ -120,9 +120,10 @@ def phase_section(p: PageData) -> Section | None:
     figs = _figs(*pairs)
     if not figs:
         return None
-    table = phase.summary_table(rows)
-    tabs = (("Exponent per series: measured vs cost model", tables.html_table(
-        table, {c: (c, str) for c in table.columns})),) if not table.empty else ()
+    table, heads = phase.summary_table(rows), phase.headline_table(rows)
+    tabs = tuple((title, tables.html_table(t, {c: (c, str) for c in t.columns})) for title, t in (
+        ("E2's headline fits: constant B and growing B, each label beside the cost model's (docs/phase.md)", heads),
+        ("Exponent per series: measured vs cost model", table)) if not t.empty)
     return Section("phase", "Phase transition (E2)", PHASE_INTRO, figs, tabs)
 
 
