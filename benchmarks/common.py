@@ -13,6 +13,7 @@ which asv records as "skipped" and pytest turns into a skip (see ``pytest_suite/
 from __future__ import annotations
 
 import functools
+import os
 import time
 import timeit
 from collections.abc import Callable, Mapping
@@ -235,10 +236,25 @@ def fitted_exponent(points: tuple[Point, ...]) -> Any:
 ##################################################################################################
 # asv bookkeeping: skip CUDA without spawning, and a version that follows the settings above
 ##################################################################################################
-# Probed once at import (no CUDA context is created). asv spawns one process per benchmark just to
-# learn that its setup raises NotImplementedError; on a CPU-only runner that was a fifth of a
-# publish (issue 13). Benchmarks marked with `skip_without_cuda` are dropped at discovery instead.
-HAS_CUDA = torch.cuda.is_available()
+# Probed once at import. asv spawns one process per benchmark just to learn that its setup raises
+# NotImplementedError; on a CPU-only runner that was a fifth of a publish (issue 13). Benchmarks
+# marked with `skip_without_cuda` are dropped at discovery instead. The probe asks NVML, not the
+# CUDA runtime (torch: "will NOT poison fork if PYTORCH_NVML_BASED_CUDA_CHECK=1"), so a process that
+# imports this suite and then forks benchmark processes (asv's forkserver, `tox -e bench-publish`)
+# has not initialised CUDA before the fork; where NVML is unusable torch falls back to the runtime.
+def _cuda_present() -> bool:
+    previous = os.environ.get("PYTORCH_NVML_BASED_CUDA_CHECK")
+    os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = "1"
+    try:
+        return torch.cuda.is_available()
+    finally:
+        if previous is None:
+            del os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"]
+        else:
+            os.environ["PYTORCH_NVML_BASED_CUDA_CHECK"] = previous
+
+
+HAS_CUDA = _cuda_present()
 AVAILABLE_DEVICES = tuple(device for device in DEVICES if device == "cpu" or HAS_CUDA)
 
 
@@ -254,11 +270,14 @@ def skip_without_cuda(method: Callable[..., Any]) -> Callable[..., Any]:
 
 def _settings_version() -> str:
     """A digest of every setting above that changes what a benchmark measures (threads, dtype,
-    seed, kernel parameters, exponent sweeps): asv's ``version`` attribute, so a change here
-    starts a new series instead of joining incomparable numbers on one dashboard line."""
+    seed, each device's clock, the logit scale, kernel parameters, exponent sweeps): asv's
+    ``version`` attribute, so a change here starts a new series instead of joining incomparable
+    numbers on one dashboard line."""
     import hashlib
 
-    settings = (THREADS, DTYPE, SEED, sorted((k, sorted(v.items())) for k, v in KERNEL_PARAMS.items()),
+    clocks = sorted((device, f"{fn.__module__}.{fn.__qualname__}") for device, fn in TIMERS.items())
+    settings = (THREADS, DTYPE, SEED, clocks, [scale_for(d) for d in (1, 4, 8, 64)],
+                sorted((k, sorted(v.items())) for k, v in KERNEL_PARAMS.items()),
                 sorted(EXPONENT_SWEEPS.items()), EXPONENT_D, EXPONENT_BOUND, EXPONENT_MIN_RUN_TIME)
     return hashlib.sha1(repr(settings).encode()).hexdigest()[:12]
 

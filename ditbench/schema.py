@@ -151,6 +151,8 @@ RESULTS: tuple[Column, ...] = (
        "Timer's block-size estimate where it ran): memory the call had to map afresh"),
     _c("heap_policy", "text", "glibc malloc thresholds of the measuring process: fixed (the worker's, "
        "ditbench.measure.memory.fix_heap_policy) | adaptive (glibc's default)"),
+    _c("drift_ref_s", "float", "seconds of one call of the drift reference (ditbench.measure.drift; name and "
+       "version in meta.json), geometric mean of the calls right before and after the timed blocks"),
     _c("predicted_ref_flops", "float", "the cost model's FLOPs for the float64 reference of this point"),
     _c("ref_s", "float", "seconds spent computing the float64 reference (0 when reused from an earlier pass)"),
     _c("impl", "text", "implementation that ran where a kernel has several (polynomial: fused | torch)", key=True),
@@ -240,6 +242,8 @@ FITS: tuple[Column, ...] = (
     _c("floor_s", "float", "fitted constant floor c₀ in seconds (model floor), else empty"),
     _c("step_n", "float", "first size above the level step (model step), else empty"),
     _c("step_factor", "float", "factor by which time jumps at the step (model step), else empty"),
+    _c("drift_gamma", "float", "γ̂ of the drift covariate: ln t per unit ln(drift reference), within sizes "
+       "(ditbench.fit.variance), else empty"),
     _c("best_model", "text", "the law the AICc comparison prefers (n·logᵖn p = 0..4, n², the exponent model)"),
     _c("sizes", "int", "distinct n in the group"),
     _c("dropped_sizes", "int", "sizes left out as not asymptotic"),

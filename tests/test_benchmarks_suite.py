@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import math
 import re
 import subprocess
@@ -224,3 +225,31 @@ def test_every_benchmark_class_is_versioned_by_the_settings_in_common():
     for cls in CLASSES:
         assert cls.version == common.SETTINGS_VERSION, cls.__name__
     assert len(common.SETTINGS_VERSION) == 12
+
+
+def test_settings_version_follows_the_clock_threads_and_kernel_parameters(monkeypatch):
+    import time
+    from types import MappingProxyType
+
+    before = common._settings_version()
+    assert before == common.SETTINGS_VERSION  # deterministic: the same settings, the same digest
+    for name, value in (("TIMERS", MappingProxyType({"cpu": time.perf_counter, "cuda": time.perf_counter})),
+                        ("THREADS", 2), ("KERNEL_PARAMS", MappingProxyType({"polynomial": {"eps": 1e-2}})),
+                        ("scale_for", lambda d: d ** -0.5)):
+        with monkeypatch.context() as patch:
+            patch.setattr(common, name, value)
+            assert common._settings_version() != before, name
+
+
+def test_cuda_probe_asks_nvml_and_leaves_the_environment_as_it_was(monkeypatch):
+    seen = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: seen.append(os.environ.get(NVML)) or False)
+    monkeypatch.delenv(NVML, raising=False)
+    assert common._cuda_present() is False and seen == ["1"]  # torch's fork-safe (NVML) check
+    assert NVML not in os.environ
+    monkeypatch.setenv(NVML, "0")
+    common._cuda_present()
+    assert seen[-1] == "1" and os.environ[NVML] == "0"
+
+
+NVML = "PYTORCH_NVML_BASED_CUDA_CHECK"

@@ -16,11 +16,13 @@ from ditbench.gradient import exact_gradient
 from ditbench.measure import InProcessExecutor, Preset, SweepSpec, WorkerExecutor, expand, run_sweep
 from ditbench.measure.budget import Rates, budget_fields, budget_reasons
 from ditbench.measure.cases import run_time
+from ditbench.measure.drift import REFERENCE
 from ditbench.measure.families.attention import (backward_check, backward_inputs, reference_key, row_subproblem,
                                                  sampled_gradient)
 from ditbench.measure.point import base_row
 from ditbench.measure.memory import heap_policy
 from ditbench.measure.runner import plan
+from ditbench.measure.spec import RunDefaults
 from ditbench.measure.timing import time_call
 from tolerances import assert_close, gamma
 
@@ -46,6 +48,21 @@ def test_passes_are_interleaved_in_a_seeded_shuffled_order():
     assert len(orders) > 1  # shuffled differently in different passes (seeded)
 
 
+def test_pass_blocks_visit_each_setting_back_to_back():
+    # order = "blocks": within a pass, each setting's sizes one after the other (shuffled), the
+    # settings in shuffled order; every point still once per pass.
+    p = Preset(name="p", specs=(spec(passes=3, kernels=["exact", "sdpa"], n=[16, 32, 64, 128]),),
+               defaults=RunDefaults(order="blocks"))
+    cases = plan(p, threads=1)
+    assert len(cases) == 24 and [c.pass_index for c in cases] == [0] * 8 + [1] * 8 + [2] * 8
+    runs = [[c.kernel for c in cases[i:i + 4]] for i in range(0, 24, 4)]
+    assert all(len(set(r)) == 1 for r in runs)  # blocks of one kernel
+    assert {tuple(c.n for c in cases[i:i + 4]) for i in range(0, 24, 4)} != {(16, 32, 64, 128)}  # shuffled
+    assert {c.case_id for c in cases} == {c.case_id for c in plan(Preset(name="p", specs=p.specs), threads=1)}
+    with pytest.raises(ValueError, match="order"):
+        RunDefaults(order="sorted")
+
+
 def test_min_run_time_shrinks_at_small_n():
     s = spec(min_run_time=0.2, min_run_time_n=1024)
     assert run_time(s, 4096) == 0.2 and run_time(s, 512) == 0.1 and run_time(s, 16) == 0.02
@@ -60,8 +77,11 @@ def test_rows_carry_samples_warmup_and_pass_and_the_fit_uses_them(tmp_path):
         samples = json.loads(row.samples)
         assert len(samples) == row.repeats and min(samples) > 0 and row.warmup_s > 0
     assert (frame["ref_s"] >= 0).all()  # pass 1 reuses the reference of pass 0 (≈ 0 s)
+    assert (frame["drift_ref_s"] > 0).all()  # the drift reference around every point's timed blocks
     fits = fit_table(frame)
     assert len(fits) == 1 and fits["points"].iloc[0] == 4
+    meta = json.loads((tmp_path / "meta.json").read_text())
+    assert meta["drift_reference"]["name"] == REFERENCE.name and meta["drift_reference"]["version"] == REFERENCE.version
 
 
 def test_the_reference_is_part_of_the_prediction():

@@ -44,9 +44,18 @@ print(json.dumps({"k": fit.exponent, "low": fit.ci_low, "high": fit.ci_high}))
 """
 
 
+BENCH = r"^bench_attention\.Forward\.time_forward"  # what the timing gate runs (all its parameters)
+
+
+def timing_command(base: str, head: str, factor: float, bench: str = BENCH, config: Path | None = None) -> list[str]:
+    """The timing gate's ``asv continuous`` command (tools/asv_detection.py measures this same command)."""
+    where = ["--config", str(config)] if config is not None else []
+    return ["asv", "continuous", *where, "--interleave-rounds", "--append-samples", "--no-only-changed", "--split",
+            "--show-stderr", "--factor", str(factor), "-b", bench, base, head]
+
+
 def timing_gate(base: str, head: str, factor: float) -> int:
-    cmd = ["asv", "continuous", "--interleave-rounds", "--append-samples", "--no-only-changed", "--split",
-           "--show-stderr", "--factor", str(factor), "-b", r"^bench_attention\.Forward\.time_forward", base, head]
+    cmd = timing_command(base, head, factor)
     print("timing gate: " + " ".join(cmd), flush=True)
     return subprocess.run(cmd, cwd=ROOT, check=False).returncode
 

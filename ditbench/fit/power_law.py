@@ -52,7 +52,7 @@ from .laws import LawFit, fit_curved, fit_floor, fit_power, fit_steps
 from .models import ModelComparison, compare_laws
 from .regime import DEFAULT_THRESHOLDS, RegimeThresholds, verdict
 from .region import LocalSlope, RegionRule, first_asymptotic_index, local_slopes
-from .variance import summarize, two_level_weights
+from .variance import SizeSummary, summarize, two_level_weights
 
 CONFIDENCE = 0.95  # every interval in this package is a 95% interval
 MIN_FLOOR_SHARE = 0.05  # a floor below 5% of the smallest time is noise, not overhead
@@ -99,6 +99,8 @@ class PowerLawFit:
     floor_s: float | None  # fitted constant floor in seconds (model "floor")
     step: Step | None  # the level step found (model "step")
     tau2: float  # between-size variance of ln t in the weights (two-level model)
+    drift_gamma: float | None  # γ̂ of the drift covariate (variance.Drift), None when not used
+    drift_se: float | None  # its standard error
     df_resid: int  # residual degrees of freedom of the interval
     ci_models: tuple[str, ...]  # exponent models whose intervals the reported one envelops
     _law: LawFit = field(repr=False, compare=False)
@@ -124,6 +126,20 @@ class PowerLawFit:
         q = float(stats.t.ppf(0.5 + CONFIDENCE / 2, max(self.df_resid, 1)))
         return pd.DataFrame({"n": sizes, "seconds": np.exp(mean), "low": np.exp(mean - q * se),
                              "high": np.exp(mean + q * se)})
+
+
+def _validated_reference(reference: Any, size: int) -> np.ndarray | None:
+    """ln of the drift reference per row ``(p,)``, or None when absent (any missing value: not used)."""
+    if reference is None:
+        return None
+    values = np.asarray(reference, dtype=float).ravel()  # (p,)
+    if values.size != size:
+        raise ValueError(f"drift_ref has {values.size} values but n has {size}; they must pair up")
+    if not np.all(np.isfinite(values)):
+        return None  # rows measured without the reference (older runs, CUDA): no adjustment
+    if np.any(values <= 0):
+        raise ValueError(f"drift_ref must be > 0 seconds; first bad value {values[values <= 0][0]!r}")
+    return np.log(values)
 
 
 def _validated(n: Any, seconds: Any, passes: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
@@ -271,6 +287,7 @@ def fit_power_law(
     seconds: Any,
     *,
     passes: Any = None,
+    drift_ref: Any = None,
     estimator: str = "wls-median",
     model: str = "auto",
     region: RegionRule | None = None,
@@ -283,6 +300,9 @@ def fit_power_law(
         n: ``(p,)`` sizes (> 0; any positive x), one per row; repeats are rows with equal n.
         seconds: ``(p,)`` times (> 0; any positive y), paired with ``n``.
         passes: optional ``(p,)`` pass index of each row (the two-level variance model).
+        drift_ref: optional ``(p,)`` seconds of the drift reference timed around each row's pass
+            (``drift_ref_s``); with passes, ln t is adjusted by γ̂·(ln ref − mean) within sizes
+            (:mod:`ditbench.fit.variance`). Ignored when any value is missing.
         estimator: one of :data:`ESTIMATORS`.
         model: one of :data:`MODELS`; "auto" chooses by AICc.
         region: optional asymptotic-region rule applied before fitting (None: every size).
@@ -301,7 +321,8 @@ def fit_power_law(
         raise ValueError(f"min_sizes={min_sizes} must be ≥ 3 (two points leave no residual to estimate error)")
     sizes_all, times, pass_index = _validated(n, seconds, passes)
     log_t_all = np.log(times)  # (p,)
-    summary = summarize(sizes_all, log_t_all, pass_index)
+    log_ref = _validated_reference(drift_ref, sizes_all.size)
+    summary = summarize(sizes_all, log_t_all, pass_index, log_ref if estimator != "ols-hc3" else None)
     if len(summary.sizes) < min_sizes:
         raise InsufficientDataError(
             f"{len(summary.sizes)} distinct size(s) {summary.sizes.tolist()}; a fit needs at least {min_sizes}")
@@ -339,6 +360,7 @@ def fit_power_law(
         for other in plausible:  # the envelope over plausible models: model uncertainty widens it
             lo_m, hi_m, _ = _interval(other)
             low, high = min(low, lo_m), max(high, hi_m)
+        low, high = _with_drift_error(summary.tail(start), x, weights, exponent, low, high, q)
     if not (math.isfinite(low) and math.isfinite(high)):
         raise InsufficientDataError(
             f"confidence interval is undefined: the {len(x)} fitted sizes leave no residual scatter for "
@@ -350,8 +372,24 @@ def fit_power_law(
         regime=label.label, reason=label.reason, local_slopes=slopes,
         dropped_sizes=tuple(float(s) for s in summary.sizes[:start]), aic=comparison, estimator=estimator,
         model=law.law, floor_s=math.exp(law.params[2]) if law.law == "floor" else None,
-        step=_step(law, summary.sizes[start:], q), tau2=tau2, df_resid=df, ci_models=ci_models, _law=law,
+        step=_step(law, summary.sizes[start:], q), tau2=tau2,
+        drift_gamma=None if summary.drift is None else summary.drift.gamma,
+        drift_se=None if summary.drift is None else summary.drift.se, df_resid=df, ci_models=ci_models, _law=law,
     )
+
+
+def _with_drift_error(summary: SizeSummary, x: np.ndarray, w: np.ndarray, k: float, low: float, high: float,
+                      q: float) -> tuple[float, float]:
+    """The interval widened by γ̂'s own error: it moves size i by (γ̂ − γ)·offset_i, which shifts the
+    fitted slope by (γ̂ − γ)·b, b the weighted slope of the offsets on ln n; added in quadrature to
+    each half of the interval (variance.py's module doc)."""
+    drift = summary.drift
+    if drift is None or not math.isfinite(q):
+        return low, high
+    xc = x - np.average(x, weights=w)
+    b = float(np.sum(w * xc * drift.offset) / np.sum(w * xc**2))
+    extra = q * abs(b) * drift.se
+    return k - math.hypot(k - low, extra), k + math.hypot(high - k, extra)
 
 
 def _step(law: LawFit, sizes: np.ndarray, q: float) -> Step | None:

@@ -102,14 +102,23 @@ def pooled_columns(df: pd.DataFrame, keys: Sequence[str]) -> dict[str, int]:
     return {c: int(v) for c, v in counts.items() if v > 1}
 
 
-def _block_rows(part: pd.DataFrame, time_col: str) -> tuple[Any, Any, Any]:
-    """(n, seconds, passes) of a group: one entry per block where ``samples`` is recorded."""
+DRIFT_COLUMN = "drift_ref_s"  # the drift reference per row (ditbench.measure.drift)
+
+
+def _block_rows(part: pd.DataFrame, time_col: str) -> tuple[Any, Any, Any, Any]:
+    """(n, seconds, passes, drift_ref) of a group: one entry per block where ``samples`` is
+    recorded; drift_ref is None when the column is absent or missing anywhere in the group."""
+    reference = None
+    if DRIFT_COLUMN in part.columns:
+        values = pd.to_numeric(part[DRIFT_COLUMN], errors="coerce")
+        reference = values.to_numpy(dtype=float) if values.notna().all() else None
     if "samples" not in part.columns:
         index = part["pass_index"].to_numpy() if "pass_index" in part.columns else None
-        return part["n"].to_numpy(), part[time_col].to_numpy(), index
+        return part["n"].to_numpy(), part[time_col].to_numpy(), index, reference
     n: list[float] = []
     seconds: list[float] = []
     passes: list[int] = []
+    drift: list[float] = []
     for i, row in enumerate(part.itertuples(index=False)):
         text = row.samples
         values = json.loads(text) if isinstance(text, str) and text.strip() else [getattr(row, time_col)]
@@ -117,7 +126,9 @@ def _block_rows(part: pd.DataFrame, time_col: str) -> tuple[Any, Any, Any]:
         seconds.extend(float(v) for v in values)
         label = getattr(row, "pass_index", None) if "pass_index" in part.columns else None
         passes.extend([i if label is None or pd.isna(label) else int(label)] * len(values))
-    return n, seconds, passes
+        if reference is not None:
+            drift.extend([float(reference[i])] * len(values))
+    return n, seconds, passes, (drift if reference is not None else None)
 
 
 def fit_table(df: pd.DataFrame, by: Sequence[str] | None = None, pool: Sequence[str] = (),
@@ -156,9 +167,9 @@ def fit_table(df: pd.DataFrame, by: Sequence[str] | None = None, pool: Sequence[
     groups = rows.groupby(keys, dropna=False, sort=True) if keys else [((), rows)]
     for key, part in groups:
         record: dict[str, Any] = dict(zip(keys, key if isinstance(key, tuple) else (key,)))
-        n, seconds, passes = _block_rows(part, time_col)
+        n, seconds, passes, drift = _block_rows(part, time_col)
         try:
-            fit = fit_power_law(n, seconds, passes=passes, **options)
+            fit = fit_power_law(n, seconds, passes=passes, drift_ref=drift, **options)
         except InsufficientDataError as err:
             record.update({c: pd.NA for c in FIT_COLUMNS}, regime=INSUFFICIENT_DATA, regime_reason=str(err),
                           sizes=part["n"].nunique(), dropped_sizes=0, note=str(err))

@@ -24,6 +24,7 @@ from ..errors import KernelRefusal
 from .budget import budget_fields, budget_reasons, predicted, reference_flops
 from .cases import Case
 from .machine import Machine
+from .drift import bracket, drift_clock
 from .memory import heap_policy, measure_peak, minor_faults
 from .timing import time_call
 from .family import get_family
@@ -123,16 +124,23 @@ def _measure(case: Case) -> dict[str, Any]:
     del out
     # On CUDA: device time from CUDA events with L2 flushed between calls (timing.cuda_event_timing).
     method = "cuda_events" if case.device.startswith("cuda") else case.timer
+    # The drift reference (ditbench.measure.drift) right before and after the timed blocks, on the
+    # same threads (measure_case set them): the fit regresses out the machine's speed drift that it
+    # shares with the kernel. Not on CUDA, where the timing is device time.
+    clock = drift_clock() if method != "cuda_events" else None
+    before = clock.seconds() if clock is not None else None
     faults = minor_faults()
     timing = time_call(prepared.call, threads=case.threads, min_run_time=case.min_run_time, method=method,
                        min_repeats=case.min_repeats, warmup_s=warmup_s,
                        label=f"{case.experiment}/{case.kernel}")
+    faults = minor_faults() - faults
+    drift_ref_s = bracket(before, clock.seconds()) if clock is not None and before is not None else None
     return {
         **metrics, "median_s": timing.median_s, "iqr_s": timing.iqr_s, "repeats": timing.repeats, "timer": method,
         "calls_per_block": timing.calls_per_block, "peak_bytes": peak_bytes, "mem_method": mem_method,
         "warmup_s": warmup_s, "samples": json.dumps([float(f"{t:.6g}") for t in timing.samples]),
-        "faults_per_call": (minor_faults() - faults) / (timing.repeats * timing.calls_per_block),
-        "heap_policy": heap_policy(),
+        "faults_per_call": faults / (timing.repeats * timing.calls_per_block),
+        "heap_policy": heap_policy(), "drift_ref_s": drift_ref_s,
     }
 
 

@@ -22,10 +22,11 @@ from ..attention import KERNELS
 from . import guard
 from .budget import CALIBRATION_REPEATS, Rates
 from .cases import Case, expand
+from .drift import REFERENCE
 from .executor import Executor, WorkerExecutor
 from .point import base_row, finish
 from .results import ResultStore, read_meta, run_metadata, utc_now, write_meta
-from .spec import Preset
+from .spec import ORDERS, Preset
 
 RESULTS_FILE = "results.csv"
 META_FILE = "meta.json"
@@ -53,25 +54,39 @@ def plan(preset: Preset, *, threads: int, device: str | None = None) -> list[Cas
     cases = [case for spec in preset.specs for case in expand(spec, threads=threads, device=device)]
     if not cases:
         raise ValueError(f"preset {preset.name!r} expands to no cases")
-    return interleaved(cases)
+    return interleaved(cases, order=preset.defaults.order or "shuffle")
 
 
 ORDER_SEED = 0  # the shuffled order of every multi-pass run is reproducible (recorded in meta.json)
 
 
-def interleaved(cases: list[Case], seed: int = ORDER_SEED) -> list[Case]:
-    """Pass 0 of every point, then pass 1, …; inside each pass the points in a seeded shuffled
-    order, so slow drift of the machine becomes between-pass noise that the fit's two-level
-    model sees, instead of a trend along n. Single-pass runs keep the expansion order (smallest
-    points of each setting first)."""
+def interleaved(cases: list[Case], seed: int = ORDER_SEED, order: str = "shuffle") -> list[Case]:
+    """Pass 0 of every point, then pass 1, …; inside each pass a seeded shuffled order, so slow
+    drift of the machine becomes between-pass noise that the fit's two-level model sees, instead
+    of a trend along n. ``order`` (spec.ORDERS): "shuffle" shuffles all points of the pass;
+    "blocks" visits each setting's points back to back (sizes shuffled, settings shuffled), so
+    one fit group's sizes of a pass are seconds apart and share more of the drift. Single-pass
+    runs keep the expansion order (smallest points of each setting first)."""
+    if order not in ORDERS:
+        raise ValueError(f"order={order!r} is not allowed; allowed values: {list(ORDERS)}")
     if all(case.passes == 1 for case in cases):
         return cases
     rng = random.Random(seed)
     out: list[Case] = []
     for index in sorted({case.pass_index for case in cases}):
         group = [case for case in cases if case.pass_index == index]
-        rng.shuffle(group)
-        out.extend(group)
+        if order == "shuffle":
+            rng.shuffle(group)
+            out.extend(group)
+            continue
+        blocks: dict[tuple, list[Case]] = {}
+        for case in group:
+            blocks.setdefault(setting_of(case), []).append(case)
+        settings = list(blocks.values())
+        rng.shuffle(settings)
+        for block in settings:
+            rng.shuffle(block)
+            out.extend(block)
     return out
 
 
@@ -164,7 +179,9 @@ def _run_sweep(
         "calibration": {"repeats": CALIBRATION_REPEATS, "fixed_rate_flops_per_s": None if rates is None
                         else rates.flops_per_s, "per": "worker"},
         "machines": [], "executor": None,
-        "order": {"passes": max(case.passes for case in cases), "shuffle_seed": ORDER_SEED},
+        "order": {"passes": max(case.passes for case in cases), "shuffle_seed": ORDER_SEED,
+                  "order": preset.defaults.order or "shuffle"},
+        "drift_reference": REFERENCE.describe(),
     })
     meta.update(identity=identity, **({"resume_forced": forced} if forced else {}))
     if resume and paths.meta.exists() and not any(d["field"] == "meta.json" for d in forced):

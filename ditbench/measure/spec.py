@@ -171,14 +171,23 @@ class SweepSpec:
         return dict(self.setting)
 
 
+# How each pass of a multi-pass run is ordered (ditbench.measure.runner.interleaved): "shuffle" —
+# every point of the pass in one seeded shuffled order; "blocks" — the points of each fit group
+# (a setting: everything but n) back to back in shuffled order, the groups in shuffled order, so
+# one group's sizes in a pass share the machine's state of those seconds.
+ORDERS: tuple[str, ...] = ("shuffle", "blocks")
+
+
 @dataclass(frozen=True)
 class RunDefaults:
     """A preset's ``[defaults]`` table: the ``ditbench run`` options it was designed for
-    (``threads``, ``executor``, ``workers``); options given on the command line win."""
+    (``threads``, ``executor``, ``workers``); options given on the command line win. ``order``
+    says how the runner orders each pass (:data:`ORDERS`; ditbench.measure.runner.interleaved)."""
 
     threads: int | None = None
     executor: str | None = None
     workers: int | None = None
+    order: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("threads", "workers"):
@@ -187,6 +196,8 @@ class RunDefaults:
                 raise ValueError(f"[defaults] {name} = {value!r} must be an integer ≥ 1")
         if self.executor is not None and self.executor not in EXECUTOR_NAMES:
             raise ValueError(f"[defaults] executor = {self.executor!r}; allowed: {', '.join(EXECUTOR_NAMES)}")
+        if self.order is not None and self.order not in ORDERS:
+            raise ValueError(f"[defaults] order = {self.order!r}; allowed: {', '.join(ORDERS)}")
         if self.workers is not None and self.executor not in ("pool", "dask"):
             raise ValueError("[defaults] workers needs executor = \"pool\" or \"dask\"")
 
@@ -196,7 +207,8 @@ class RunDefaults:
             raise ValueError(f"[defaults] must be a table; got {type(raw).__name__}")
         unknown = set(raw) - {f.name for f in fields(cls)}
         if unknown:
-            raise ValueError(f"unknown [defaults] key(s) {sorted(unknown)}; allowed: threads, executor, workers")
+            raise ValueError(f"unknown [defaults] key(s) {sorted(unknown)}; allowed: threads, executor, workers, "
+                             f"order")
         return cls(**raw)
 
     def to_dict(self) -> dict[str, Any]:
