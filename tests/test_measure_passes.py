@@ -180,3 +180,29 @@ def test_worker_heap_policy_and_fault_counts_reach_the_rows(tmp_path):
             frame = run_sweep(p, tmp_path / policy, threads=1, progress=False, executor=executor, rates=RATES)
         assert (frame["status"] == "ok").all() and (frame["faults_per_call"] >= 0).all()
         assert set(frame["heap_policy"]) == {policy}
+
+
+@pytest.mark.slow  # ≈ 17 s loaded: a polynomial sweep in process
+def test_later_passes_reuse_the_points_guarantee(tmp_path, monkeypatch):
+    # The polynomial kernel's describe hook (degree, rank, err_bound, the float64 rounding bound on
+    # the checked rows) runs once per point: every pass sees the same seeded inputs, so later
+    # passes carry the same values without recomputing them.
+    import ditbench.measure.families.attention as attention
+
+    calls: list[tuple[int, object]] = []
+    inner = attention.realised
+
+    def counting(case, inputs, rows):
+        calls.append((case.n, case.pass_index))
+        return inner(case, inputs, rows)
+
+    monkeypatch.setattr(attention, "realised", counting)
+    monkeypatch.setattr(attention, "_REALISED", type(attention._REALISED)())
+    p = Preset(name="p", specs=(spec(passes=3, kernels=["polynomial"], n=[64, 128], params={"eps": [1e-2]},
+                                     ref_rows=16),))
+    frame = run_sweep(p, tmp_path, threads=1, progress=False, executor=InProcessExecutor(), rates=RATES)
+    assert (frame["status"] == "ok").all() and len(frame) == 6
+    assert sorted(n for n, _ in calls) == [64, 128]  # once per point, not once per pass
+    for column in ("degree", "rank", "rounding_bound", "err_bound", "poly_radius"):
+        assert frame.groupby("n")[column].nunique().eq(1).all(), column  # every pass the same values
+    assert frame["rounding_bound"].notna().all()
