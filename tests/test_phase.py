@@ -330,3 +330,23 @@ def test_constant_b_design_reaches_the_target_at_the_quiet_spread():
     e = _headline_trials("constant B", 20, 3, sigma=0.1, tau=0.03, floor_share=0.15)
     assert e["half_width"].median() <= 0.05
     assert (e["label"] == "almost-linear").mean() >= 0.8
+
+
+def test_e2_headlines_tool_prints_both_headlines(tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parent.parent / "tools" / "e2_headlines.py"
+    spec = importlib.util.spec_from_file_location("e2_headlines", path)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    rng = np.random.default_rng(4)
+    rows = pd.concat([_timed(_headline_cases(r), rng, sigma=0.05, tau=0.02, floor_share=0.1)
+                      for r in ("constant B", "growing B")], ignore_index=True)
+    (tmp_path / "run").mkdir()
+    rows.to_csv(tmp_path / "run" / "results.csv", index=False)
+    assert tool.main([str(tmp_path / "run")]) == 0
+    summary = capsys.readouterr().out.split("== summary\n")[1].splitlines()
+    assert [line.split()[0] for line in summary] == ["constant", "growing"]
+    assert all("sound: yes" in line for line in summary)
+    assert tool.main([str(tmp_path / "missing")]) == 2
