@@ -109,6 +109,10 @@ def test_upper_bound_is_the_exact_one_sided_clopper_pearson_bound() -> None:
     assert binom.cdf(2, 20, ub) == pytest.approx(0.05)  # P(X ≤ 2 | p = ub) = 5 %: the bound's definition
     with pytest.raises(ValueError):
         asv_detection.upper_bound(3, 2)
+    assert asv_detection.lower_bound(10, 10) == pytest.approx(0.05 ** (1 / 10))
+    assert asv_detection.lower_bound(0, 10) == 0.0
+    lb = asv_detection.lower_bound(8, 10)
+    assert 1 - binom.cdf(7, 10, lb) == pytest.approx(0.05)  # P(X ≥ 8 | p = lb) = 5 %
 
 
 def test_timing_command_is_the_gates_command_with_the_restriction_and_config(tmp_path: Path) -> None:
@@ -130,3 +134,17 @@ def test_comparison_config_keeps_the_repos_settings_and_isolates_results(tmp_pat
     conf = json.loads(path.read_text())
     assert conf["results_dir"] == str(tmp_path / "c" / "results") and conf["env_dir"] == str(tmp_path / "env")
     assert conf["matrix"] == {"req": {"torch": ["2.13.0"]}} and conf["environment_type"] == "virtualenv"
+
+
+def test_normal_factor_recovers_the_quantile_of_a_known_spread() -> None:
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(1)
+    sd = 0.15
+    ratios = np.exp(sd * rng.standard_normal(20000))
+    expected = np.exp(sd * norm.ppf(1 - 0.05 / 8))  # 1.45: the one-sided 1 − 0.05/8 quantile
+    got = asv_detection.normal_factor(list(ratios), benchmarks=8)
+    assert expected <= got < expected + asv_detection.STEP + 0.01  # rounded up to the grid
+    assert asv_detection.normal_factor(list(ratios), benchmarks=1) < got  # fewer benchmarks: smaller factor
+    with pytest.raises(ValueError):
+        asv_detection.normal_factor([1.0], benchmarks=8)

@@ -128,3 +128,17 @@ def test_no_adjustment_without_passes_or_with_missing_values():
         fit_power_law(n, times[0], passes=passes, drift_ref=-ref[0])
     with pytest.raises(ValueError, match="pair up"):
         fit_power_law(n, times[0], passes=passes, drift_ref=ref[0][:-1])
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_labels_are_never_confidently_wrong_with_a_reference(scenario):
+    # n² on 7 sizes: quadratic or cautious; never almost-linear, intermediate or not-asymptotic.
+    found = {f.regime for f in fits("7x8 n^2", scenario, True)}
+    assert found <= {"quadratic", "inconclusive"}, found
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("scenario", SCENARIOS)
+def test_labels_on_the_long_grid_are_never_confidently_wrong(scenario):
+    found = {f.regime for f in fits("15x4 n", scenario, True)}
+    assert found <= {"almost-linear", "inconclusive"}, found

@@ -143,15 +143,28 @@ def upper_bound(k: int, n: int, confidence: float = 0.95) -> float:
     return 1.0 if k == n else float(beta.ppf(confidence, k + 1, n - k))
 
 
+def lower_bound(k: int, n: int, confidence: float = 0.95) -> float:
+    """One-sided exact (Clopper–Pearson) lower confidence bound of a rate seen k times in n trials
+    (n of n: (1 − confidence)^(1/n))."""
+    from scipy.stats import beta
+
+    if not 0 <= k <= n or n < 1:
+        raise ValueError(f"need 0 ≤ k ≤ n and n ≥ 1, got k={k}, n={n}")
+    return 0.0 if k == 0 else float(beta.ppf(1 - confidence, k, n - k + 1))
+
+
 def table(rows: pd.DataFrame, factor: float) -> pd.DataFrame:
-    """The detection table at ``factor``: per condition, comparisons, caught, rate bound, ratios, load."""
+    """The detection table at ``factor``: per condition, comparisons, caught (A/A: false alarms), the
+    one-sided exact 95 % bound of the rate (A/A: upper, heads: lower), ratios, load."""
     v = verdicts(rows, factor)
     order = ["A/A", *[c for c in CONDITIONS if c not in IDENTICAL and not c.startswith("aa")]]
     grouped = v.groupby("condition").agg(
         comparisons=("caught", "size"), caught=("caught", "sum"), gate_fails=("gate_fails", "sum"),
         ratio_low=("ratio_min", "min"), ratio_high=("ratio_max", "max"), load_low=("load_before", "min"),
         load_high=("load_after", "max"), seconds_max=("seconds", "max"))
-    grouped["caught_bound_95"] = [upper_bound(int(c), int(n)) for c, n in zip(grouped.caught, grouped.comparisons)]
+    # A/A: how high the false-alarm rate may be; injected heads: how low the detection rate may be
+    grouped["bound_95"] = [upper_bound(int(c), int(n)) if name == "A/A" else lower_bound(int(c), int(n))
+                           for name, c, n in zip(grouped.index, grouped.caught, grouped.comparisons)]
     return grouped.reindex([c for c in order if c in grouped.index])
 
 
@@ -180,6 +193,22 @@ def choose_factor(aa_ratios: Sequence[float], aa_significant: Sequence[bool], *,
     while grid <= worst + 1e-12:
         grid = round(grid + step, 10)
     return grid
+
+
+def normal_factor(aa_ratios: Sequence[float], *, benchmarks: int, alpha: float = 0.05, step: float = STEP) -> float:
+    """The factor that a gate over ``benchmarks`` benchmarks needs for a family-wise false-alarm
+    rate ≤ ``alpha`` if A/A log ratios are normal with the measured spread and every ratio beyond
+    the factor were an alarm (significance ignored, so it errs high; benchmarks taken as
+    independent, which errs high too when their noise is positively correlated):
+    exp(sd · z(1 − alpha/benchmarks)), rounded up to the ``step`` grid."""
+    from scipy.stats import norm
+
+    logs = [math.log(r) for r in aa_ratios]
+    if len(logs) < 2 or benchmarks < 1 or not 0 < alpha < 1:
+        raise ValueError(f"need ≥ 2 ratios, benchmarks ≥ 1 and 0 < alpha < 1 (got {len(logs)}, {benchmarks}, {alpha})")
+    sd = float(pd.Series(logs).std(ddof=1))
+    factor = math.exp(sd * float(norm.ppf(1 - alpha / benchmarks)))
+    return round(math.ceil(round(factor / step, 9)) * step, 10)
 
 
 def judge(out: Path) -> pd.DataFrame:
@@ -267,6 +296,10 @@ def main() -> int:
     aa = rows[rows["condition"] == "A/A"]
     chosen = choose_factor(list(aa["ratio"]), list(aa["significant"]))
     print(f"at the gate's factor {FACTOR}:\n{table(rows, FACTOR).to_string()}\n")
+    gate_size = 8  # Forward.time_forward's parameters in the CI gate (2 sizes × 4 kernels)
+    model = normal_factor(list(aa["ratio"]), benchmarks=gate_size)
+    print(f"A/A log-ratio normal model, {gate_size} benchmarks, 5 % family-wise: factor {model:.2f}; "
+          f"per-benchmark-pair rule (choose_factor) below")
     print(f"factor chosen from {aa['comparison'].nunique()} A/A comparisons: {chosen:.2f}\n"
           f"{table(rows, chosen).to_string()}\n")
     print("caught (A/A: false alarms) by factor:\n" +

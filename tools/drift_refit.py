@@ -4,9 +4,9 @@ Usage: ``python tools/drift_refit.py RUN_DIR [RUN_DIR ...]`` (each holding a res
 with the ``drift_ref_s`` column, ditbench.measure.drift). For every E1/E4 kernel it prints the
 exponent and 95% half-width fitted with the reference (the default) and from the same rows
 without it, their ratio, γ̂, the correlation of the within-point residuals of ln t with those of
-ln(reference), and the pooled within-point sd of ln t before and after the regression
-(docs/measure.md, "The drift reference"). Same rows, same fit: the ratio is an interleaved
-comparison by construction.
+ln(reference), and the pooled within-point sd of ln t before and after the regression, and after
+a pass fixed effect instead (docs/measure.md, "The drift reference", "Pass blocks"). Same rows,
+same fit: the ratio is an interleaved comparison by construction.
 """
 from __future__ import annotations
 
@@ -42,6 +42,10 @@ def refit(run_dir: str) -> pd.DataFrame:
             "gamma": gamma, "corr": float(np.corrcoef(yc, rc)[0, 1]),
             "sd_within": float(np.sqrt(np.sum(yc**2) / dof)),
             "sd_within_adjusted": float(np.sqrt(np.sum((yc - gamma * rc) ** 2) / max(dof - 1, 1))),
+            # … and after a pass fixed effect instead (what a group's sizes of one pass share:
+            # with order = "blocks" that part cancels from the slope)
+            "sd_within_pass_effect": float(np.sqrt(np.sum((yc - yc.groupby(g["pass_index"]).transform("mean")) ** 2)
+                                                   / max(dof - g["pass_index"].nunique() + 1, 1))),
             "ref_ms": float(np.exp(r.mean()) * 1e3),
         })
     return pd.DataFrame(rows)

@@ -4,8 +4,9 @@
                  [--resume] [--no-report] [--executor worker|in-process|pool|dask]
                  [--scheduler tcp://HOST:PORT | --workers N]   (--workers: pool or dask)
 
-A preset's ``[defaults]`` table (``threads``, ``executor``, ``workers``) sets the options it was
-designed for (the ``stats`` preset: a pool of 2 one-thread workers); flags given here win.
+A preset's ``[defaults]`` table (``threads``, ``executor``, ``workers``; ``order`` for the runner)
+sets the options it was designed for (the ``stats`` preset: a pool of 2 one-thread workers); flags
+given here win.
 
 Writes DIR/results.csv, DIR/meta.json, DIR/fits.csv (timing fits), DIR/stats_rates.csv (when the
 run has stats rows: ditbench.stats.rates) and (unless --no-report) DIR/report/.
