@@ -213,8 +213,11 @@ def test_ctrl_c_keeps_the_points_and_prints_the_resume_command(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     argv = [sys.executable, "-m", "ditbench", "run", "--config", str(config), "--out", str(out), "--quiet",
             "--no-report", "--threads", "1"]
+    # SIGINT back to its default in the child: a test runner started in the background by a
+    # non-interactive shell (or under nohup) passes SIGINT on *ignored*, and Python then keeps
+    # ignoring it, so Ctrl-C would never reach the run (seen in a backgrounded `.ci/run`).
     proc = subprocess.Popen(argv, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     results = out / "results.csv"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not results.exists() or len(results.read_text().splitlines()) < 2):
