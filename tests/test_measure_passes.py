@@ -206,3 +206,39 @@ def test_later_passes_reuse_the_points_guarantee(tmp_path, monkeypatch):
     for column in ("degree", "rank", "rounding_bound", "err_bound", "poly_radius"):
         assert frame.groupby("n")[column].nunique().eq(1).all(), column  # every pass the same values
     assert frame["rounding_bound"].notna().all()
+
+
+def test_later_passes_reuse_the_points_peak_and_subproblem_error(tmp_path, monkeypatch):
+    # Peak memory (a heap trim and a high-water-mark reset) and the error on the row-subsampled
+    # problem (a second kernel call on every key) are properties of the point: measured at its
+    # first visit, repeated by its later passes, whose warm-up is then a plain call.
+    import ditbench.measure.families.attention as attention
+    import ditbench.measure.point as point
+
+    peaks: list[int] = []
+    subcalls: list[int] = []
+    inner_peak, inner_rows = point.measure_peak, attention.row_subproblem
+
+    def counting_peak(fn, device):
+        peaks.append(1)
+        return inner_peak(fn, device)
+
+    def counting_rows(inputs, rows):
+        subcalls.append(int(rows.numel()))
+        return inner_rows(inputs, rows)
+
+    monkeypatch.setattr(point, "measure_peak", counting_peak)
+    monkeypatch.setattr(point, "_PEAKS", type(point._PEAKS)())
+    monkeypatch.setattr(attention, "row_subproblem", counting_rows)
+    monkeypatch.setattr(attention, "_SUBSCORES", type(attention._SUBSCORES)())
+    monkeypatch.setattr(attention, "_CHECKS", type(attention._CHECKS)())
+    p = Preset(name="p", specs=(spec(passes=3, op="backward", kernels=["exact_gradient"], n=[32, 64], ref_rows=8),))
+    frame = run_sweep(p, tmp_path, threads=1, progress=False, executor=InProcessExecutor(), rates=RATES)
+    assert (frame["status"] == "ok").all() and len(frame) == 6
+    # Once per point, not once per pass: the sub-problem is built for each point's float64
+    # reference and for the kernel's scoring call (8 without the reuse: 2 references + 6 visits).
+    assert len(peaks) == 2 and len(subcalls) == 4
+    assert (frame["ref_rows"] < frame["n"]).all()  # scored on the sub-problem
+    for column in ("peak_bytes", "err_max", "err_fro_rel", "ref_rows"):
+        assert frame.groupby("n")[column].nunique(dropna=False).eq(1).all(), column
+    assert frame["warmup_s"].gt(0).all()  # every visit still makes (and records) its warm-up call
