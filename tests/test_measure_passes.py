@@ -69,6 +69,17 @@ def test_min_run_time_shrinks_at_small_n():
     assert [c.min_run_time for c in expand(s, threads=1)] == [0.02, 0.02, 0.02]
 
 
+def test_a_sweep_may_pin_its_thread_count_and_its_rows_record_it(tmp_path):
+    pinned, free = spec(experiment="A", threads=1, n=[16, 32]), spec(experiment="B", n=[16, 32])
+    assert {c.threads for c in expand(pinned, threads=2)} == {1} and {c.threads for c in expand(free, threads=2)} == {2}
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match=r"threads=.* must be an integer ≥ 1"):
+            spec(threads=bad)
+    frame = run_sweep(Preset(name="p", specs=(pinned, free)), tmp_path, threads=2, progress=False,
+                      executor=InProcessExecutor(), rates=RATES)
+    assert frame.groupby("experiment")["threads"].agg(set).to_dict() == {"A": {1}, "B": {2}}
+
+
 def test_rows_carry_samples_warmup_and_pass_and_the_fit_uses_them(tmp_path):
     p = Preset(name="p", specs=(spec(passes=2, n=[16, 32, 64, 128]),))
     frame = run_sweep(p, tmp_path, threads=1, progress=False, executor=InProcessExecutor(), rates=RATES)

@@ -179,13 +179,15 @@ def check_spec(spec: SweepSpec) -> None:
 
 def expand(spec: SweepSpec, *, threads: int, device: str | None = None) -> list[Case]:
     """All cases of ``spec`` in a stable order (n innermost, so the smallest points of every
-    setting finish first and a partial run is already useful).
+    setting finish first and a partial run is already useful); ``threads`` is the run's, used
+    where the spec does not set its own.
 
     Each kernel gets the shared parameters it accepts plus its own table (``params.<kernel>``);
     duplicate cases that this produces (e.g. ``exact`` under an ``eps`` grid) are kept once.
     """
     check_spec(spec)
     device = device or spec.device
+    threads = spec.threads or threads  # the sweep's own thread count wins (SweepSpec.threads)
     shapes = geometries(spec)
     cases: dict[str, Case] = {}
     for kernel_name, dtype, seed in itertools.product(spec.kernels, spec.dtype, spec.seeds):

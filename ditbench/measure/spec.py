@@ -81,6 +81,10 @@ class SweepSpec:
     ref_rows: int = 1024  # float64 reference on at most this many seeded random query rows
     passes: int = 1  # interleaved passes over every point, each in a shuffled order (drift → between-pass noise)
     min_run_time_n: int | None = None  # below this n, min_run_time shrinks ∝ n (never below 0.02 s)
+    # torch threads of this sweep's timed calls; None: the run's (--threads, [defaults], else 2).
+    # A design choice of the sweep (docs/measure.md "Threads"): one thread leaves the second vCPU
+    # to everything else, and a parallel region never waits for a descheduled thread.
+    threads: int | None = None
     timeout_s: float = 300.0  # per-point wall-clock limit; the worker is killed past it
     time_budget_s: float = 30.0  # skip a point whose predicted single call exceeds this
     memory_fraction: float = 0.5  # skip a point predicted to need more than this share of free memory
@@ -447,6 +451,8 @@ def _validate(spec: SweepSpec) -> None:
     need(_is_int(spec.ref_rows) and spec.ref_rows >= 1, f"ref_rows={spec.ref_rows!r} must be an integer ≥ 1")
     need(_is_int(spec.passes) and 1 <= spec.passes <= MAX_PASSES,
          f"passes={spec.passes!r} must be an integer in [1, {MAX_PASSES}]")
+    need(spec.threads is None or (_is_int(spec.threads) and spec.threads >= 1),
+         f"threads={spec.threads!r} must be an integer ≥ 1 (or absent: the run's threads)")
     need(spec.min_run_time_n is None or (_is_int(spec.min_run_time_n) and spec.min_run_time_n >= 1),
          f"min_run_time_n={spec.min_run_time_n!r} must be an integer ≥ 1 (or absent)")
     need(len(set(spec.kernels)) == len(spec.kernels), f"kernels {list(spec.kernels)} repeat a name")
