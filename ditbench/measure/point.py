@@ -119,19 +119,19 @@ def measure_case(case: Case) -> dict[str, Any]:
     return finish(row, "ok", reason, wall_s=time.perf_counter() - start, **values)
 
 
-# Peak memory of the points this worker has measured, keyed by the point (its case at pass 0):
+# Peak memory of the points this worker has measured, keyed by the point (its pass-0 case_id):
 # the peak is a property of the point, measured at its first visit; later passes reuse it, so
 # their warm-up is a plain call. Measuring needs the heap trimmed first (memory.measure_peak),
 # which made every later warm-up page-fault its whole working set again: ≈ 1.5× a call at the
 # largest sizes (exact at n = 2^14: 1.37 s against 0.90 s), a tenth of the default run.
-_PEAKS: OrderedDict[Case, tuple[int | None, str]] = OrderedDict()
+_PEAKS: OrderedDict[str, tuple[int | None, str]] = OrderedDict()  # pass 0's case_id → (peak_bytes, mem_method)
 PEAKS_KEPT = 4096
 
 
 def _warm_up(prepared: Any, case: Case) -> tuple[Any, int | None, str]:
     """The first call of a visit: (output, peak_bytes, mem_method); measures the peak only at the
     point's first visit in this worker (:data:`_PEAKS`)."""
-    point = dataclasses.replace(case, pass_index=0)
+    point = dataclasses.replace(case, pass_index=0).case_id  # a string: any parameter value keys it
     known = _PEAKS.get(point)
     if known is not None:
         return prepared.call(), *known
