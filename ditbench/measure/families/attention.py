@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 from torch import Tensor
@@ -237,11 +237,7 @@ def prepare(case: Case) -> Prepared:
 
     def score(out: Tensor) -> dict[str, Any]:
         start = time.perf_counter()
-        key = reference_key(case)
-        reference = _CHECKS.get(key)
-        if reference is None:  # first time this worker meets these inputs
-            reference = op.check(case, inputs)
-            _remember(key, reference)
+        reference = _remembered(_CHECKS, reference_key(case), lambda: op.check(case, inputs))
         ref_s = time.perf_counter() - start
         rows = reference.subproblem_rows
         if rows is None:
@@ -261,6 +257,7 @@ def prepare(case: Case) -> Prepared:
 # whole run's fit in memory; the bound only keeps a pathological run from growing without limit.
 _CHECKS: OrderedDict[tuple, Check] = OrderedDict()
 CHECKS_KEPT = 4096
+T = TypeVar("T")
 
 
 def reference_key(case: Case) -> tuple:
@@ -271,10 +268,21 @@ def reference_key(case: Case) -> tuple:
             case.value_bound, case.setting, case.ref_rows, target_of(case.kernel) if case.op == "forward" else None)
 
 
-def _remember(key: tuple, reference: Check) -> None:
-    _CHECKS[key] = reference
-    while len(_CHECKS) > CHECKS_KEPT:
-        _CHECKS.popitem(last=False)
+def _remembered(store: OrderedDict[tuple, T], key: tuple, compute: Callable[[], T]) -> T:
+    """``store[key]``, computed by ``compute()`` the first time this worker meets ``key``; the
+    oldest entries go once ``store`` holds more than :data:`CHECKS_KEPT`."""
+    value = store.get(key)
+    if value is None:
+        value = store[key] = compute()
+        while len(store) > CHECKS_KEPT:
+            store.popitem(last=False)
+    return value
+
+
+def _kernel_key(case: Case) -> tuple:
+    """What a kernel's result on a point's inputs depends on: the reference key, the kernel and
+    its parameters (not the pass)."""
+    return reference_key(case), case.kernel, repr(sorted(case.kwargs.items()))
 
 
 # Errors on the row-subsampled problem (n > ref_rows), keyed like _REALISED: scoring there is a
@@ -286,15 +294,12 @@ _SUBSCORES: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
 
 
 def _subproblem_score(case: Case, inputs: tuple[Tensor, ...], rows: Tensor, reference: Check) -> dict[str, Any]:
-    key = (reference_key(case), case.kernel, repr(sorted(case.kwargs.items())))
-    metrics = _SUBSCORES.get(key)
-    if metrics is None:
+    def score() -> dict[str, Any]:
         out = KERNELS[case.kernel](*row_subproblem(inputs, rows), scale=case.scale, **case.kwargs)
-        metrics = {**error_metrics(out, reference), "ref_rows": int(rows.numel())}
-        _SUBSCORES[key] = metrics
-        while len(_SUBSCORES) > CHECKS_KEPT:
-            _SUBSCORES.popitem(last=False)
-    return dict(metrics)
+        return {**error_metrics(out, reference), "ref_rows": int(rows.numel())}
+
+    metrics: dict[str, Any] = _remembered(_SUBSCORES, _kernel_key(case), score)
+    return dict(metrics)  # a copy: callers add to it
 
 
 # What a kernel ran on a point's inputs (``workloads.realised``: degree, rank, its guarantee on the
@@ -306,14 +311,8 @@ _REALISED: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
 
 
 def _realised(case: Case, inputs: tuple[Tensor, ...], rows: Tensor | None) -> dict[str, Any]:
-    key = (reference_key(case), case.kernel, repr(sorted(case.kwargs.items())))
-    info = _REALISED.get(key)
-    if info is None:
-        info = realised(case, inputs, rows)
-        _REALISED[key] = info
-        while len(_REALISED) > CHECKS_KEPT:
-            _REALISED.popitem(last=False)
-    return dict(info)
+    info: dict[str, Any] = _remembered(_REALISED, _kernel_key(case), lambda: realised(case, inputs, rows))
+    return dict(info)  # a copy: callers add to it
 
 
 def _error_bound(case: Case, reference: Check) -> float | None:
