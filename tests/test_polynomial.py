@@ -238,6 +238,37 @@ def test_gradcheck_fixed_polynomial():
     assert all(torch.isfinite(t.grad).all() for t in (q, k, v))
 
 
+def _backward_elements(block: int, n: int = 1024) -> int:
+    """Elements of every tensor the backward of polynomial_attention creates, at ``block`` rows
+    per tile (counted by a dispatch mode over the aten ops autograd runs; no timing)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class Count(TorchDispatchMode):
+        total = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            Count.total += sum(t.numel() for t in torch.utils._pytree.tree_leaves(out) if isinstance(t, torch.Tensor))
+            return out
+
+    gen = torch.Generator().manual_seed(5)
+    q, k, v = (t.requires_grad_() for t in _inputs(gen, (n, 4), (n, 4), 4, bound=1.0))
+    loss = polynomial_attention(q, k, v, radius=2.0, degree=2, block_size=block).square().sum()
+    with Count():
+        loss.backward()
+    return Count.total
+
+
+def test_backward_work_does_not_grow_with_the_number_of_tiles():
+    # A tile taken by slicing has a backward that writes a zero gradient of the whole operand per
+    # tile: n/block tiles → O(n²/block) elements (at n = 2^21 that was 4 GiB of page faults per
+    # call and local slopes up to 1.6, docs/fit.md "Designs"). Tiles by torch.split are
+    # concatenated once. 1024 rows in 128 tiles of 8 against one tile: slicing wrote 128 × (n·d)
+    # more (11× the one-tile count here; 1.13× with split: per-tile bookkeeping).
+    one, many = _backward_elements(1024), _backward_elements(8)
+    assert many <= 1.5 * one, (many, one)
+
+
 ##################################################################################
 #                               Bad input                                        #
 ##################################################################################

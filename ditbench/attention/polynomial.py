@@ -262,9 +262,13 @@ def polynomial_attention(
     ka = torch.cat([kn.new_ones(batch, m, 1), kn], dim=-1)[..., :high]  # (B, m, d + 1): h(k̂), token-major
 
     z = v.new_zeros(batch, low.rank, high * (dv + 1))  # (B, r', (d + 1)(dv + 1))
-    for start in range(0, m, block):
-        kb = kt[..., start : start + block].contiguous()  # (B, d, b)
-        hv = ka[:, start : start + block, :, None] * va[:, start : start + block, None, :]  # (B, b, d + 1, dv + 1)
+    # Tiles by torch.split, not slicing: under autograd a slice's backward materialises a zero
+    # gradient of the whole operand (B·d·m floats) for every tile — O(m²/block) time and, above
+    # glibc's 32 MiB mmap threshold, as many page-faulted allocations per call (4 GiB at m = 2^21,
+    # docs/fit.md "Designs") — where split's backward concatenates the tiles' gradients once.
+    for kb, ab, vb in zip(kt.split(block, dim=-1), ka.split(block, dim=1), va.split(block, dim=1)):
+        kb = kb.contiguous()  # (B, d, b)
+        hv = ab[..., None] * vb[:, :, None, :]  # (B, b, d + 1, dv + 1)
         z = torch.baddbmm(z, raw_monomials(kb, low), hv.flatten(-2))  # (B, r', (d + 1)(dv + 1))
     # Weighted summary, transposed so the query product is (w × r')·(r' × b) with both operands
     # contiguous (a transposed feature operand costs BLAS a copy of the whole tile).
@@ -272,8 +276,8 @@ def polynomial_attention(
     wt = wt.transpose(-1, -2).contiguous()  # (B, (d + 1)(dv + 1), r')
 
     out, den_min = [], []
-    for start in range(0, n, block):
-        qb = qt[..., start : start + block].contiguous()  # (B, d, b)
+    for qb in qt.split(block, dim=-1):
+        qb = qb.contiguous()  # (B, d, b)
         y = (wt @ raw_monomials(qb, low)).view(batch, high, dv + 1, -1)  # (B, d + 1, dv + 1, b)
         res = (_high(qb, high)[:, :, None, :] * y).sum(dim=1)  # (B, dv + 1, b)
         den = res[:, dv:]  # (B, 1, b)
