@@ -146,7 +146,8 @@ RESULTS: tuple[Column, ...] = (
     _c("pass_index", "int", "which interleaved pass over the sweep measured this row (0-based; passes "
        "visit every point in a shuffled order)"),
     _c("samples", "text", "JSON list of seconds per call, one entry per timed block (the fit's block level)"),
-    _c("warmup_s", "float", "seconds of the first (warm-up) call, which also measures memory and accuracy"),
+    _c("warmup_s", "float", "seconds of the first (warm-up) call, which also measures memory and accuracy; "
+       "empty on a later visit that timed its first call (docs/measure.md)"),
     _c("faults_per_call", "float", "minor page faults during timing per timed call (getrusage; includes the "
        "Timer's block-size estimate where it ran): memory the call had to map afresh"),
     _c("heap_policy", "text", "glibc malloc thresholds of the measuring process: fixed (the worker's, "

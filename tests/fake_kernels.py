@@ -30,6 +30,16 @@ def _slow(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Ten
     return uniform_attention(q, k, v)
 
 
+NAPS: list[int] = []  # one entry per call of fake_napping (its n), for tests that count calls
+NAP_S = 0.01
+
+
+def _napping(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
+    NAPS.append(q.shape[-2])
+    time.sleep(NAP_S)
+    return uniform_attention(q, k, v)
+
+
 def _raises(q: Tensor, k: Tensor, v: Tensor, *, scale: float | None = None) -> Tensor:
     raise RuntimeError("fake kernel refuses on purpose")
 
@@ -81,6 +91,7 @@ def _huge_cost(p: Problem, params: Mapping[str, Any]) -> theory.Cost:
 
 FAKES = (
     Kernel(name="fake_slow", fn=_slow, description="sleeps 600 s"),
+    Kernel(name="fake_napping", fn=_napping, description="sleeps 10 ms, then the uniform answer (counts its calls)"),
     Kernel(name="fake_raises", fn=_raises, description="raises RuntimeError"),
     Kernel(name="fake_segfault", fn=_segfault, description="kills its process with SIGSEGV"),
     Kernel(name="fake_nan", fn=_nan, description="uniform answer with one NaN"),

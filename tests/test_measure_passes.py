@@ -86,7 +86,10 @@ def test_rows_carry_samples_warmup_and_pass_and_the_fit_uses_them(tmp_path):
     assert (frame["status"] == "ok").all() and sorted(frame["pass_index"].unique()) == [0, 1]
     for row in frame.itertuples():
         samples = json.loads(row.samples)
-        assert len(samples) == row.repeats and min(samples) > 0 and row.warmup_s > 0
+        assert len(samples) == row.repeats and min(samples) > 0
+        # A first visit always warms up; a later one only when its call is below min_run_time
+        # (else its first call is timed: test_a_later_visit_whose_one_call_fills_a_block_...).
+        assert row.warmup_s > 0 if row.pass_index == 0 else (row.warmup_s > 0 or row.calls_per_block == 1)
     assert (frame["ref_s"] >= 0).all()  # pass 1 reuses the reference of pass 0 (≈ 0 s)
     assert (frame["drift_ref_s"] > 0).all()  # the drift reference around every point's timed blocks
     fits = fit_table(frame)
@@ -239,11 +242,12 @@ def test_later_passes_reuse_the_points_peak_and_subproblem_error(tmp_path, monke
         return inner_rows(inputs, rows)
 
     monkeypatch.setattr(point, "measure_peak", counting_peak)
-    monkeypatch.setattr(point, "_PEAKS", type(point._PEAKS)())
+    monkeypatch.setattr(point, "_VISITED", type(point._VISITED)())
     monkeypatch.setattr(attention, "row_subproblem", counting_rows)
     monkeypatch.setattr(attention, "_SUBSCORES", type(attention._SUBSCORES)())
     monkeypatch.setattr(attention, "_CHECKS", type(attention._CHECKS)())
-    p = Preset(name="p", specs=(spec(passes=3, op="backward", kernels=["exact_gradient"], n=[32, 64], ref_rows=8),))
+    p = Preset(name="p", specs=(spec(passes=3, op="backward", kernels=["exact_gradient"], n=[32, 64], ref_rows=8,
+                                     min_run_time=0.05),))
     frame = run_sweep(p, tmp_path, threads=1, progress=False, executor=InProcessExecutor(), rates=RATES)
     assert (frame["status"] == "ok").all() and len(frame) == 6
     # Once per point, not once per pass: the sub-problem is built for each point's float64
@@ -252,4 +256,27 @@ def test_later_passes_reuse_the_points_peak_and_subproblem_error(tmp_path, monke
     assert (frame["ref_rows"] < frame["n"]).all()  # scored on the sub-problem
     for column in ("peak_bytes", "err_max", "err_fro_rel", "ref_rows"):
         assert frame.groupby("n")[column].nunique(dropna=False).eq(1).all(), column
-    assert frame["warmup_s"].gt(0).all()  # every visit still makes (and records) its warm-up call
+    assert frame["warmup_s"].gt(0).all()  # calls (≈ 1 ms) far below min_run_time: every visit warms up
+
+
+def test_a_later_visit_whose_one_call_fills_a_block_times_its_first_call(tmp_path, monkeypatch):
+    # Pass 0 warms up (and measures the peak); a later pass of a point whose first visit's call
+    # filled min_run_time makes no warm-up: its first call is timed and its output scored, so the
+    # visit costs its timed calls only. Errors and peak are the point's, in every pass.
+    import ditbench.measure.point as point
+
+    monkeypatch.setattr(point, "_VISITED", type(point._VISITED)())
+    fake_kernels.NAPS.clear()
+    p = Preset(name="p", specs=(spec(passes=3, kernels=["fake_napping"], n=[16, 32], min_run_time=0.005,
+                                     min_repeats=1),))
+    frame = run_sweep(p, tmp_path, threads=1, progress=False, executor=InProcessExecutor(), rates=RATES)
+    assert (frame["status"] == "ok").all() and len(frame) == 6
+    first, later = frame[frame["pass_index"] == 0], frame[frame["pass_index"] > 0]
+    assert first["warmup_s"].ge(fake_kernels.NAP_S).all() and later["warmup_s"].isna().all()
+    assert (later["calls_per_block"] == 1).all() and (later["repeats"] == 1).all()
+    assert min(min(json.loads(s)) for s in later["samples"]) >= fake_kernels.NAP_S
+    # Calls: pass 0 = warm-up + its timed calls; later passes = their timed calls, nothing else.
+    assert len(fake_kernels.NAPS) == len(first) + int((frame["repeats"] * frame["calls_per_block"]).sum())
+    for column in ("peak_bytes", "err_max", "err_fro_rel"):
+        assert frame.groupby("n")[column].nunique(dropna=False).eq(1).all(), column
+    assert frame["drift_ref_s"].notna().all()

@@ -30,7 +30,7 @@ from .cases import Case
 from .machine import Machine
 from .drift import bracket, drift_clock
 from .memory import heap_policy, measure_peak, minor_faults
-from .timing import time_call
+from .timing import one_call_timing, time_call
 from .family import get_family
 from .workloads import target_of
 
@@ -119,52 +119,80 @@ def measure_case(case: Case) -> dict[str, Any]:
     return finish(row, "ok", reason, wall_s=time.perf_counter() - start, **values)
 
 
-# Peak memory of the points this worker has measured, keyed by the point (its pass-0 case_id):
-# the peak is a property of the point, measured at its first visit; later passes reuse it, so
-# their warm-up is a plain call. Measuring needs the heap trimmed first (memory.measure_peak),
-# which made every later warm-up page-fault its whole working set again: ≈ 1.5× a call at the
-# largest sizes (exact at n = 2^14: 1.37 s against 0.90 s), a tenth of the default run.
-_PEAKS: OrderedDict[str, tuple[int | None, str]] = OrderedDict()  # pass 0's case_id → (peak_bytes, mem_method)
-PEAKS_KEPT = 4096
+# What a point's first visit in this worker measured, keyed by the point (its pass-0 case_id): the
+# peak memory is a property of the point, so later passes reuse it. Measuring it needs the heap
+# trimmed first (memory.measure_peak), which made every later warm-up page-fault its whole working
+# set again: ≈ 1.5× a call at the largest sizes (exact at n = 2^14: 1.37 s against 0.90 s).
+@dataclasses.dataclass(frozen=True)
+class FirstVisit:
+    peak_bytes: int | None
+    mem_method: str
+    call_s: float  # the first visit's median seconds per call
 
 
-def _warm_up(prepared: Any, case: Case) -> tuple[Any, int | None, str]:
-    """The first call of a visit: (output, peak_bytes, mem_method); measures the peak only at the
-    point's first visit in this worker (:data:`_PEAKS`)."""
-    point = dataclasses.replace(case, pass_index=0).case_id  # a string: any parameter value keys it
-    known = _PEAKS.get(point)
-    if known is not None:
-        return prepared.call(), *known
-    out, peak_bytes, mem_method = measure_peak(prepared.call, case.device)
-    _PEAKS[point] = (peak_bytes, mem_method)
-    while len(_PEAKS) > PEAKS_KEPT:
-        _PEAKS.popitem(last=False)
-    return out, peak_bytes, mem_method
+_VISITED: OrderedDict[str, FirstVisit] = OrderedDict()  # pass 0's case_id → what its first visit measured
+VISITS_KEPT = 4096
+
+
+def _point(case: Case) -> str:
+    return dataclasses.replace(case, pass_index=0).case_id  # a string: any parameter value keys it
+
+
+def _remember(case: Case, visit: FirstVisit) -> None:
+    _VISITED[_point(case)] = visit
+    while len(_VISITED) > VISITS_KEPT:
+        _VISITED.popitem(last=False)
+
+
+def _warm_start(case: Case, method: str) -> FirstVisit | None:
+    """The point's first visit when this visit may time its very first call: a later visit in this
+    worker of a point whose one call filled ``min_run_time`` (so a block is single calls), on a
+    host timer. Its first-call effects were paid at the first visit: in the three default runs of
+    record, ln(warm-up / median) of later passes at such points had medians 0.00–0.02 per kernel
+    and size (docs/measure.md "Passes"); the warm-up would only double the visit."""
+    visit = _VISITED.get(_point(case))
+    if visit is None or method not in ("blocked", "cpu") or visit.call_s < case.min_run_time:
+        return None
+    return visit
 
 
 def _measure(case: Case) -> dict[str, Any]:
     prepared = get_family(case.workload).prepare(case)
-    start = time.perf_counter()
-    out, peak_bytes, mem_method = _warm_up(prepared, case)  # first call: the warm-up (and peak, once)
-    warmup_s = time.perf_counter() - start  # kept as a timing (first-call effects), never fitted
-    # Scoring is untimed (the float64 reference, the guarantee's rounding pass, the sub-problem
-    # call): it runs on every core this process may use, whatever the timed calls' thread count.
-    with benchmark_threads(max(case.threads, usable_cores())):
-        metrics = prepared.score(out)
-    del out
     # On CUDA: device time from CUDA events with L2 flushed between calls (timing.cuda_event_timing).
     method = "cuda_events" if case.device.startswith("cuda") else case.timer
     # The drift reference (ditbench.measure.drift) right before and after the timed blocks, on the
     # same threads (measure_case set them): the fit regresses out the machine's speed drift that it
     # shares with the kernel. Not on CUDA, where the timing is device time.
     clock = drift_clock() if method != "cuda_events" else None
-    before = clock.seconds() if clock is not None else None
-    faults = minor_faults()
-    timing = time_call(prepared.call, threads=case.threads, min_run_time=case.min_run_time, method=method,
-                       min_repeats=case.min_repeats, warmup_s=warmup_s,
-                       label=f"{case.experiment}/{case.kernel}")
-    faults = minor_faults() - faults
-    drift_ref_s = bracket(before, clock.seconds()) if clock is not None and before is not None else None
+    known = _warm_start(case, method)
+    if known is not None:  # no warm-up: the first timed call's output is the one scored
+        peak_bytes, mem_method, warmup_s = known.peak_bytes, known.mem_method, None
+        before = clock.seconds() if clock is not None else None
+        faults = minor_faults()
+        timing, out = one_call_timing(prepared.call, threads=case.threads, min_run_time=case.min_run_time,
+                                      min_repeats=case.min_repeats, method=method)
+        faults = minor_faults() - faults
+        after = clock.seconds() if clock is not None else None
+    else:
+        start = time.perf_counter()
+        out, peak_bytes, mem_method = _warm_up(prepared, case)  # first call: the warm-up (and peak, once)
+        warmup_s = time.perf_counter() - start  # kept as a timing (first-call effects), never fitted
+    # Scoring is untimed (the float64 reference, the guarantee's rounding pass, the sub-problem
+    # call): it runs on every core this process may use, whatever the timed calls' thread count.
+    with benchmark_threads(max(case.threads, usable_cores())):
+        metrics = prepared.score(out)
+    del out
+    if known is None:
+        before = clock.seconds() if clock is not None else None
+        faults = minor_faults()
+        timing = time_call(prepared.call, threads=case.threads, min_run_time=case.min_run_time, method=method,
+                           min_repeats=case.min_repeats, warmup_s=warmup_s,
+                           label=f"{case.experiment}/{case.kernel}")
+        faults = minor_faults() - faults
+        after = clock.seconds() if clock is not None else None
+        if _point(case) not in _VISITED:
+            _remember(case, FirstVisit(peak_bytes, mem_method, timing.median_s))
+    drift_ref_s = bracket(before, after) if before is not None and after is not None else None
     return {
         **metrics, "median_s": timing.median_s, "iqr_s": timing.iqr_s, "repeats": timing.repeats, "timer": method,
         "calls_per_block": timing.calls_per_block, "peak_bytes": peak_bytes, "mem_method": mem_method,
@@ -172,6 +200,15 @@ def _measure(case: Case) -> dict[str, Any]:
         "faults_per_call": faults / (timing.repeats * timing.calls_per_block),
         "heap_policy": heap_policy(), "drift_ref_s": drift_ref_s,
     }
+
+
+def _warm_up(prepared: Any, case: Case) -> tuple[Any, int | None, str]:
+    """The first call of a visit: (output, peak_bytes, mem_method); measures the peak only at the
+    point's first visit in this worker (:data:`_VISITED`)."""
+    known = _VISITED.get(_point(case))
+    if known is not None:
+        return prepared.call(), known.peak_bytes, known.mem_method
+    return measure_peak(prepared.call, case.device)
 
 
 def usable_cores() -> int:

@@ -92,13 +92,35 @@ def one_call_blocks(fn: Callable[[], Any], clock: Callable[[], float], *, thread
     setting, until they add up to ``min_run_time`` and number at least ``min_repeats`` — what
     blocked_autorange does once its estimate says one call per block, without the estimate
     (``Timer.timeit`` would add two warm-up calls to every block)."""
+    return _single_calls(fn, clock, threads=threads, min_run_time=min_run_time, min_repeats=min_repeats)[0]
+
+
+def one_call_timing(fn: Callable[[], Any], *, threads: int, min_run_time: float, min_repeats: int,
+                    method: str = "blocked") -> tuple[Timing, Any]:
+    """:func:`one_call_blocks` on the clock of ``method`` ("blocked" or "cpu") with no warm-up,
+    returning the timing and the first call's output (so a caller that needs an output to score
+    makes no extra call). For a point already measured in this process whose one call fills
+    ``min_run_time`` (ditbench.measure.point)."""
+    if method not in ("blocked", "cpu"):
+        raise ValueError(f"one_call_timing needs a host timer ('blocked' or 'cpu'), not {method!r}")
+    clock = time.process_time if method == "cpu" else benchmark.utils.timer.timer
+    times, first = _single_calls(fn, clock, threads=threads, min_run_time=min_run_time, min_repeats=min_repeats)
+    return summarise(times, 1), first
+
+
+def _single_calls(fn: Callable[[], Any], clock: Callable[[], float], *, threads: int, min_run_time: float,
+                  min_repeats: int) -> tuple[list[float], Any]:
     times: list[float] = []
+    first: Any = None
     with benchmark.utils.common.set_torch_threads(threads):
         while sum(times) < min_run_time or len(times) < min_repeats:
             start = clock()
-            fn()
+            out = fn()
             times.append(clock() - start)
-    return times
+            if len(times) == 1:
+                first = out
+            del out
+    return times, first
 
 
 ##################################################################################################
