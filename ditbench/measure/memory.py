@@ -48,9 +48,14 @@ def _trim_heap() -> None:
 # tiles, the closed-form gradient's n×n products) then page-fault a varying share of them on every
 # call, depending on what earlier cases left in the heap — measured at n = 16384 (exact): 0 to 2 GB
 # of minor faults per call in one process, and one pass of a point timed up to 1.7× another.
-# Fixing the thresholds makes every call after the warm-up reuse the heap the warm-up grew.
-_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest allowed value: chunks above it are mmapped each time
+# Fixing the thresholds makes every call after the warm-up reuse the heap the warm-up grew. The
+# mmap threshold cannot exceed 32 MiB, and a chunk at or above it is mmapped, so page-faulted,
+# on every call: polynomial_autograd_gradient at n = 2^21 (n×d float32 = 32 MiB) took 32,000
+# minor faults per call and sat 15–25 % above its smaller sizes' time per row in the session-6
+# runs. So the worker also sets M_MMAP_MAX = 0 — no chunk is ever mmapped — and the large ones are
+# reused from the heap like the small ones.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
+MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest allowed value (moot once M_MMAP_MAX is 0)
 TRIM_THRESHOLD_BYTES = (1 << 31) - 1  # never trim on free (malloc_trim in measure_peak still does)
 
 
@@ -64,7 +69,7 @@ def fix_heap_policy() -> bool:
     try:
         libc = ctypes.CDLL("libc.so.6")
         fixed = bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)) and bool(
-            libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES))
+            libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD_BYTES)) and bool(libc.mallopt(_M_MMAP_MAX, 0))
     except (OSError, AttributeError):
         fixed = False
     if fixed:
