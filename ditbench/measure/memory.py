@@ -50,10 +50,10 @@ def _trim_heap() -> None:
 # of minor faults per call in one process, and one pass of a point timed up to 1.7× another.
 # Fixing the thresholds makes every call after the warm-up reuse the heap the warm-up grew. The
 # mmap threshold cannot exceed 32 MiB, and a chunk at or above it is mmapped, so page-faulted,
-# on every call: polynomial_autograd_gradient at n = 2^21 (n×d float32 = 32 MiB) took 32,000
-# minor faults per call and sat 15–25 % above its smaller sizes' time per row in the session-6
-# runs. So the worker also sets M_MMAP_MAX = 0 — no chunk is ever mmapped — and the large ones are
-# reused from the heap like the small ones.
+# on every call: polynomial_autograd_gradient at n = 2^21 (n×d float32 = 32 MiB) took 24,000–
+# 70,000 minor faults per call (median per run) and sat 15–25 % above its smaller sizes' time per
+# row in session 6's first quiet runs. So the worker also sets M_MMAP_MAX = 0 — no chunk is ever
+# mmapped — and the large ones are reused from the heap like the small ones.
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD, _M_MMAP_MAX = -1, -3, -4
 MMAP_THRESHOLD_BYTES = 32 << 20  # glibc's largest allowed value (moot once M_MMAP_MAX is 0)
 TRIM_THRESHOLD_BYTES = (1 << 31) - 1  # never trim on free (malloc_trim in measure_peak still does)

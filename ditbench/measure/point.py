@@ -16,8 +16,8 @@ import os
 import time
 import traceback
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 import torch
 from torch.utils.benchmark.utils.common import set_torch_threads as benchmark_threads
@@ -160,39 +160,25 @@ def _measure(case: Case) -> dict[str, Any]:
     prepared = get_family(case.workload).prepare(case)
     # On CUDA: device time from CUDA events with L2 flushed between calls (timing.cuda_event_timing).
     method = "cuda_events" if case.device.startswith("cuda") else case.timer
-    # The drift reference (ditbench.measure.drift) right before and after the timed blocks, on the
-    # same threads (measure_case set them): the fit regresses out the machine's speed drift that it
-    # shares with the kernel. Not on CUDA, where the timing is device time.
-    clock = drift_clock() if method != "cuda_events" else None
     known = _warm_start(case, method)
-    if known is not None:  # no warm-up: the first timed call's output is the one scored
-        peak_bytes, mem_method, warmup_s = known.peak_bytes, known.mem_method, None
-        before = clock.seconds() if clock is not None else None
-        faults = minor_faults()
-        timing, out = one_call_timing(prepared.call, threads=case.threads, min_run_time=case.min_run_time,
-                                      min_repeats=case.min_repeats, method=method)
-        faults = minor_faults() - faults
-        after = clock.seconds() if clock is not None else None
-    else:
+    if known is None:
         start = time.perf_counter()
         out, peak_bytes, mem_method = _warm_up(prepared, case)  # first call: the warm-up (and peak, once)
         warmup_s = time.perf_counter() - start  # kept as a timing (first-call effects), never fitted
-    # Scoring is untimed (the float64 reference, the guarantee's rounding pass, the sub-problem
-    # call): it runs on every core this process may use, whatever the timed calls' thread count.
-    with benchmark_threads(max(case.threads, usable_cores())):
-        metrics = prepared.score(out)
-    del out
-    if known is None:
-        before = clock.seconds() if clock is not None else None
-        faults = minor_faults()
-        timing = time_call(prepared.call, threads=case.threads, min_run_time=case.min_run_time, method=method,
-                           min_repeats=case.min_repeats, warmup_s=warmup_s,
-                           label=f"{case.experiment}/{case.kernel}")
-        faults = minor_faults() - faults
-        after = clock.seconds() if clock is not None else None
+        metrics = _score(prepared, case, out)
+        del out
+        timing, faults, drift_ref_s = _timed(lambda: time_call(
+            prepared.call, threads=case.threads, min_run_time=case.min_run_time, method=method,
+            min_repeats=case.min_repeats, warmup_s=warmup_s, label=f"{case.experiment}/{case.kernel}"), method)
         if _point(case) not in _VISITED:
             _remember(case, FirstVisit(peak_bytes, mem_method, timing.median_s))
-    drift_ref_s = bracket(before, after) if before is not None and after is not None else None
+    else:  # no warm-up: the first timed call's output is the one scored
+        peak_bytes, mem_method, warmup_s = known.peak_bytes, known.mem_method, None
+        (timing, out), faults, drift_ref_s = _timed(lambda: one_call_timing(
+            prepared.call, threads=case.threads, min_run_time=case.min_run_time,
+            min_repeats=case.min_repeats, method=method), method)
+        metrics = _score(prepared, case, out)
+        del out
     return {
         **metrics, "median_s": timing.median_s, "iqr_s": timing.iqr_s, "repeats": timing.repeats, "timer": method,
         "calls_per_block": timing.calls_per_block, "peak_bytes": peak_bytes, "mem_method": mem_method,
@@ -200,6 +186,31 @@ def _measure(case: Case) -> dict[str, Any]:
         "faults_per_call": faults / (timing.repeats * timing.calls_per_block),
         "heap_policy": heap_policy(), "drift_ref_s": drift_ref_s,
     }
+
+
+T = TypeVar("T")
+
+
+def _timed(run: Callable[[], T], method: str) -> tuple[T, int, float | None]:
+    """``run()`` (the timed blocks) with what brackets them: (its result, minor page faults during
+    it, drift reference seconds). The drift reference (ditbench.measure.drift) runs right before
+    and after, on the same threads (measure_case set them): the fit regresses out the machine's
+    speed drift that it shares with the kernel. Not on CUDA, where the timing is device time."""
+    clock = drift_clock() if method != "cuda_events" else None
+    before = clock.seconds() if clock is not None else None
+    faults = minor_faults()
+    result = run()
+    faults = minor_faults() - faults
+    drift_ref_s = bracket(before, clock.seconds()) if clock is not None and before is not None else None
+    return result, faults, drift_ref_s
+
+
+def _score(prepared: Any, case: Case, out: Any) -> dict[str, Any]:
+    """The output's metrics. Scoring is untimed (the float64 reference, the guarantee's rounding
+    pass, the sub-problem call): it runs on every core this process may use, whatever the timed
+    calls' thread count."""
+    with benchmark_threads(max(case.threads, usable_cores())):
+        return dict(prepared.score(out))
 
 
 def _warm_up(prepared: Any, case: Case) -> tuple[Any, int | None, str]:
