@@ -29,6 +29,7 @@ from .budget import budget_fields, budget_reasons, predicted, reference_flops
 from .cases import Case
 from .machine import Machine
 from .drift import bracket, drift_clock
+from .memo import remembered
 from .memory import heap_policy, measure_peak, minor_faults
 from .timing import one_call_timing, time_call
 from .family import get_family
@@ -131,54 +132,40 @@ class FirstVisit:
 
 
 _VISITED: OrderedDict[str, FirstVisit] = OrderedDict()  # pass 0's case_id → what its first visit measured
-VISITS_KEPT = 4096
 
 
-def _point(case: Case) -> str:
-    return dataclasses.replace(case, pass_index=0).case_id  # a string: any parameter value keys it
-
-
-def _remember(case: Case, visit: FirstVisit) -> None:
-    _VISITED[_point(case)] = visit
-    while len(_VISITED) > VISITS_KEPT:
-        _VISITED.popitem(last=False)
-
-
-def _warm_start(case: Case, method: str) -> FirstVisit | None:
-    """The point's first visit when this visit may time its very first call: a later visit in this
-    worker of a point whose one call filled ``min_run_time`` (so a block is single calls), on a
+def _warm_start(case: Case, method: str, visit: FirstVisit) -> bool:
+    """Whether a later visit in this worker (``visit`` is the point's first) may time its very
+    first call: the point's one call filled ``min_run_time`` (so a block is single calls), on a
     host timer. Its first-call effects were paid at the first visit: in the three default runs of
     record, ln(warm-up / median) of later passes at such points had medians 0.00–0.02 per kernel
     and size (docs/measure.md "Passes"); the warm-up would only double the visit."""
-    visit = _VISITED.get(_point(case))
-    if visit is None or method not in ("blocked", "cpu") or visit.call_s < case.min_run_time:
-        return None
-    return visit
+    return method in ("blocked", "cpu") and visit.call_s >= case.min_run_time
 
 
 def _measure(case: Case) -> dict[str, Any]:
     prepared = get_family(case.workload).prepare(case)
     # On CUDA: device time from CUDA events with L2 flushed between calls (timing.cuda_event_timing).
     method = "cuda_events" if case.device.startswith("cuda") else case.timer
-    known = _warm_start(case, method)
-    if known is None:
+    point = dataclasses.replace(case, pass_index=0).case_id  # a string: any parameter value keys it
+    visit = _VISITED.get(point)
+    if visit is not None and _warm_start(case, method, visit):  # the first timed call's output is scored
+        peak_bytes, mem_method, warmup_s = visit.peak_bytes, visit.mem_method, None
+        (timing, out), faults, drift_ref_s = _timed(lambda: one_call_timing(
+            prepared.call, threads=case.threads, min_run_time=case.min_run_time,
+            min_repeats=case.min_repeats, method=method), method)
+        metrics = _score(prepared, case, out)
+        del out
+    else:
         start = time.perf_counter()
-        out, peak_bytes, mem_method = _warm_up(prepared, case)  # first call: the warm-up (and peak, once)
+        out, peak_bytes, mem_method = _warm_up(prepared, case, visit)  # first call: the warm-up (and peak, once)
         warmup_s = time.perf_counter() - start  # kept as a timing (first-call effects), never fitted
         metrics = _score(prepared, case, out)
         del out
         timing, faults, drift_ref_s = _timed(lambda: time_call(
             prepared.call, threads=case.threads, min_run_time=case.min_run_time, method=method,
             min_repeats=case.min_repeats, warmup_s=warmup_s, label=f"{case.experiment}/{case.kernel}"), method)
-        if _point(case) not in _VISITED:
-            _remember(case, FirstVisit(peak_bytes, mem_method, timing.median_s))
-    else:  # no warm-up: the first timed call's output is the one scored
-        peak_bytes, mem_method, warmup_s = known.peak_bytes, known.mem_method, None
-        (timing, out), faults, drift_ref_s = _timed(lambda: one_call_timing(
-            prepared.call, threads=case.threads, min_run_time=case.min_run_time,
-            min_repeats=case.min_repeats, method=method), method)
-        metrics = _score(prepared, case, out)
-        del out
+        remembered(_VISITED, point, lambda: FirstVisit(peak_bytes, mem_method, timing.median_s))
     return {
         **metrics, "median_s": timing.median_s, "iqr_s": timing.iqr_s, "repeats": timing.repeats, "timer": method,
         "calls_per_block": timing.calls_per_block, "peak_bytes": peak_bytes, "mem_method": mem_method,
@@ -213,12 +200,11 @@ def _score(prepared: Any, case: Case, out: Any) -> dict[str, Any]:
         return dict(prepared.score(out))
 
 
-def _warm_up(prepared: Any, case: Case) -> tuple[Any, int | None, str]:
+def _warm_up(prepared: Any, case: Case, visit: FirstVisit | None) -> tuple[Any, int | None, str]:
     """The first call of a visit: (output, peak_bytes, mem_method); measures the peak only at the
-    point's first visit in this worker (:data:`_VISITED`)."""
-    known = _VISITED.get(_point(case))
-    if known is not None:
-        return prepared.call(), known.peak_bytes, known.mem_method
+    point's first visit in this worker (``visit`` is None, :data:`_VISITED`)."""
+    if visit is not None:
+        return prepared.call(), visit.peak_bytes, visit.mem_method
     return measure_peak(prepared.call, case.device)
 
 

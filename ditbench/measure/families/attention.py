@@ -18,7 +18,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -29,6 +29,7 @@ from ...gradient import exact_gradient
 from ..cases import Case, Geometry
 from ..expr import parse_expression
 from ..family import Family
+from ..memo import remembered
 from ..spec import SweepSpec
 from ..workloads import (Check, Prepared, Target, error_metrics, planted_, realised, reference_rows, target_of,
                          uniform_)
@@ -237,7 +238,7 @@ def prepare(case: Case) -> Prepared:
 
     def score(out: Tensor) -> dict[str, Any]:
         start = time.perf_counter()
-        reference = _remembered(_CHECKS, reference_key(case), lambda: op.check(case, inputs))
+        reference = remembered(_CHECKS, reference_key(case), lambda: op.check(case, inputs))
         ref_s = time.perf_counter() - start
         rows = reference.subproblem_rows
         if rows is None:
@@ -255,9 +256,7 @@ def prepare(case: Case) -> Prepared:
 # instead of recomputing it (ref_s ≈ 0 on their rows).
 # A Check holds only row-sized tensors (≤ ref_rows rows, or d×d for gradients), a few KiB, so a
 # whole run's fit in memory; the bound only keeps a pathological run from growing without limit.
-_CHECKS: OrderedDict[tuple, Check] = OrderedDict()
-CHECKS_KEPT = 4096
-T = TypeVar("T")
+_CHECKS: OrderedDict[tuple, Check] = OrderedDict()  # bounded: ditbench.measure.memo
 
 
 def reference_key(case: Case) -> tuple:
@@ -266,17 +265,6 @@ def reference_key(case: Case) -> tuple:
     and the kernel's target, if any — not the kernel itself, its parameters or the pass."""
     return (case.op, case.n, case.m, case.d, case.dv, case.bound, case.scale, case.dtype, case.device, case.seed,
             case.value_bound, case.setting, case.ref_rows, target_of(case.kernel) if case.op == "forward" else None)
-
-
-def _remembered(store: OrderedDict[tuple, T], key: tuple, compute: Callable[[], T]) -> T:
-    """``store[key]``, computed by ``compute()`` the first time this worker meets ``key``; the
-    oldest entries go once ``store`` holds more than :data:`CHECKS_KEPT`."""
-    value = store.get(key)
-    if value is None:
-        value = store[key] = compute()
-        while len(store) > CHECKS_KEPT:
-            store.popitem(last=False)
-    return value
 
 
 def _kernel_key(case: Case) -> tuple:
@@ -298,7 +286,7 @@ def _subproblem_score(case: Case, inputs: tuple[Tensor, ...], rows: Tensor, refe
         out = KERNELS[case.kernel](*row_subproblem(inputs, rows), scale=case.scale, **case.kwargs)
         return {**error_metrics(out, reference), "ref_rows": int(rows.numel())}
 
-    metrics: dict[str, Any] = _remembered(_SUBSCORES, _kernel_key(case), score)
+    metrics: dict[str, Any] = remembered(_SUBSCORES, _kernel_key(case), score)
     return dict(metrics)  # a copy: callers add to it
 
 
@@ -311,7 +299,7 @@ _REALISED: OrderedDict[tuple, dict[str, Any]] = OrderedDict()
 
 
 def _realised(case: Case, inputs: tuple[Tensor, ...], rows: Tensor | None) -> dict[str, Any]:
-    info: dict[str, Any] = _remembered(_REALISED, _kernel_key(case), lambda: realised(case, inputs, rows))
+    info: dict[str, Any] = remembered(_REALISED, _kernel_key(case), lambda: realised(case, inputs, rows))
     return dict(info)  # a copy: callers add to it
 
 
